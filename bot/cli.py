@@ -1,0 +1,157 @@
+"""The ``techassist`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.settings import Settings
+from bot.wiring import build, open_workorders
+from bridges.memory import MemoryBridge, render
+from orchestrator_core.errors import PlanError, StoreError, WorkOrderError
+from orchestrator_core.plans import validate_files
+from orchestrator_core.tools import default_registry
+from orchestrator_core.workorders import prioritize
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``techassist`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        status: int = args.run(settings, args)
+        return status
+    except PlanError as exc:
+        print("The plans are invalid, so TechAssist will not start:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except (WorkOrderError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="techassist", description="TechAssist: guides field technicians through work orders."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="chat in this terminal, with no server")
+    chat.add_argument("--cuid", help="identify as this technician straight away")
+    chat.set_defaults(run=_chat)
+
+    orders = commands.add_parser("orders", help="manage the work-order database")
+    order_commands = orders.add_subparsers(required=True, metavar="ACTION")
+    seed = order_commands.add_parser("seed", help="load the demo data into an empty database")
+    seed.set_defaults(run=_orders_seed)
+    imp = order_commands.add_parser("import", help="import technicians, orders and inventory")
+    imp.add_argument("file", type=Path, help="a JSON file in the import format (see README)")
+    imp.set_defaults(run=_orders_import)
+    lst = order_commands.add_parser("list", help="list a technician's orders, most urgent first")
+    lst.add_argument("--cuid", required=True)
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lst.set_defaults(run=_orders_list)
+
+    plans = commands.add_parser("plans", help="check plan files")
+    plan_commands = plans.add_subparsers(required=True, metavar="ACTION")
+    validate = plan_commands.add_parser("validate", help="validate plan files")
+    validate.add_argument("files", nargs="*", type=Path, help="default: the configured plans")
+    validate.set_defaults(run=_plans_validate)
+    return parser
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_chat_loop(settings, args.cuid))
+
+
+async def _chat_loop(settings: Settings, cuid: str | None) -> int:
+    services = build(settings)
+    user = cuid.upper() if cuid else getpass.getuser()
+    bridge = MemoryBridge(services.orchestrator, user, bridge="terminal")
+    print("TechAssist chat. Type 'help' at any point, 'quit' to leave.\n")
+    try:
+        print(render(await bridge.start(cuid)))
+        while not bridge.closed:
+            try:
+                line = await asyncio.to_thread(input, "> ")
+            except (EOFError, KeyboardInterrupt):
+                line = "quit"
+            print(render(await bridge.say(line)))
+    finally:
+        await services.aclose()
+    return 0
+
+
+def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
+    db = open_workorders(settings.model_copy(update={"seed_demo": False}))
+    try:
+        seeded = db.seed_demo()
+    finally:
+        db.close()
+    where = settings.workorders_path
+    print(f"Seeded the demo data into {where}." if seeded else f"{where} already has data.")
+    return 0
+
+
+def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
+    db = open_workorders(settings.model_copy(update={"seed_demo": False}))
+    try:
+        summary = db.import_file(args.file)
+    finally:
+        db.close()
+    print(f"Imported {summary}.")
+    return 0
+
+
+def _orders_list(settings: Settings, args: argparse.Namespace) -> int:
+    db = open_workorders(settings)
+    try:
+        cuid = args.cuid.upper()
+        if db.get_technician(cuid) is None:
+            print(f"No technician with CUID {cuid}.", file=sys.stderr)
+            return 1
+        orders = db.list_orders(cuid)
+    finally:
+        db.close()
+    ranked = {o.order_id: i for i, o in enumerate(prioritize(orders), 1)}
+    orders.sort(key=lambda o: (ranked.get(o.order_id, len(ranked) + 1), o.order_id))
+    if args.json:
+        rows = [dict(o.model_dump(mode="json"), priority=ranked.get(o.order_id)) for o in orders]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'#':>3}  {'ORDER':<10} {'TYPE':<13} {'STATUS':<12} {'SCHEDULED START':<26} CUSTOMER")
+    for order in orders:
+        rank = ranked.get(order.order_id)
+        print(
+            f"{rank if rank else '-':>3}  {order.order_id:<10} {order.order_type:<13} "
+            f"{order.status:<12} {str(order.scheduled_start):<26} {order.customer_name}"
+        )
+    return 0
+
+
+def _plans_validate(settings: Settings, args: argparse.Namespace) -> int:
+    files: list[Path] = args.files or sorted(settings.plans_dir.glob("*.json"))
+    files = [f for f in files if not f.name.endswith(".schema.json")]
+    problems = validate_files(files, default_registry())
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{len(files)} plan file(s) valid.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Builds TechAssist's objects from settings; the only place that wires them together."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bot.settings import Settings
+from orchestrator_core.inner_agent import InnerAgent
+from orchestrator_core.orchestrator import Orchestrator
+from orchestrator_core.plans import PlanLibrary, load_plans
+from orchestrator_core.session_manager import SessionManager
+from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
+from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
+from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
+from orchestrator_core.workorders import WorkOrderDB
+
+log = logging.getLogger("techassist")
+
+
+@dataclass
+class Services:
+    """Everything a running TechAssist holds; ``aclose`` releases it."""
+
+    settings: Settings
+    store: SessionStore
+    sessions: SessionManager
+    workorders: WorkOrderDB
+    registry: ToolRegistry
+    plans: PlanLibrary
+    agent: InnerAgent
+    orchestrator: Orchestrator
+    closed: bool = field(default=False)
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.store.aclose()
+            self.workorders.close()
+
+
+def build_store(settings: Settings) -> SessionStore:
+    if settings.store == "memory":
+        return MemoryStore()
+    return SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
+
+
+def open_workorders(settings: Settings) -> WorkOrderDB:
+    """Open the work-order database, seeding the demo data into an empty one if enabled."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = WorkOrderDB(settings.workorders_path)
+    if settings.seed_demo and db.seed_demo():
+        log.info("seeded the demo work orders into %s", settings.workorders_path)
+    return db
+
+
+def build(settings: Settings) -> Services:
+    """Build the whole object graph; raises PlanError on an invalid plan, before anything runs."""
+    registry = default_registry()
+    plans = load_plans(settings.plans_dir, registry)
+    workorders = open_workorders(settings)
+    simulator = NetworkSimulator(
+        SimulatorConfig(
+            latency_ms=settings.sim_latency_ms,
+            failures=SimulatorConfig.parse_failures(settings.sim_failures),
+            failure_rate=settings.sim_failure_rate,
+        )
+    )
+    agent = InnerAgent(
+        registry,
+        ToolContext(db=workorders, sim=simulator),
+        timeout=settings.tool_timeout,
+        retries=settings.tool_retries,
+    )
+    store = build_store(settings)
+    sessions = SessionManager(store)
+    return Services(
+        settings=settings,
+        store=store,
+        sessions=sessions,
+        workorders=workorders,
+        registry=registry,
+        plans=plans,
+        agent=agent,
+        orchestrator=Orchestrator(sessions, plans, agent),
+    )

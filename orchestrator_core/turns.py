@@ -1,0 +1,117 @@
+"""What goes into the core and what comes out: transport-neutral turns and replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """Identifies one conversation: which bridge, workspace, channel and user.
+
+    Bridges without workspaces or channels pass empty strings, never ``None``.
+    """
+
+    bridge: str
+    workspace: str
+    channel: str
+    user: str
+
+    def __post_init__(self) -> None:
+        for name in ("bridge", "workspace", "channel", "user"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"SessionKey.{name} must be a str, got {type(value).__name__}")
+        if not self.bridge or not self.user:
+            raise ValueError(f"SessionKey needs a bridge and a user, got {self!r}")
+
+    def as_str(self) -> str:
+        """The one string form of a key, used by every store; parts are %-escaped."""
+        return "techassist:" + ":".join(
+            _escape(part) for part in (self.bridge, self.workspace, self.channel, self.user)
+        )
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+class TurnKind(str, Enum):
+    """How a turn came in."""
+
+    MESSAGE = "message"
+    """The technician typed text."""
+    ACTION = "action"
+    """The technician pressed a button; ``text`` holds the button's value."""
+    START = "start"
+    """A new connection opened (websocket connect, chat start): say where things stand."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingTurn:
+    """One event from a technician, as a bridge hands it to ``Orchestrator.handle``.
+
+    ``message_id`` lets the core recognise a redelivered event and answer it
+    from the stored replies without running anything again. ``cuid`` is set by
+    bridges that already know who the user is (a websocket client's first
+    frame, a Slack user mapped to a technician).
+    """
+
+    key: SessionKey
+    text: str = ""
+    kind: TurnKind = TurnKind.MESSAGE
+    message_id: str | None = None
+    cuid: str | None = None
+
+
+class ReplyKind(str, Enum):
+    DISPLAY = "display"
+    """Information; when it is the last reply of a turn, the conversation is over for now."""
+    PROMPT = "prompt"
+    """A question the technician is expected to answer."""
+
+
+class Reply(BaseModel):
+    """One message for the technician. Bridges render it as frames, Block Kit or HTML."""
+
+    kind: ReplyKind
+    text: str
+    data: dict[str, Any] | None = None
+    needs: str | None = None
+    """The parameter this prompt asks for, if any."""
+    choices: list[str] = Field(default_factory=list)
+    """The answers accepted here; a bridge may render them as buttons."""
+
+    @classmethod
+    def display(cls, text: str, data: dict[str, Any] | None = None) -> Reply:
+        return cls(kind=ReplyKind.DISPLAY, text=text, data=data)
+
+    @classmethod
+    def prompt(
+        cls,
+        text: str,
+        *,
+        needs: str | None = None,
+        choices: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Reply:
+        return cls(kind=ReplyKind.PROMPT, text=text, needs=needs, choices=choices or [], data=data)
+
+
+def conversation_closed(replies: list[Reply]) -> bool:
+    """True when a turn's replies end the conversation (its last reply is no question)."""
+    return bool(replies) and replies[-1].kind is ReplyKind.DISPLAY
+
+
+__all__ = [
+    "IncomingTurn",
+    "Reply",
+    "ReplyKind",
+    "SessionKey",
+    "TurnKind",
+    "conversation_closed",
+]
