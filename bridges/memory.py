@@ -6,7 +6,7 @@ terminal on top of it. Like every bridge it only translates.
 
 from __future__ import annotations
 
-from itertools import count
+import uuid
 
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind, conversation_closed
@@ -28,7 +28,6 @@ class MemoryBridge:
     ) -> None:
         self.orchestrator = orchestrator
         self.key = SessionKey(bridge, workspace, channel, user)
-        self._ids = count(1)
         self.closed = False
 
     async def start(self, cuid: str | None = None) -> list[Reply]:
@@ -36,7 +35,7 @@ class MemoryBridge:
         return await self._send(IncomingTurn(self.key, kind=TurnKind.START, cuid=cuid))
 
     async def say(self, text: str, message_id: str | None = None) -> list[Reply]:
-        """Send a typed message; each gets a fresh message id unless one is given."""
+        """Send a typed message; each gets a fresh, unique message id unless one is given."""
         return await self._send(IncomingTurn(self.key, text=text, message_id=self._id(message_id)))
 
     async def click(self, value: str, message_id: str | None = None) -> list[Reply]:
@@ -46,7 +45,7 @@ class MemoryBridge:
         )
 
     def _id(self, message_id: str | None) -> str:
-        return message_id if message_id is not None else f"m{next(self._ids)}"
+        return message_id if message_id is not None else uuid.uuid4().hex
 
     async def _send(self, turn: IncomingTurn) -> list[Reply]:
         replies = await self.orchestrator.handle(turn)

@@ -1,1 +1,1 @@
-"""TechAssist core: the conversation state machine, plans, sessions and tools, free of any transport."""
+"""TechAssist core: the conversation, plans, sessions and tools, free of any transport."""

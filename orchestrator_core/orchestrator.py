@@ -220,7 +220,7 @@ class Orchestrator:
             session.phase = Phase.IDLE
             return [Reply.display("No order picked.")]
         chosen: dict[str, Any] | None = None
-        if word.isdigit() and 1 <= int(word) <= len(options):
+        if word.isascii() and word.isdigit() and 1 <= int(word) <= len(options):
             chosen = options[int(word) - 1]
         else:
             chosen = next((o for o in session.orders if o["order_id"].lower() == word), None)
@@ -594,16 +594,20 @@ class Orchestrator:
                                 "completed": list(session.completed)}
         lines = [f"Technician: {session.technician_name} ({session.cuid})"]
         if session.order is None:
-            lines.append(f"No order in progress. Open orders: {len(session.orders)}.")
+            lines.append("No order in progress.")
         else:
             plan = self._snapshots.get(session)
             values = self._masked(plan, session.values)
             lines.append(f"Order: {texts.order_line(session.order)}")
-            lines.append(f"{self._step_label(plan, session)}: {self._current_task(plan, session)}")
+            if session.phase is Phase.POST_TASK:
+                lines.append("All steps done.")
+            else:
+                lines.append(f"{self._step_label(plan, session)}: {self._current_task(plan, session)}")
             if values:
                 lines.append("Values: " + ", ".join(f"{k}={v}" for k, v in values.items()))
             data.update(order=texts.order_card(session.order), step=session.step_index + 1,
                         steps=len(plan.steps), values=values)
+        lines.append(f"Open orders: {len(session.orders)}.")
         if session.completed:
             lines.append(f"Completed: {', '.join(session.completed)}")
         return Reply.display("\n".join(lines), data=data)
@@ -671,7 +675,7 @@ class Orchestrator:
         assert name is not None
         param = plan.parameter(name)
         text = param.prompt
-        if param.example:
+        if param.example and param.example not in text:
             text += f" (e.g. {param.example})"
         if session.edit_queue and name in session.values:
             current = mask(session.values[name]) if param.sensitive else session.values[name]

@@ -40,6 +40,12 @@ _FALSE_WORDS = frozenset(
     }
 )
 
+# A reply that starts with one of these ("yes, all good", "no, not yet") means it.
+_LEADING_WORDS = {
+    "yes": True, "y": True, "yeah": True, "yep": True, "yup": True,
+    "no": False, "n": False, "nope": False, "nah": False,
+}
+
 _KEY = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _PAIR = re.compile(
     rf"""(?P<key>{_KEY})\s*=\s*
@@ -200,12 +206,12 @@ def validate_value(param: Parameter, raw: Any) -> Valid | Invalid:
     try:
         return _validate(param, raw)
     except Exception:  # noqa: BLE001 - the contract is "never raises", whatever comes in
-        return Invalid("That value could not be read.")
+        return Invalid("it could not be read.")
 
 
 def _validate(param: Parameter, raw: Any) -> Valid | Invalid:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return Invalid("No value was given.")
+        return Invalid("no value was given.")
     if param.type is ParamType.INTEGER:
         return _check_range(param, _to_integer(param, raw))
     if param.type is ParamType.NUMBER:
@@ -218,8 +224,10 @@ def _validate(param: Parameter, raw: Any) -> Valid | Invalid:
 
 
 def _shown(param: Parameter, raw: Any) -> str:
+    # The orchestrator puts a reason after "That <name> isn't valid: ", so a
+    # hidden value reads as "it".
     if param.sensitive:
-        return "That value"
+        return "it"
     text = raw.strip() if isinstance(raw, str) else repr(raw)
     if len(text) > _SHOWN_CHARS:
         text = text[: _SHOWN_CHARS - 1] + "…"
@@ -298,6 +306,9 @@ def _to_boolean(param: Parameter, raw: Any) -> Valid | Invalid:
             return Valid(True)
         if word in _FALSE_WORDS:
             return Valid(False)
+        first = re.split(r"[\s,;:.!-]+", word, maxsplit=1)[0]
+        if first in _LEADING_WORDS:
+            return Valid(_LEADING_WORDS[first])
     return Invalid(f"{_shown(param, raw)} is not a yes or no answer.")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 YES = frozenset({"yes", "y", "yeah", "yep", "ok", "okay", "sure", "confirm", "start"})
@@ -56,7 +56,7 @@ def order_card(order: Mapping[str, Any]) -> dict[str, Any]:
     return card
 
 
-def numbered(orders: list[Mapping[str, Any]]) -> str:
+def numbered(orders: Sequence[Mapping[str, Any]]) -> str:
     """The orders as a numbered list, one per line."""
     return "\n".join(f"{i}. {order_line(o)}" for i, o in enumerate(orders, 1))
 

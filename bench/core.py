@@ -1,0 +1,134 @@
+"""Benchmark: full installation conversations through the in-memory bridge on SQLite.
+
+Run ``python -m bench.core [--conversations N]``. In the same run it measures a
+bare store load-and-save round trip of a session of the same size, and prints
+the turn figures next to it as a ratio. Everything runs in a temporary data
+directory; nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from bot.wiring import build
+from bridges.memory import MemoryBridge
+from orchestrator_core.stores import SqliteStore
+
+MODEL = "716GE"
+
+
+def dataset(n: int) -> dict[str, Any]:
+    """n technicians, each with one installation order and an ONT in inventory."""
+    return {
+        "technicians": [{"cuid": f"BT{i:04d}", "name": f"Bench Tech {i}"} for i in range(n)],
+        "orders": [
+            {
+                "order_id": f"BENCH-{i:05d}",
+                "cuid": f"BT{i:04d}",
+                "order_type": "installation",
+                "status": "assigned",
+                "scheduled_start": "2026-11-25T09:00:00+00:00",
+                "scheduled_end": "2026-11-25T11:00:00+00:00",
+                "created_at": "2026-11-20T08:00:00+00:00",
+                "customer_name": f"Customer {i}",
+                "address": f"{i} Bench Street",
+                "service_tier": "500M",
+            }
+            for i in range(n)
+        ],
+        "inventory": [
+            {"serial": f"ALCL{i:08X}", "model": MODEL, "status": "available"} for i in range(n)
+        ],
+    }
+
+
+SCRIPT = [
+    "yes",
+    "{'ethernet_port': 2, 'fsan': 'ALCL%08X', 'model': '716GE'}",
+    "ssid=Bench%d wifi_password=correct-horse",
+    "yes",
+    "end",
+]
+
+
+async def conversation(bridge: MemoryBridge, i: int, cuid: str, latencies: list[float]) -> None:
+    t0 = time.perf_counter()
+    await bridge.start(cuid)
+    latencies.append(time.perf_counter() - t0)
+    for line in SCRIPT:
+        text = line % i if "%" in line else line
+        t0 = time.perf_counter()
+        replies = await bridge.say(text)
+        latencies.append(time.perf_counter() - t0)
+        assert replies, text
+    assert "Orders completed this session" in replies[-1].text, replies[-1].text
+
+
+async def store_round_trips(path: Path, payload: str, n: int) -> list[float]:
+    store = SqliteStore(path)
+    try:
+        version = await store.save("bench", payload, 0)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            loaded = await store.load("bench")
+            assert loaded is not None
+            version = await store.save("bench", loaded.data, version)
+            times.append(time.perf_counter() - t0)
+        return times
+    finally:
+        await store.aclose()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(conversations: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
+        data_dir = Path(tmp)
+        settings = Settings(data_dir=data_dir, seed_demo=False, log_level="WARNING")
+        services = build(settings)
+        services.workorders.import_data(dataset(conversations))
+        latencies: list[float] = []
+        try:
+            t0 = time.perf_counter()
+            for i in range(conversations):
+                cuid = f"BT{i:04d}"
+                await conversation(MemoryBridge(services.orchestrator, cuid), i, cuid, latencies)
+            elapsed = time.perf_counter() - t0
+            stored = await services.store.load(
+                MemoryBridge(services.orchestrator, "BT0000").key.as_str()
+            )
+            assert stored is not None
+            payload = stored.data
+        finally:
+            await services.aclose()
+        trips = await store_round_trips(data_dir / "rt.db", payload, len(latencies))
+
+    turn_p50, turn_p99 = pct(latencies, 0.50), pct(latencies, 0.99)
+    trip_p50, trip_p99 = pct(trips, 0.50), pct(trips, 0.99)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+          f"{platform.python_version()}, {platform.platform()}")
+    print(f"conversations: {conversations}, turns: {len(latencies)}, session size: {len(payload)} B")
+    print(f"turns/s:          {len(latencies) / elapsed:10.0f}")
+    print(f"turn p50 / p99:   {turn_p50 * 1e3:8.3f} ms / {turn_p99 * 1e3:.3f} ms   (target p99 <= 5 ms)")
+    print(f"store round trip: {trip_p50 * 1e3:8.3f} ms / {trip_p99 * 1e3:.3f} ms (load + versioned save)")
+    print(f"ratio turn/round trip p50: {turn_p50 / trip_p50:6.1f}   (target <= 3)")
+    print(f"mean turn {statistics.fmean(latencies) * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--conversations", type=int, default=300)
+    asyncio.run(main(parser.parse_args().conversations))

@@ -1,0 +1,215 @@
+"""The inner agent: runs one tool call safely and says how it went, never raising.
+
+For each call it validates and coerces the arguments against the tool's
+signature, applies a timeout to every try, retries transient failures of
+idempotent tools with a short backoff, and records every try in the audit
+table with sensitive arguments masked. A call whose (session, order, step,
+attempt) already succeeded is answered from the audit without running the
+tool again, so a turn replayed after a crash repeats no side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from orchestrator_core.errors import ToolFailed, TransientToolError
+from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
+
+log = logging.getLogger("techassist.inner_agent")
+
+ErrorKind = Literal["failed", "transient", "timeout", "bad_arguments", "unknown_tool", "internal"]
+MASK = "***"
+
+
+class ToolResult(BaseModel):
+    """How a tool call went: outputs on success, an error kind and a plain message otherwise."""
+
+    ok: bool
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error_kind: ErrorKind | None = None
+    message: str = ""
+    """For the technician: says what failed and why, in plain words."""
+    attempts: int = 0
+    """Tries actually made: 0 when the tool did not run (bad arguments, a replay)."""
+    duration_ms: float = 0.0
+    replayed: bool = False
+    """True when the outputs come from the audit of an earlier identical call."""
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Where a call belongs, which makes it recognisable when a turn is replayed.
+
+    ``attempt`` must change whenever the caller means a new call (a retry the
+    technician asked for, new values): the same (session_id, order_id, step_id,
+    attempt) that once succeeded is answered from the audit. ``sensitive``
+    names arguments (and outputs) that are masked in the audit and the logs.
+    """
+
+    session_id: str
+    order_id: str | None
+    step_id: str
+    attempt: int
+    sensitive: frozenset[str] = frozenset()
+
+
+def _mask(values: Mapping[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
+    return {k: (MASK if k in sensitive else v) for k, v in values.items()}
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+class InnerAgent:
+    """Runs tools from ``registry`` against ``context`` with validation, timeouts and retries."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        context: ToolContext,
+        *,
+        timeout: float = 30.0,
+        retries: int = 2,
+        backoff: float = 0.05,
+    ) -> None:
+        self.registry = registry
+        self.context = context
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    async def execute_task(
+        self, tool: str, args: Mapping[str, Any], call: CallContext
+    ) -> ToolResult:
+        """Run ``tool`` with ``args`` for ``call``; every outcome is a ToolResult."""
+        try:
+            return await self._execute(tool, args, call)
+        except Exception:
+            # Only a bug here (not in a tool) gets this far; the conversation goes on.
+            log.exception("inner agent failed around %s (args %s)", tool,
+                          _mask(args, call.sensitive))
+            return ToolResult(ok=False, error_kind="internal",
+                              message=f"An internal error occurred while running {tool}")
+
+    async def _execute(self, tool: str, args: Mapping[str, Any], call: CallContext) -> ToolResult:
+        masked = _mask(args, call.sensitive)
+        spec = self.registry.get(tool)
+        if spec is None:
+            message = f"There is no tool called {tool!r}."
+            self._record(call, 0, tool, masked, None, "unknown_tool", message, 0.0)
+            return ToolResult(ok=False, error_kind="unknown_tool", message=message)
+
+        recorded = self.context.db.find_success(
+            call.session_id, call.order_id, call.step_id, call.attempt, tool=spec.name
+        )
+        if recorded is not None:
+            log.info("replaying %s for %s step %s attempt %s from the audit",
+                     tool, call.session_id, call.step_id, call.attempt)
+            return ToolResult(ok=True, outputs=recorded, replayed=True)
+
+        try:
+            validated = spec.args_model.model_validate(dict(args))
+        except ValidationError as exc:
+            message = self._bad_arguments(spec, exc, call.sensitive)
+            self._record(call, 0, tool, masked, None, "bad_arguments", message, 0.0)
+            return ToolResult(ok=False, error_kind="bad_arguments", message=message)
+        kwargs = {name: getattr(validated, f"arg_{name}") for name in spec.accepted}
+        return await self._run(spec, kwargs, masked, call)
+
+    async def _run(
+        self, spec: ToolSpec, kwargs: dict[str, Any], masked: dict[str, Any], call: CallContext
+    ) -> ToolResult:
+        tries = 1 + (max(self.retries, 0) if spec.idempotent else 0)
+        started = time.perf_counter()
+        kind: ErrorKind = "internal"
+        message = ""
+        for try_no in range(1, tries + 1):
+            begun = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    outputs = await spec.func(self.context, **kwargs)
+                if not isinstance(outputs, dict):
+                    raise TypeError(f"tool {spec.name} returned {type(outputs).__name__}, not dict")
+            except TransientToolError as exc:
+                kind, message = "transient", str(exc)
+            except ToolFailed as exc:
+                kind, message = "failed", str(exc)
+            except TimeoutError:
+                kind, message = "timeout", ""
+            except Exception:
+                log.exception("tool %s raised (args %s)", spec.name, masked)
+                kind, message = "internal", ""
+            else:
+                took = (time.perf_counter() - begun) * 1000
+                self._record(call, try_no, spec.name, masked, outputs, None, "", took)
+                return ToolResult(ok=True, outputs=outputs, attempts=try_no,
+                                  duration_ms=(time.perf_counter() - started) * 1000)
+            took = (time.perf_counter() - begun) * 1000
+            self._record(call, try_no, spec.name, masked, None, kind, message, took)
+            if kind not in ("transient", "timeout") or try_no == tries:
+                break
+            log.info("tool %s try %d/%d: %s; retrying", spec.name, try_no, tries, kind)
+            await asyncio.sleep(self.backoff * 2 ** (try_no - 1))
+        return ToolResult(
+            ok=False,
+            error_kind=kind,
+            message=self._failure_text(spec, kind, message, try_no),
+            attempts=try_no,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _failure_text(self, spec: ToolSpec, kind: ErrorKind, message: str, tries: int) -> str:
+        after = f" after {tries} tries" if tries > 1 else ""
+        if kind == "internal":
+            return f"An internal error occurred while running {spec.name}"
+        if kind == "timeout":
+            return f"{spec.action} timed out{after}: no answer within {self.timeout:g} seconds."
+        return f"{spec.action} failed{after}: {_sentence(message)}"
+
+    @staticmethod
+    def _bad_arguments(spec: ToolSpec, exc: ValidationError, sensitive: frozenset[str]) -> str:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(part) for part in err["loc"]) or "arguments"
+            if err["type"] == "missing":
+                problems.append(f"{name} is missing")
+            elif err["type"] == "extra_forbidden":
+                problems.append(f"{name} is not an argument of {spec.name}")
+            elif name in sensitive:
+                problems.append(f"{name}: {err['msg']}")  # never echo a secret
+            else:
+                problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        return f"{spec.action} failed: bad arguments: " + "; ".join(problems) + "."
+
+    def _record(
+        self,
+        call: CallContext,
+        try_no: int,
+        tool: str,
+        masked: dict[str, Any],
+        outputs: dict[str, Any] | None,
+        error_kind: str | None,
+        message: str,
+        duration_ms: float,
+    ) -> None:
+        """Audit one try (try_no 0: refused before running); a failing audit only logs."""
+        result = _mask(outputs, call.sensitive) if outputs is not None else {"message": message}
+        try:
+            self.context.db.record_call(
+                call.session_id, call.order_id, call.step_id, call.attempt, try_no, tool,
+                masked, outputs is not None, error_kind, result, duration_ms,
+            )
+        except Exception:
+            log.exception("could not audit %s for %s", tool, call.session_id)
+
+
+__all__ = ["CallContext", "ErrorKind", "InnerAgent", "MASK", "ToolResult"]

@@ -1,0 +1,462 @@
+"""The tool registry and every built-in tool.
+
+A tool is a typed async function ``async def name(ctx: ToolContext, ...) -> dict``
+registered by name. It returns a flat dict of outputs, raises ``ToolFailed``
+with plain words for a technician when it cannot do its job, and
+``TransientToolError`` when trying again may help. Argument names are a
+contract: plans map their inputs onto them. The inner agent validates the
+arguments (``args_model``), applies timeouts and retries, and audits every try.
+
+A tool is declared idempotent when calling it twice with the same arguments
+leaves the world as calling it once did; only those are retried.
+
+Legacy plans name steps by task text; ``LEGACY_TASK_TOOLS`` maps those texts to tools:
+
+==========================  ========================
+legacy task                 tool
+==========================  ========================
+Find technician             find_technician
+Get orders                  get_orders
+Get order details           get_order_details
+Start order                 start_order
+Release order               release_order
+Activate ONT                activate_ont
+Check light levels          check_light_levels
+Configure WiFi / Wi-Fi      configure_wifi
+Run speed test              run_speed_test
+Confirm customer online     confirm_customer_online
+Run line test               run_line_test
+Replace equipment           replace_equipment
+Close order                 close_order
+Escalate                    escalate
+==========================  ========================
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from orchestrator_core.errors import ToolFailed
+from orchestrator_core.simulator import MODELS, TIERS, NetworkSimulator
+from orchestrator_core.workorders import Order, WorkOrderDB
+
+ToolFunc = Callable[..., Awaitable[dict[str, Any]]]
+
+#: Escalation kinds that hand the whole order to a human: the order leaves the
+#: technician's open list. Other kinds ("help") only ask for assistance.
+ORDER_ESCALATION_KINDS = frozenset({"order", "tool_failure"})
+
+_FSAN = re.compile(r"[A-Z]{4}[0-9A-F]{8}")
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What every tool may use: the work-order database and the network simulator."""
+
+    db: WorkOrderDB
+    sim: NetworkSimulator
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A registered tool: its function, retry safety and argument names (``ctx`` excluded)."""
+
+    name: str
+    func: ToolFunc
+    idempotent: bool
+    description: str
+    required: frozenset[str]
+    accepted: frozenset[str]
+    action: str = ""
+    """How a failure message starts, e.g. "Activating the ONT" (… failed: reason)."""
+
+    @property
+    def args_model(self) -> type[BaseModel]:
+        """The pydantic model that validates and coerces this tool's arguments."""
+        return args_model_for(self.func)
+
+
+@functools.cache
+def args_model_for(func: ToolFunc) -> type[BaseModel]:
+    """Build, once per function, a model of its arguments from its signature.
+
+    Fields get a private name and the argument's name as alias, so an argument
+    called ``json`` or ``copy`` cannot clash with BaseModel's attributes;
+    validation errors still name the argument. Unknown arguments are refused.
+    """
+    hints = typing.get_type_hints(func)
+    fields: dict[str, Any] = {}
+    for param in list(inspect.signature(func).parameters.values())[1:]:
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[f"arg_{param.name}"] = (
+            hints.get(param.name, Any),
+            Field(default, alias=param.name),
+        )
+    config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: type[BaseModel] = create_model(f"{func.__name__}_arguments", __config__=config, **fields)
+    return model
+
+
+class ToolRegistry:
+    """Tools by name. ``register`` checks a tool's shape when it is added, not when it runs."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ToolSpec] = {}
+
+    def register(
+        self,
+        func: ToolFunc,
+        *,
+        name: str | None = None,
+        idempotent: bool,
+        description: str = "",
+        action: str = "",
+    ) -> ToolSpec:
+        """Add ``func`` as a tool; raise TypeError/ValueError if it cannot be one."""
+        name = name or func.__name__
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"tool {name!r} must be an async function")
+        params = list(inspect.signature(func).parameters.values())
+        if not params or params[0].name != "ctx":
+            raise TypeError(f"tool {name!r} must take ctx as its first argument")
+        for param in params[1:]:
+            if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                raise TypeError(f"tool {name!r}: argument {param.name!r} must be a named argument")
+        if name in self._specs:
+            raise ValueError(f"a tool named {name!r} is already registered")
+        args_model_for(func)  # An annotation pydantic cannot validate fails here, not mid-turn.
+        doc = inspect.getdoc(func) or ""
+        spec = ToolSpec(
+            name=name,
+            func=func,
+            idempotent=idempotent,
+            description=description or doc.partition("\n")[0],
+            required=frozenset(p.name for p in params[1:] if p.default is p.empty),
+            accepted=frozenset(p.name for p in params[1:]),
+            action=action or f"Running {name}",
+        )
+        self._specs[name] = spec
+        return spec
+
+    def tool(
+        self, *, name: str | None = None, idempotent: bool, description: str = "", action: str = ""
+    ) -> Callable[[ToolFunc], ToolFunc]:
+        """Decorator form of ``register``; returns the function unchanged."""
+
+        def decorate(func: ToolFunc) -> ToolFunc:
+            self.register(
+                func, name=name, idempotent=idempotent, description=description, action=action
+            )
+            return func
+
+        return decorate
+
+    def get(self, name: str) -> ToolSpec | None:
+        """The tool registered as ``name``, or None."""
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        """Every tool name, sorted."""
+        return sorted(self._specs)
+
+    def specs(self) -> Mapping[str, ToolSpec]:
+        """A read-only view of the tools by name."""
+        return MappingProxyType(self._specs)
+
+    def copy(self) -> ToolRegistry:
+        """A registry with the same tools, which can be extended independently."""
+        other = ToolRegistry()
+        other._specs = dict(self._specs)
+        return other
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+_BUILTINS = ToolRegistry()
+builtin = _BUILTINS.tool
+
+
+def default_registry() -> ToolRegistry:
+    """A fresh registry holding every built-in tool."""
+    return _BUILTINS.copy()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _order(ctx: ToolContext, order_id: str) -> Order:
+    order = ctx.db.get_order(order_id)
+    if order is None:
+        raise ToolFailed(f"There is no order {order_id.strip()}.")
+    return order
+
+
+def _fsan(value: str) -> str:
+    fsan = value.strip().upper()
+    if not _FSAN.fullmatch(fsan):
+        raise ToolFailed(
+            f"{value.strip()!r} doesn't look like an ONT serial: 4 letters then 8 hex digits, "
+            "like ALCL1234ABCD."
+        )
+    return fsan
+
+
+def _model(value: str) -> str:
+    for model in MODELS:
+        if model.casefold() == value.strip().casefold():
+            return model
+    raise ToolFailed(f"{value.strip()} is not a known ONT model (known: {', '.join(MODELS)}).")
+
+
+def _order_dict(order: Order) -> dict[str, Any]:
+    return order.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------- technicians and orders
+
+
+@builtin(idempotent=True, action="Looking up the technician")
+async def find_technician(ctx: ToolContext, cuid: str) -> dict[str, Any]:
+    """Find a technician by CUID."""
+    tech = ctx.db.get_technician(cuid)
+    if tech is None:
+        # Say nothing about who does exist: a CUID is not a secret, but the list is.
+        raise ToolFailed(f"No technician has the CUID {cuid.strip()}.")
+    return {"cuid": tech.cuid, "name": tech.name}
+
+
+@builtin(idempotent=True, action="Fetching the orders")
+async def get_orders(ctx: ToolContext, cuid: str) -> dict[str, Any]:
+    """List a technician's open orders, most urgent first."""
+    if ctx.db.get_technician(cuid) is None:
+        raise ToolFailed(f"No technician has the CUID {cuid.strip()}.")
+    return {"orders": [_order_dict(o) for o in ctx.db.open_orders(cuid)]}
+
+
+@builtin(idempotent=True, action="Fetching the order details")
+async def get_order_details(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+    """Show an order, with its type-specific details (trouble, current serial) at top level."""
+    order = _order(ctx, order_id)
+    return {**order.details, "order": _order_dict(order)}
+
+
+@builtin(idempotent=True, action="Starting the order")
+async def start_order(ctx: ToolContext, order_id: str, cuid: str) -> dict[str, Any]:
+    """Mark an order as in progress by its technician."""
+    order = _order(ctx, order_id)
+    if ctx.db.get_technician(cuid) is None or order.cuid.casefold() != cuid.strip().casefold():
+        raise ToolFailed(f"Order {order.order_id} is not assigned to you.")
+    if order.status == "assigned":
+        ctx.db.set_order_status(order.order_id, "in_progress", "started")
+    elif order.status != "in_progress":
+        raise ToolFailed(f"Order {order.order_id} is already {order.status.replace('_', ' ')}.")
+    return {"status": "in_progress"}
+
+
+@builtin(idempotent=True, action="Releasing the order")
+async def release_order(ctx: ToolContext, order_id: str, reason: str) -> dict[str, Any]:
+    """Put an order back in the technician's queue, recording why."""
+    order = _order(ctx, order_id)
+    if order.status not in ("assigned", "in_progress"):
+        raise ToolFailed(f"Order {order.order_id} is already {order.status.replace('_', ' ')}.")
+    if order.status == "in_progress":
+        ctx.db.set_order_status(order.order_id, "assigned", f"released: {reason}")
+    return {"status": "assigned"}
+
+
+@builtin(idempotent=True, action="Closing the order")
+async def close_order(ctx: ToolContext, order_id: str, notes: str = "") -> dict[str, Any]:
+    """Mark an order completed."""
+    order = _order(ctx, order_id)
+    if order.status in ("cancelled", "escalated"):
+        raise ToolFailed(f"Order {order.order_id} is {order.status} and cannot be completed.")
+    if order.status != "completed":
+        order = ctx.db.set_order_status(order.order_id, "completed", notes or "completed")
+    return {"status": "completed", "closed_at": _order_dict(order)["closed_at"]}
+
+
+@builtin(idempotent=False, action="Escalating")
+async def escalate(
+    ctx: ToolContext,
+    cuid: str,
+    reason: str,
+    order_id: str | None = None,
+    kind: str = "tool_failure",
+) -> dict[str, Any]:
+    """Hand a problem to a human; an order-kind escalation takes the order off the list."""
+    order = _order(ctx, order_id) if order_id else None
+    await ctx.sim.escalate(cuid, order_id, kind)
+    escalation_id = ctx.db.add_escalation(
+        cuid.strip(), order.order_id if order else None, kind, reason
+    )
+    if order is not None and order.is_open and kind in ORDER_ESCALATION_KINDS:
+        ctx.db.set_order_status(order.order_id, "escalated", f"{escalation_id}: {reason}")
+    return {"escalation_id": escalation_id}
+
+
+# ---------------------------------------------------------------------- installation
+
+
+@builtin(idempotent=True, action="Activating the ONT")
+async def activate_ont(
+    ctx: ToolContext, order_id: str, fsan: str, model: str, ethernet_port: int
+) -> dict[str, Any]:
+    """Activate an ONT from inventory on an order's line."""
+    order = _order(ctx, order_id)
+    fsan, model = _fsan(fsan), _model(model)
+    item = ctx.db.get_inventory(fsan)
+    if item is None:
+        raise ToolFailed(f"Serial {fsan} is not in inventory.")
+    if item.model != model:
+        raise ToolFailed(f"Serial {fsan} is a {item.model} in inventory, not a {model}.")
+    this_order = (item.order_id or "").casefold() == order.order_id.casefold()
+    if item.status == "installed" and not this_order:
+        raise ToolFailed(f"Serial {fsan} is already installed on another order.")
+    if item.status == "faulty":
+        raise ToolFailed(f"Serial {fsan} is marked faulty in inventory; use another ONT.")
+    result = await ctx.sim.activate_ont(order.order_id, fsan, model, ethernet_port)
+    ctx.db.set_inventory_status(fsan, "installed", order.order_id)
+    return {"ont_id": result["ont_id"], "activation_status": "active"}
+
+
+@builtin(idempotent=True, action="Checking the light levels")
+async def check_light_levels(ctx: ToolContext, fsan: str) -> dict[str, Any]:
+    """Read the optical power at the ONT; too little light is a failure."""
+    reading = await ctx.sim.check_light_levels(_fsan(fsan))
+    if not reading["light_ok"]:
+        # Nothing after this step can work on a dark line, so stop here.
+        raise ToolFailed(
+            f"The light level is too low: {reading['rx_power_dbm']} dBm received, "
+            "-25 dBm or better is needed. Clean and re-seat the fiber connector."
+        )
+    return reading
+
+
+@builtin(idempotent=True, action="Configuring the Wi-Fi")
+async def configure_wifi(
+    ctx: ToolContext, fsan: str, ssid: str, wifi_password: str
+) -> dict[str, Any]:
+    """Set the Wi-Fi name and password on the ONT."""
+    return await ctx.sim.configure_wifi(_fsan(fsan), ssid, wifi_password)
+
+
+@builtin(idempotent=True, action="Running the speed test")
+async def run_speed_test(ctx: ToolContext, fsan: str, service_tier: str) -> dict[str, Any]:
+    """Measure the line's speed against the customer's service tier."""
+    tier = service_tier.strip().upper()
+    if tier not in TIERS:
+        raise ToolFailed(
+            f"Unknown service tier {service_tier.strip()!r}; expected one of {', '.join(TIERS)}."
+        )
+    return await ctx.sim.run_speed_test(_fsan(fsan), tier)
+
+
+@builtin(idempotent=True, action="Confirming the customer is online")
+async def confirm_customer_online(ctx: ToolContext, customer_online: bool) -> dict[str, Any]:
+    """Record the technician's confirmation that the customer is online."""
+    if not customer_online:
+        raise ToolFailed(
+            "The customer is not online yet. Check the cabling and the customer's device, "
+            "then confirm again."
+        )
+    return {"customer_online": True}
+
+
+# ---------------------------------------------------------------------- repair
+
+
+@builtin(idempotent=True, action="Running the line test")
+async def run_line_test(ctx: ToolContext, order_id: str) -> dict[str, Any]:
+    """Test the customer's line for a fault."""
+    order = _order(ctx, order_id)
+    # An ONT installed on this order by activate_ont or replace_equipment is new
+    # equipment: the simulated fault was in the old one, so the retest passes.
+    repaired = any(item.status == "installed" for item in ctx.db.inventory_on_order(order.order_id))
+    return await ctx.sim.run_line_test(order.order_id, repaired)
+
+
+# Idempotent: repeating it for the same order and new serial finds the new ONT
+# already installed there and returns the same answer without touching anything.
+@builtin(idempotent=True, action="Replacing the equipment")
+async def replace_equipment(
+    ctx: ToolContext, order_id: str, new_serial: str, old_serial: str | None = None
+) -> dict[str, Any]:
+    """Swap the customer's ONT for one from inventory; the old one is marked faulty."""
+    order = _order(ctx, order_id)
+    new = _fsan(new_serial)
+    item = ctx.db.get_inventory(new)
+    if item is None:
+        raise ToolFailed(f"Serial {new} is not in inventory.")
+    done = {"new_serial": item.serial, "new_model": item.model, "replaced": True}
+    if item.status == "installed" and (item.order_id or "").casefold() == order.order_id.casefold():
+        return done
+    if item.status != "available":
+        raise ToolFailed(f"Serial {new} is not available: it is {item.status}.")
+    old = old_serial or order.details.get("current_serial")
+    old = old.strip().upper() if isinstance(old, str) and old.strip() else None
+    if old is not None and old.casefold() == new.casefold():
+        raise ToolFailed("The new serial is the same as the old one.")
+    await ctx.sim.replace_equipment(order.order_id, item.serial, item.model, old)
+    if old is not None and ctx.db.get_inventory(old) is not None:
+        ctx.db.set_inventory_status(old, "faulty", order.order_id)
+    ctx.db.set_inventory_status(item.serial, "installed", order.order_id)
+    return done
+
+
+# ---------------------------------------------------------------------- legacy plans
+
+LEGACY_TASK_TOOLS: Mapping[str, str] = MappingProxyType({
+    "Find technician": "find_technician",
+    "Get orders": "get_orders",
+    "Get order details": "get_order_details",
+    "Start order": "start_order",
+    "Release order": "release_order",
+    "Activate ONT": "activate_ont",
+    "Check light levels": "check_light_levels",
+    "Configure WiFi": "configure_wifi",
+    "Configure Wi-Fi": "configure_wifi",
+    "Run speed test": "run_speed_test",
+    "Confirm customer online": "confirm_customer_online",
+    "Run line test": "run_line_test",
+    "Replace equipment": "replace_equipment",
+    "Close order": "close_order",
+    "Escalate": "escalate",
+})
+
+
+def _task_key(task: str) -> str:
+    return " ".join(task.replace("_", " ").split()).rstrip(".").casefold()
+
+
+_LEGACY_BY_KEY = {_task_key(task): tool for task, tool in LEGACY_TASK_TOOLS.items()}
+
+
+def legacy_tool_for_task(task: str) -> str | None:
+    """The tool a legacy plan's task text means, ignoring case, spacing and a final period."""
+    return _LEGACY_BY_KEY.get(_task_key(task))
+
+
+__all__ = [
+    "LEGACY_TASK_TOOLS",
+    "ORDER_ESCALATION_KINDS",
+    "ToolContext",
+    "ToolFunc",
+    "ToolRegistry",
+    "ToolSpec",
+    "args_model_for",
+    "default_registry",
+    "legacy_tool_for_task",
+]

@@ -1,0 +1,53 @@
+"""Shared fixtures: a real TechAssist on a temporary data directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.settings import Settings
+from bot.wiring import Services, build
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never read the developer's TechAssist settings or Slack tokens."""
+    for name in list(os.environ):
+        if name.startswith("TECHASSIST_") and not name.startswith("TECHASSIST_TEST_"):
+            monkeypatch.delenv(name)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, **overrides)  # type: ignore[call-arg]
+
+
+ServicesFactory = Callable[..., Services]
+
+
+@pytest.fixture
+async def make_services(tmp_path: Path) -> AsyncIterator[ServicesFactory]:
+    """Build TechAssist on ``tmp_path`` (or another data dir); everything built is closed after."""
+    built: list[Services] = []
+
+    def factory(data_dir: Path | None = None, **overrides: Any) -> Services:
+        services = build(make_settings(data_dir or tmp_path, **overrides))
+        built.append(services)
+        return services
+
+    try:
+        yield factory
+    finally:
+        for services in built:
+            await services.aclose()
+
+
+@pytest.fixture
+async def services(make_services: ServicesFactory) -> Services:
+    return make_services()

@@ -1,0 +1,170 @@
+"""The inner agent: validation, timeouts, retries, the audit and replays, against real tools."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator_core.inner_agent import CallContext, InnerAgent
+from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
+from orchestrator_core.tools import ToolContext, default_registry
+from orchestrator_core.workorders import WorkOrderDB
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[WorkOrderDB]:
+    database = WorkOrderDB(tmp_path / "workorders.db")
+    try:
+        database.seed_demo()
+        yield database
+    finally:
+        database.close()
+
+
+def agent(db: WorkOrderDB, *, timeout: float = 5.0, **config: Any) -> InnerAgent:
+    sim = NetworkSimulator(SimulatorConfig(**config))
+    return InnerAgent(default_registry(), ToolContext(db, sim), timeout=timeout, backoff=0.001)
+
+
+def call(step: str = "step", attempt: int = 1, **extra: Any) -> CallContext:
+    return CallContext(session_id="s1", order_id="ORD-1005", step_id=step, attempt=attempt, **extra)
+
+
+SPEED = {"fsan": "ALCL90ABCDEF", "service_tier": "1G"}
+
+
+async def test_a_transient_failure_of_an_idempotent_tool_is_retried_until_it_succeeds(
+    db: WorkOrderDB,
+) -> None:
+    result = await agent(db, failures={"run_speed_test": 2}).execute_task(
+        "run_speed_test", SPEED, call()
+    )
+    assert result.ok and result.attempts == 3
+    assert result.outputs["tier_met"] is True
+    assert [(r["try_no"], r["ok"], r["error_kind"]) for r in db.audit_rows("s1")] == [
+        (1, False, "transient"), (2, False, "transient"), (3, True, None)
+    ]
+
+
+async def test_retries_give_up_with_a_plain_message(db: WorkOrderDB) -> None:
+    result = await agent(db, failures={"run_speed_test": 5}).execute_task(
+        "run_speed_test", SPEED, call()
+    )
+    assert not result.ok and result.error_kind == "transient" and result.attempts == 3
+    assert result.message.startswith("Running the speed test failed after 3 tries:")
+
+
+async def test_a_non_idempotent_tool_is_not_retried(db: WorkOrderDB) -> None:
+    runner = agent(db, failures={"escalate": 1})
+    result = await runner.execute_task(
+        "escalate", {"cuid": "AB1234", "reason": "pole down", "order_id": "ORD-1005"}, call()
+    )
+    assert not result.ok and result.error_kind == "transient" and result.attempts == 1
+    assert runner.context.sim.calls("escalate") == 1
+    assert db.escalations() == []
+
+
+async def test_a_slow_tool_times_out_and_counts_as_transient(db: WorkOrderDB) -> None:
+    runner = agent(db, timeout=0.02, latency_ms=200)
+    result = await runner.execute_task("run_line_test", {"order_id": "ORD-1007"}, call())
+    assert not result.ok and result.error_kind == "timeout"
+    assert result.attempts == 3  # idempotent, so retried
+    assert "timed out" in result.message
+
+
+async def test_a_tool_failure_is_explained_with_what_was_being_done(db: WorkOrderDB) -> None:
+    result = await agent(db).execute_task(
+        "activate_ont",
+        {"order_id": "ORD-1005", "fsan": "ALCL00000000", "model": "G-240W-F", "ethernet_port": 1},
+        call(),
+    )
+    assert not result.ok and result.error_kind == "failed" and result.attempts == 1
+    assert result.message == "Activating the ONT failed: Serial ALCL00000000 is not in inventory."
+
+
+async def test_arguments_are_coerced_to_the_tools_types(db: WorkOrderDB) -> None:
+    result = await agent(db).execute_task(
+        "activate_ont",
+        {"order_id": "ORD-1005", "fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": "2"},
+        call(),
+    )
+    assert result.ok, result.message
+    online = await agent(db).execute_task(
+        "confirm_customer_online", {"customer_online": "yes"}, call("online")
+    )
+    assert online.ok
+
+
+async def test_bad_arguments_are_named_and_the_tool_does_not_run(db: WorkOrderDB) -> None:
+    runner = agent(db)
+    bad_port = await runner.execute_task(
+        "activate_ont",
+        {"order_id": "ORD-1005", "fsan": "ALCL90ABCDEF", "model": "G-240W-F",
+         "ethernet_port": "two"},
+        call(),
+    )
+    assert bad_port.error_kind == "bad_arguments" and "ethernet_port" in bad_port.message
+    missing = await runner.execute_task("run_speed_test", {"fsan": "ALCL90ABCDEF"}, call("b"))
+    assert missing.error_kind == "bad_arguments" and "service_tier is missing" in missing.message
+    extra = await runner.execute_task("run_line_test", {"order_id": "ORD-1", "x": 1}, call("c"))
+    assert extra.error_kind == "bad_arguments" and "x is not an argument" in extra.message
+    assert db.get_inventory("ALCL90ABCDEF").status == "available"  # type: ignore[union-attr]
+    assert runner.context.sim.calls("run_speed_test") == 0
+
+
+async def test_an_unknown_tool_is_reported_not_raised(db: WorkOrderDB) -> None:
+    result = await agent(db).execute_task("launch_rocket", {}, call())
+    assert not result.ok and result.error_kind == "unknown_tool"
+
+
+async def test_an_unexpected_exception_becomes_an_internal_error_with_a_logged_traceback(
+    db: WorkOrderDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = default_registry()
+
+    async def broken(ctx: ToolContext, wifi_password: str) -> dict[str, Any]:
+        raise RuntimeError("database exploded")
+
+    registry.register(broken, idempotent=True)
+    runner = InnerAgent(registry, ToolContext(db, NetworkSimulator(SimulatorConfig())))
+    with caplog.at_level(logging.ERROR, logger="techassist.inner_agent"):
+        result = await runner.execute_task(
+            "broken", {"wifi_password": "hunter2hunter2"},
+            call(sensitive=frozenset({"wifi_password"})),
+        )
+    assert not result.ok and result.error_kind == "internal" and result.attempts == 1
+    assert result.message == "An internal error occurred while running broken"
+    assert "database exploded" not in result.message
+    assert any(r.exc_info for r in caplog.records)
+    assert "hunter2hunter2" not in caplog.text
+
+
+async def test_the_audit_masks_sensitive_arguments(db: WorkOrderDB) -> None:
+    result = await agent(db).execute_task(
+        "configure_wifi",
+        {"fsan": "ALCL90ABCDEF", "ssid": "Home", "wifi_password": "correct horse"},
+        call(sensitive=frozenset({"wifi_password"})),
+    )
+    assert result.ok
+    (row,) = db.audit_rows("s1")
+    assert row["args"] == {"fsan": "ALCL90ABCDEF", "ssid": "Home", "wifi_password": "***"}
+    assert row["tool"] == "configure_wifi" and row["ok"] is True and row["duration_ms"] >= 0
+    assert "correct horse" not in str(db.audit_rows())
+
+
+async def test_a_replayed_call_returns_the_recorded_outputs_without_running_again(
+    db: WorkOrderDB,
+) -> None:
+    args = {"cuid": "AB1234", "reason": "pole down", "order_id": "ORD-1005", "kind": "order"}
+    first = await agent(db).execute_task("escalate", args, call("escalate", attempt=7))
+    # A new agent, as after a crash and restart, given the same call again.
+    replay = await agent(db).execute_task("escalate", args, call("escalate", attempt=7))
+    assert replay.ok and replay.replayed and replay.outputs == first.outputs
+    assert len(db.escalations()) == 1
+    assert len(db.audit_rows("s1")) == 1
+    fresh = await agent(db).execute_task("escalate", args, call("escalate", attempt=8))
+    assert not fresh.replayed and fresh.outputs != first.outputs

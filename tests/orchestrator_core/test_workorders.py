@@ -1,0 +1,242 @@
+"""The work-order database: import, lookups, prioritisation, escalations and the audit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator_core.errors import WorkOrderError
+from orchestrator_core.workorders import WorkOrderDB, prioritize
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[WorkOrderDB]:
+    database = WorkOrderDB(tmp_path / "workorders.db")
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def tech(cuid: str = "AB1234", **extra: Any) -> dict[str, Any]:
+    return {"cuid": cuid, "name": f"Tech {cuid}", **extra}
+
+
+def order(order_id: str, **extra: Any) -> dict[str, Any]:
+    base = {
+        "order_id": order_id,
+        "cuid": "AB1234",
+        "order_type": "installation",
+        "status": "assigned",
+        "scheduled_start": "2026-12-02T10:00:00Z",
+        "created_at": "2026-11-20T10:00:00Z",
+        "customer_name": "Ada Lovelace",
+        "address": "1 Analytical Way",
+    }
+    return {**base, **extra}
+
+
+def test_an_invalid_record_is_named_with_its_field_and_nothing_is_imported(db: WorkOrderDB) -> None:
+    orders = [order(f"ORD-100{i}") for i in range(3)] + [order("ORD-1007", status="finished")]
+    with pytest.raises(WorkOrderError) as caught:
+        db.import_data({"technicians": [tech()], "orders": orders})
+    assert "orders[3] (order_id=ORD-1007): status:" in str(caught.value)
+    assert db.is_empty()
+    assert db.get_order("ORD-1000") is None
+
+
+def test_a_missing_required_field_is_named(db: WorkOrderDB) -> None:
+    bad = order("ORD-1")
+    del bad["address"]
+    expected = r"orders\[0\] \(order_id=ORD-1\): address: Field required"
+    with pytest.raises(WorkOrderError, match=expected):
+        db.import_data({"technicians": [tech()], "orders": [bad]})
+
+
+def test_an_order_for_an_unknown_technician_is_refused(db: WorkOrderDB) -> None:
+    with pytest.raises(WorkOrderError, match=r"orders\[0\] \(order_id=ORD-1\): cuid: .*ZZ9999"):
+        db.import_data({"technicians": [tech()], "orders": [order("ORD-1", cuid="ZZ9999")]})
+    assert db.is_empty()
+
+
+def test_an_order_may_belong_to_a_technician_already_in_the_database(db: WorkOrderDB) -> None:
+    db.import_data({"technicians": [tech()]})
+    summary = db.import_data({"orders": [order("ORD-1")]})
+    assert summary.orders == 1
+    assert db.get_order("ORD-1") is not None
+
+
+def test_a_bad_inventory_status_is_named(db: WorkOrderDB) -> None:
+    item = {"serial": "ALCL12345678", "model": "716GE", "status": "lost"}
+    with pytest.raises(WorkOrderError, match=r"inventory\[0\] \(serial=ALCL12345678\): status"):
+        db.import_data({"inventory": [item]})
+
+
+def test_importing_the_same_ids_again_updates_instead_of_duplicating(db: WorkOrderDB) -> None:
+    db.import_data({"technicians": [tech()], "orders": [order("ORD-1")]})
+    summary = db.import_data({
+        "technicians": [tech(name="Alice B.")],
+        "orders": [order("ORD-1", customer_name="Grace Hopper")],
+    })
+    assert summary.updated == 2
+    assert len(db.list_orders("AB1234")) == 1
+    assert db.get_order("ORD-1").customer_name == "Grace Hopper"  # type: ignore[union-attr]
+    assert db.get_technician("AB1234").name == "Alice B."  # type: ignore[union-attr]
+
+
+def test_unknown_order_fields_are_kept_as_details(db: WorkOrderDB) -> None:
+    db.import_data({
+        "technicians": [tech()],
+        "orders": [order("ORD-1", gate_code="4711", details={"floor": 3})],
+    })
+    found = db.get_order("ORD-1")
+    assert found is not None
+    assert found.details == {"floor": 3, "gate_code": "4711"}
+
+
+def test_timestamps_without_a_zone_are_read_as_utc(db: WorkOrderDB) -> None:
+    db.import_data({
+        "technicians": [tech()],
+        "orders": [order("ORD-1", scheduled_start="2026-12-02T10:00:00",
+                         created_at="2026-11-20T12:00:00+02:00")],
+    })
+    found = db.get_order("ORD-1")
+    assert found is not None
+    assert found.scheduled_start == datetime(2026, 12, 2, 10, tzinfo=UTC)
+    assert found.created_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+def test_a_file_that_is_not_json_names_itself(db: WorkOrderDB, tmp_path: Path) -> None:
+    bad = tmp_path / "orders.json"
+    bad.write_text("{not json")
+    with pytest.raises(WorkOrderError, match="orders.json"):
+        db.import_file(bad)
+
+
+def test_open_orders_put_in_progress_first_then_earliest_start_then_oldest(db: WorkOrderDB) -> None:
+    db.import_data({"technicians": [tech()], "orders": [
+        order("ORD-A", scheduled_start="2026-12-02T08:00:00Z"),
+        order("ORD-B", scheduled_start="2026-12-02T12:00:00Z", status="in_progress"),
+        order("ORD-C", scheduled_start="2026-12-02T09:00:00Z", created_at="2026-11-21T00:00:00Z"),
+        order("ORD-D", scheduled_start="2026-12-02T09:00:00Z", created_at="2026-11-19T00:00:00Z"),
+        order("ORD-F", scheduled_start="2026-12-02T07:00:00Z"),
+        order("ORD-E", scheduled_start="2026-12-02T07:00:00Z"),
+        order("ORD-X", scheduled_start="2026-12-01T07:00:00Z", status="completed"),
+        order("ORD-Y", scheduled_start="2026-12-01T07:00:00Z", status="escalated"),
+    ]})
+    assert [o.order_id for o in db.open_orders("AB1234")] == [
+        "ORD-B", "ORD-E", "ORD-F", "ORD-A", "ORD-D", "ORD-C"
+    ]
+    assert len(db.list_orders("AB1234")) == 8
+
+
+def test_prioritize_drops_closed_orders(db: WorkOrderDB) -> None:
+    db.import_data({"technicians": [tech()], "orders": [
+        order("ORD-1", status="cancelled"), order("ORD-2"),
+    ]})
+    assert [o.order_id for o in prioritize(db.list_orders("AB1234"))] == ["ORD-2"]
+
+
+def test_the_demo_seed_has_the_documented_shape(db: WorkOrderDB) -> None:
+    assert db.seed_demo() is True
+    assert db.seed_demo() is False  # already seeded
+    alice = db.list_orders("AB1234")
+    carlos = db.list_orders("CD5678")
+    assert len(alice) + len(carlos) >= 12
+    assert sum(o.order_type == "installation" for o in alice) >= 4
+    assert sum(o.order_type == "repair" for o in alice) >= 3
+    assert [o.status for o in alice].count("in_progress") == 1
+    assert sum(o.status == "completed" for o in alice) >= 2
+    relocations = [o for o in alice + carlos if o.order_type == "relocation"]
+    assert len(relocations) == 1
+    assert db.open_orders("AB1234")[1].order_type == "relocation"
+    assert db.list_orders("EF9012") == []
+    assert db.get_technician("EF9012") is not None
+    for o in alice + carlos:
+        if o.order_type == "installation":
+            assert o.service_tier in ("300M", "500M", "1G")
+        if o.order_type == "repair":
+            assert {"trouble_description", "current_serial", "current_model"} <= set(o.details)
+
+
+def test_the_demo_file_lists_orders_out_of_time_order() -> None:
+    from orchestrator_core.workorders import DEMO_DATA
+
+    starts = [o["scheduled_start"] for o in json.loads(DEMO_DATA.read_text())["orders"]]
+    assert starts != sorted(starts)
+
+
+def test_technicians_are_found_by_slack_id_and_by_email_ignoring_case(db: WorkOrderDB) -> None:
+    db.seed_demo()
+    assert db.find_technician_by_slack("U0CARLOS").cuid == "CD5678"  # type: ignore[union-attr]
+    by_mail = db.find_technician_by_email("Alice.Brown@EXAMPLE.com")
+    assert by_mail is not None and by_mail.cuid == "AB1234"
+    assert db.find_technician_by_email("nobody@example.com") is None
+    assert db.get_technician("ab1234") is not None
+
+
+def test_completing_an_order_records_closed_at_and_the_note(db: WorkOrderDB) -> None:
+    db.import_data({"technicians": [tech()], "orders": [order("ORD-1")]})
+    done = db.set_order_status("ORD-1", "completed", "all good")
+    assert done.closed_at is not None
+    assert "all good" in done.notes
+    reopened = db.set_order_status("ORD-1", "assigned")
+    assert reopened.closed_at is None
+
+
+def test_an_unknown_status_or_order_is_refused(db: WorkOrderDB) -> None:
+    db.import_data({"technicians": [tech()], "orders": [order("ORD-1")]})
+    with pytest.raises(WorkOrderError, match="unknown order status"):
+        db.set_order_status("ORD-1", "lost")
+    with pytest.raises(WorkOrderError, match="no order"):
+        db.set_order_status("ORD-404", "completed")
+
+
+def test_inventory_status_changes_remember_the_order(db: WorkOrderDB) -> None:
+    db.seed_demo()
+    db.set_inventory_status("ALCL90ABCDEF", "installed", "ORD-1005")
+    item = db.get_inventory("alcl90abcdef")
+    assert item is not None and item.status == "installed" and item.order_id == "ORD-1005"
+    db.set_inventory_status("ALCL90ABCDEF", "available")
+    assert db.get_inventory("ALCL90ABCDEF").order_id is None  # type: ignore[union-attr]
+
+
+def test_escalation_ids_count_up(db: WorkOrderDB) -> None:
+    assert db.add_escalation("AB1234", None, "help", "ladder too short") == "ESC-0001"
+    assert db.add_escalation("AB1234", "ORD-1", "order", "dog") == "ESC-0002"
+    assert [e["reason"] for e in db.escalations("AB1234")] == ["ladder too short", "dog"]
+
+
+def test_a_success_is_found_only_for_its_exact_call(db: WorkOrderDB) -> None:
+    def record(step: str, attempt: int, ok: bool, order_id: str | None = "ORD-1") -> None:
+        db.record_call("s1", order_id, step, attempt, 1, "run_line_test", {"order_id": "ORD-1"},
+                       ok, None if ok else "failed", {"line_status": "ok"} if ok else {}, 1.5)
+
+    record("line", 1, ok=False)
+    record("line", 2, ok=True)
+    record("other", 3, ok=True, order_id=None)
+    assert db.find_success("s1", "ORD-1", "line", 1) is None
+    assert db.find_success("s1", "ORD-1", "line", 2) == {"line_status": "ok"}
+    assert db.find_success("s2", "ORD-1", "line", 2) is None
+    assert db.find_success("s1", None, "other", 3) == {"line_status": "ok"}
+    assert db.find_success("s1", "ORD-1", "line", 2, tool="escalate") is None
+    assert len(db.audit_rows("s1")) == 3
+
+
+def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
+    first = WorkOrderDB(tmp_path / "w.db")
+    try:
+        first.seed_demo()
+    finally:
+        first.close()
+    second = WorkOrderDB(tmp_path / "w.db")
+    try:
+        assert not second.is_empty()
+        assert second.seed_demo() is False
+    finally:
+        second.close()

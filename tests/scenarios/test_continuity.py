@@ -1,0 +1,87 @@
+"""A conversation survives restarts, quits, redeliveries and plan edits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bridges.memory import MemoryBridge
+from plans import PLANS_DIR
+from tests.conftest import ServicesFactory
+from tests.scenarios.helpers import question, said
+from tests.scenarios.test_installation import start_top_installation
+
+
+async def test_a_new_orchestrator_on_the_same_file_resumes_mid_plan(
+    make_services: ServicesFactory,
+) -> None:
+    first = make_services()
+    chat = await start_top_installation(first)
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    asked = question(await chat.say("HomeNet"))
+    assert asked.needs == "wifi_password"
+    await first.aclose()
+
+    second = make_services()
+    resumed = await MemoryBridge(second.orchestrator, "AB1234").start()
+    assert "Welcome back, Alice Brown" in said(resumed)
+    assert "ORD-1003" in said(resumed) and "step 4 of 7" in said(resumed)
+    assert question(resumed).text == asked.text
+
+    again = MemoryBridge(second.orchestrator, "AB1234")
+    status = await again.say("status")
+    values = status[0].data["values"]  # type: ignore[index]
+    assert values == {
+        "fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": 2, "ont_id": values["ont_id"],
+        "rx_power_dbm": values["rx_power_dbm"], "tx_power_dbm": values["tx_power_dbm"],
+        "light_ok": True, "ssid": "HomeNet",
+    }
+    finished = await again.say("pa55word-long")
+    assert "Speed test passed" in said(finished)
+
+
+async def test_quit_keeps_the_session_and_the_return_says_where_it_stood(
+    make_services: ServicesFactory,
+) -> None:
+    services = make_services()
+    chat = await start_top_installation(services)
+    await chat.say("alcl90abcdef")
+    bye = await chat.say("quit")
+    assert chat.closed and "progress is saved" in said(bye)
+    back = await chat.say("G-240W-F")
+    assert "Welcome back" in said(back)
+    # The answer given on return is not lost: it fills the pending question.
+    assert question(back).needs == "ethernet_port"
+
+
+async def test_a_repeated_message_id_runs_nothing_twice(make_services: ServicesFactory) -> None:
+    services = make_services()
+    chat = await start_top_installation(services)
+    first = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-1")
+    calls = len(services.workorders.audit_rows())
+    again = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-1")
+    assert again == first
+    assert len(services.workorders.audit_rows()) == calls
+    assert question(await chat.say("status")).needs == "ssid"
+
+
+async def test_a_session_keeps_the_plan_it_started_with(make_services: ServicesFactory,
+                                                        tmp_path: Path) -> None:
+    plans_dir = tmp_path / "plans"
+    shutil.copytree(PLANS_DIR, plans_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    services = make_services(plans_dir=plans_dir)
+    chat = await start_top_installation(services)
+
+    plan = json.loads((plans_dir / "installation.json").read_text())
+    plan["steps"][1]["task"] = "Activate the ONT (new wording)"
+    (plans_dir / "installation.json").write_text(json.dumps(plan))
+    restarted = make_services(plans_dir=plans_dir)
+
+    resumed = await MemoryBridge(restarted.orchestrator, "AB1234").start()
+    assert "new wording" not in said(resumed)
+    other = MemoryBridge(restarted.orchestrator, "CD5678")
+    await other.start("CD5678")
+    await other.say("no")
+    started = await other.say("ORD-2002")
+    assert "new wording" in said(started)

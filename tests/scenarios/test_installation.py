@@ -1,0 +1,160 @@
+"""Whole installation conversations through the in-memory bridge, on real SQLite files."""
+
+from __future__ import annotations
+
+from bot.wiring import Services
+from bridges.memory import MemoryBridge
+from tests.conftest import ServicesFactory
+from tests.scenarios.helpers import question, said
+
+# AB1234's most urgent order is ORD-1003, an installation already in progress.
+TOP = "ORD-1003"
+
+
+async def start_top_installation(services: Services) -> MemoryBridge:
+    chat = MemoryBridge(services.orchestrator, "AB1234")
+    first = await chat.start()
+    assert question(first).needs == "cuid"
+    proposal = await chat.say("AB1234")
+    assert "Hi Alice Brown" in said(proposal)
+    assert TOP in question(proposal).text and question(proposal).choices == ["yes", "no"]
+    started = await chat.say("yes")
+    assert question(started).needs == "fsan"
+    return chat
+
+
+async def test_a_technician_completes_a_full_installation(services: Services) -> None:
+    chat = await start_top_installation(services)
+    assert question(await chat.say("alcl90abcdef")).needs == "model"
+    model_q = await chat.say("g-240w-f")
+    assert question(model_q).needs == "ethernet_port"
+    wifi_q = await chat.say("2")
+    text = said(wifi_q)
+    assert "ONT ALCL90ABCDEF (G-240W-F) is active" in text
+    assert "Light levels OK" in text
+    assert question(wifi_q).needs == "ssid"
+    assert question(await chat.say("HomeNet")).needs == "wifi_password"
+    online_q = await chat.say("s3cret-passw0rd")
+    assert "Speed test passed for the 1G tier" in said(online_q)
+    assert question(online_q).needs == "customer_online"
+    done = await chat.say("yes")
+    assert f"Order {TOP} is closed" in said(done)
+    menu = question(done)
+    assert menu.choices == ["next", "help", "end"]
+    assert "open orders left" in menu.text
+
+    order = services.workorders.get_order(TOP)
+    assert order is not None and order.status == "completed"
+    item = services.workorders.get_inventory("ALCL90ABCDEF")
+    assert item is not None and item.status == "installed"
+    assert "s3cret-passw0rd" not in str(services.workorders.audit_rows())
+
+
+async def test_three_values_in_one_dict_literal_message_are_all_taken(services: Services) -> None:
+    chat = await start_top_installation(services)
+    replies = await chat.say("{'ethernet_port': 2, 'fsan': 'ALCL1A2B3C4D', 'model': 'G-010G-P'}")
+    assert "ONT ALCL1A2B3C4D (G-010G-P) is active" in said(replies)
+    assert question(replies).needs == "ssid"
+
+
+async def test_key_value_pairs_may_carry_values_for_later_steps(services: Services) -> None:
+    chat = await start_top_installation(services)
+    replies = await chat.say("fsan=ALCL1A2B3C4D model=G-010G-P ethernet_port=1 ssid=Casa")
+    # ssid was given early, so the Wi-Fi step asks only for the password.
+    assert question(replies).needs == "wifi_password"
+
+
+async def test_a_bad_value_is_asked_again_with_the_reason_and_an_example(services: Services) -> None:
+    chat = await start_top_installation(services)
+    bad = await chat.say("XYZ")
+    assert "isn't valid" in said(bad) and "ALCL1234ABCD" in said(bad)
+    assert question(bad).needs == "fsan"
+    bad_port = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=9")
+    assert "ethernet port isn't valid" in said(bad_port)
+    assert question(bad_port).needs == "ethernet_port"
+    ok = await chat.say("3")
+    assert "is active" in said(ok)
+
+
+async def test_three_bad_values_in_a_row_offer_escalation(services: Services) -> None:
+    chat = await start_top_installation(services)
+    await chat.say("nope")
+    await chat.say("still no")
+    offer = await chat.say("ALCL")
+    assert question(offer).choices == ["try again", "escalate"]
+    again = await chat.say("try again")
+    assert question(again).needs == "fsan"
+
+
+async def test_an_unknown_serial_fails_in_plain_words_and_can_be_escalated(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    failed = await chat.say("fsan=ALCL00000000 model=716GE ethernet_port=1")
+    assert "ALCL00000000 is not in inventory" in said(failed)
+    assert question(failed).choices == ["retry", "edit", "escalate"]
+    escalated = await chat.say("escalate")
+    assert "escalated ORD-1003" in said(escalated)
+    assert question(escalated).choices == ["next", "help", "end"]
+    order = services.workorders.get_order(TOP)
+    assert order is not None and order.status == "escalated"
+
+
+async def test_after_a_model_mismatch_the_values_can_be_entered_again(services: Services) -> None:
+    chat = await start_top_installation(services)
+    failed = await chat.say("fsan=CXNK00A1B2C3 model=716GE ethernet_port=1")
+    assert "is a G-240W-F in inventory, not a 716GE" in said(failed)
+    edit = await chat.say("edit")
+    assert question(edit).needs == "fsan" and "Currently CXNK00A1B2C3" in question(edit).text
+    assert question(await chat.say("keep")).needs == "model"
+    assert question(await chat.say("G-240W-F")).needs == "ethernet_port"
+    activated = await chat.say("keep")
+    assert "ONT CXNK00A1B2C3 (G-240W-F) is active" in said(activated)
+
+
+async def test_a_transient_tool_failure_is_reported_then_a_retry_succeeds(
+    make_services: ServicesFactory,
+) -> None:
+    # Three injected failures outlast the agent's own two retries.
+    services = make_services(sim_failures="run_speed_test:3", tool_retries=2)
+    chat = await start_top_installation(services)
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    failed = await chat.say("skip")
+    assert "Skipped" in said(failed)
+    assert question(failed).choices == ["retry", "escalate"]
+    retried = await chat.say("retry")
+    assert "Speed test passed" in said(retried)
+    assert question(retried).needs == "customer_online"
+
+
+async def test_a_failed_step_keeps_every_value_already_collected(services: Services) -> None:
+    chat = await start_top_installation(services)
+    await chat.say("fsan=ALCLC0FFEE02 model=G-240W-F ethernet_port=4")  # low light
+    status = await chat.say("status")
+    values = status[0].data["values"]  # type: ignore[index]
+    assert values["fsan"] == "ALCLC0FFEE02" and values["ethernet_port"] == 4
+
+
+async def test_status_masks_sensitive_values(services: Services) -> None:
+    chat = await start_top_installation(services)
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    await chat.say("ssid=HomeNet wifi_password=hunter2-hunter2")
+    status = await chat.say("status")
+    assert "hunter2" not in said(status) and "hunter2" not in str(status[0].data)
+    assert "wifi_password=••••" in said(status)
+    assert "Step 6 of 7" in said(status)
+
+
+async def test_skip_is_refused_on_a_step_that_may_not_be_skipped(services: Services) -> None:
+    chat = await start_top_installation(services)
+    refused = await chat.say("skip")
+    assert "can't be skipped" in said(refused)
+    assert question(refused).needs == "fsan"
+
+
+async def test_the_wifi_step_may_be_skipped(services: Services) -> None:
+    chat = await start_top_installation(services)
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    skipped = await chat.say("skip")
+    assert "Skipped: " in said(skipped)
+    assert question(skipped).needs == "customer_online"
