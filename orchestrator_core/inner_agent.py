@@ -109,7 +109,7 @@ class InnerAgent:
             return ToolResult(ok=False, error_kind="unknown_tool", message=message)
 
         recorded = self.context.db.find_success(
-            call.session_id, call.order_id, call.step_id, call.attempt, tool=spec.name
+            call.session_id, call.order_id, call.step_id, call.attempt, tool=spec.name, args=masked
         )
         if recorded is not None:
             log.info("replaying %s for %s step %s attempt %s from the audit",

@@ -14,7 +14,6 @@ the session by ``_question``, so a resumed session can ask it again verbatim.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -52,18 +51,17 @@ class _Plans:
         digest = session.plan_digest or ""
         plan = self.cache.get(digest)
         if plan is None:
-            plan = Plan.model_validate(session.plan)
+            plan = Plan.model_validate_json(session.plan or "")
             if len(self.cache) > 64:
                 self.cache.clear()
             self.cache[digest] = plan
         return plan
 
 
-def plan_snapshot(plan: Plan) -> tuple[dict[str, Any], str]:
-    """The plan as stored in a session, and a digest that names that exact content."""
-    data = plan.model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-    return data, digest
+def plan_snapshot(plan: Plan) -> tuple[str, str]:
+    """The plan as stored in a session (JSON text), and a digest naming that exact content."""
+    data = plan.model_dump_json()
+    return data, hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 class Orchestrator:
@@ -87,8 +85,9 @@ class Orchestrator:
                 return [Reply.prompt(SORRY)]
             if session is None:
                 session = self.sessions.create_session(turn.key)
-            if turn.message_id is not None and turn.message_id in session.processed:
-                return list(session.processed[turn.message_id])
+            already = session.replies_for(turn.message_id)
+            if already is not None:
+                return already
             try:
                 replies = await self._dispatch(session, turn)
             except Exception:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from orchestrator_core.turns import Reply, SessionKey
 
 #: How many processed message ids a session remembers for de-duplication.
-PROCESSED_LIMIT = 32
+PROCESSED_LIMIT = 16
+
+_REPLIES = TypeAdapter(list[Reply])
 
 
 class Phase(str, Enum):
@@ -61,8 +63,11 @@ class Session(BaseModel):
     order: dict[str, Any] | None = None
     """The order being worked on."""
 
-    plan: dict[str, Any] | None = None
-    """A snapshot of the plan the current order started with."""
+    plan: str | None = None
+    """A snapshot of the plan the current order started with, as JSON text.
+
+    Kept as text so loading a session does not rebuild the plan on every turn;
+    the orchestrator parses it once per digest and caches it."""
     plan_digest: str | None = None
     step_index: int = 0
     values: dict[str, Any] = Field(default_factory=dict)
@@ -81,8 +86,9 @@ class Session(BaseModel):
 
     completed: list[str] = Field(default_factory=list)
     escalated: list[str] = Field(default_factory=list)
-    processed: dict[str, list[Reply]] = Field(default_factory=dict)
-    """Replies of recently processed message ids, oldest first."""
+    processed: dict[str, str] = Field(default_factory=dict)
+    """Replies (JSON text) of recently processed message ids, oldest first; read only
+    when a message id comes again."""
 
     version: int = Field(default=0, exclude=True)
 
@@ -90,9 +96,15 @@ class Session(BaseModel):
         """Record a processed message id with its replies, forgetting the oldest past the limit."""
         if message_id is None:
             return
-        self.processed[message_id] = replies
+        self.processed[message_id] = _REPLIES.dump_json(replies).decode()
         while len(self.processed) > PROCESSED_LIMIT:
             del self.processed[next(iter(self.processed))]
+
+    def replies_for(self, message_id: str | None) -> list[Reply] | None:
+        """The replies already given to ``message_id``, or ``None`` if it is new."""
+        if message_id is None or message_id not in self.processed:
+            return None
+        return _REPLIES.validate_json(self.processed[message_id])
 
     def clear_order(self) -> None:
         """Forget the current order's plan and values; keep identity and the order list."""

@@ -43,6 +43,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator_core.errors import WorkOrderError
+from orchestrator_core.sqlite_wal import WalCheckpointer, connect_wal
 
 OrderStatus = Literal["assigned", "in_progress", "completed", "cancelled", "escalated"]
 InventoryStatus = Literal["available", "installed", "faulty"]
@@ -122,6 +123,11 @@ def _utc(value: datetime) -> datetime:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else _utc(value).isoformat()
+
+
+def audit_json(args: dict[str, Any]) -> str:
+    """The one text form of a call's arguments in the audit, so equal calls compare equal."""
+    return json.dumps(args, default=str, sort_keys=True)
 
 
 def _now() -> str:
@@ -294,21 +300,19 @@ class WorkOrderDB:
         # a read never holds a lock and a write never upgrades one mid-way.
         # check_same_thread=False with our own lock lets a CLI or test thread use it too.
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn = connect_wal(self.path)
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            # Short, because a wait blocks the event loop; only another process's
-            # import can hold the write lock for longer than microseconds.
-            self._conn.execute("PRAGMA busy_timeout=2000")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise WorkOrderError(f"cannot open the work-order database {path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._checkpointer = WalCheckpointer(self.path) if str(path) != ":memory:" else None
 
     def close(self) -> None:
         """Close the connection; the object is unusable afterwards."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._conn.close()
 
@@ -584,18 +588,25 @@ class WorkOrderDB:
         result: dict[str, Any],
         duration_ms: float,
     ) -> None:
-        """Append one tool try to the audit; ``args`` must already be masked."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO audit (at, session_id, order_id, step_id, attempt, try_no, tool,"
-                " args, ok, error_kind, result, duration_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _now(), session_id, order_id, step_id, attempt, try_no, tool,
-                    json.dumps(args, default=str), int(ok), error_kind,
-                    json.dumps(result, default=str), round(duration_ms, 3),
-                ),
-            )
+        """Append one tool try to the audit; ``args`` must already be masked.
+
+        One autocommitted statement rather than BEGIN/INSERT/COMMIT: it is on
+        every tool call's path, and a single INSERT is atomic by itself.
+        """
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO audit (at, session_id, order_id, step_id, attempt, try_no, tool,"
+                    " args, ok, error_kind, result, duration_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        _now(), session_id, order_id, step_id, attempt, try_no, tool,
+                        audit_json(args), int(ok), error_kind,
+                        json.dumps(result, default=str), round(duration_ms, 3),
+                    ),
+                )
+            except sqlite3.Error as exc:
+                raise WorkOrderError(f"work-order database error: {exc}") from exc
 
     def find_success(
         self,
@@ -604,16 +615,20 @@ class WorkOrderDB:
         step_id: str,
         attempt: int,
         tool: str | None = None,
+        args: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """The outputs of the successful call recorded for exactly this tuple, if any.
 
-        With ``tool``, only a success of that tool counts (a call slot reused by
-        another tool must not hand it someone else's outputs).
+        With ``tool`` and ``args`` (masked, as recorded), only a success of that
+        tool with those arguments counts: a call slot reused by a different call
+        (after a turn that was never saved) must not get someone else's outputs.
         """
+        recorded_args = audit_json(args) if args is not None else None
         rows = self._query(
             "SELECT result FROM audit WHERE session_id = ? AND step_id = ? AND attempt = ?"
-            " AND order_id IS ? AND ok = 1 AND (? IS NULL OR tool = ?) ORDER BY id DESC LIMIT 1",
-            (session_id, step_id, attempt, order_id, tool, tool),
+            " AND order_id IS ? AND ok = 1 AND (? IS NULL OR tool = ?)"
+            " AND (? IS NULL OR args = ?) ORDER BY id DESC LIMIT 1",
+            (session_id, step_id, attempt, order_id, tool, tool, recorded_args, recorded_args),
         )
         if not rows:
             return None

@@ -13,12 +13,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Literal
 
 from orchestrator_core.errors import StaleVersionError, StoreError
+from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
 from orchestrator_core.stores.base import SessionStore, StoredSession
-
-Synchronous = Literal["NORMAL", "FULL"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -34,19 +32,14 @@ class SqliteStore(SessionStore):
     """Sessions in one SQLite file; versioned saves are a conditional UPDATE."""
 
     def __init__(self, path: Path, *, synchronous: Synchronous = "NORMAL") -> None:
-        if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: autocommit, so each statement is its own transaction.
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = connect_wal(path, synchronous=synchronous)
             self._db.execute(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open session store {path}: {exc}") from exc
+        self._checkpointer = WalCheckpointer(path)
 
     async def load(self, key: str) -> StoredSession | None:
         try:
@@ -92,4 +85,5 @@ class SqliteStore(SessionStore):
             raise StoreError(f"session store {self.path} is not reachable: {exc}") from exc
 
     async def aclose(self) -> None:
+        self._checkpointer.close()
         self._db.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,25 +40,23 @@ MESSAGES = st.lists(st.one_of(st.text(max_size=40), WORDS), min_size=1, max_size
 _users = itertools.count()
 
 
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    # Synchronous on purpose: hypothesis runs the test body many times, each in asyncio.run.
+    built = build(make_settings(tmp_path, store="memory"))
+    try:
+        yield built
+    finally:
+        asyncio.run(built.aclose())
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(start=st.sampled_from(sorted(PREFIXES)), messages=MESSAGES)
 def test_any_messages_in_any_state_never_break_the_conversation(
-    tmp_path: Path, start: str, messages: list[str]
+    services: Services, start: str, messages: list[str]
 ) -> None:
     """Arbitrary text never raises, never loses a stored value, and status always answers."""
-    services = _services(tmp_path)
     asyncio.run(_probe(services, start, messages))
-
-
-_built: dict[Path, Services] = {}
-
-
-def _services(tmp_path: Path) -> Services:
-    # One TechAssist per test function (hypothesis calls the body many times).
-    if tmp_path not in _built:
-        _built.clear()
-        _built[tmp_path] = build(make_settings(tmp_path, store="memory"))
-    return _built[tmp_path]
 
 
 async def _probe(services: Services, start: str, messages: list[str]) -> None:
