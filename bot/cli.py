@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,7 +145,11 @@ def _orders_list(settings: Settings, args: argparse.Namespace) -> int:
 def _plans_validate(settings: Settings, args: argparse.Namespace) -> int:
     files: list[Path] = args.files or sorted(settings.plans_dir.glob("*.json"))
     files = [f for f in files if not f.name.endswith(".schema.json")]
-    problems = validate_files(files, default_registry())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        problems = validate_files(files, default_registry())
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -94,6 +94,7 @@ class Orchestrator:
                 # The session is not saved, so the stored state is as before the turn.
                 log.exception("turn failed for %s in phase %s", turn.key.as_str(), session.phase)
                 return [Reply.prompt(SORRY)]
+            log.debug("turn %s: %s -> %s", turn.key.as_str(), turn.kind.value, session.phase.value)
             session.remember(turn.message_id, replies)
             try:
                 await self.sessions.update_session_data(session)

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from orchestrator_core.conditions import Condition, is_union_tag, references
 from orchestrator_core.errors import PlanError
@@ -123,6 +131,7 @@ class Plan(BaseModel):
 
     # Lets editors find plan.schema.json; it means nothing to the program.
     schema_ref: str | None = Field(default=None, alias="$schema", exclude=True)
+    _sensitive: frozenset[str] = PrivateAttr(default=frozenset())
     id: str = Field(min_length=1)
     title: str = Field(min_length=1)
     order_types: list[str] = Field(min_length=1)
@@ -151,7 +160,11 @@ class Plan(BaseModel):
 
     def sensitive_names(self) -> frozenset[str]:
         """Names of the values that are masked wherever they are shown."""
-        return frozenset(name for name, param in self.parameters.items() if param.sensitive)
+        return self._sensitive
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Asked on every tool call; a plan's parameters never change once loaded.
+        self._sensitive = frozenset(n for n, p in self.parameters.items() if p.sensitive)
 
 
 @dataclass(frozen=True)

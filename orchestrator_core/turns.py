@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -31,13 +32,13 @@ class SessionKey:
 
     def as_str(self) -> str:
         """The one string form of a key, used by every store; parts are %-escaped."""
-        return "techassist:" + ":".join(
-            _escape(part) for part in (self.bridge, self.workspace, self.channel, self.user)
-        )
+        return _key_string(self.bridge, self.workspace, self.channel, self.user)
 
 
-def _escape(part: str) -> str:
-    return part.replace("%", "%25").replace(":", "%3A")
+@lru_cache(maxsize=4096)
+def _key_string(*parts: str) -> str:
+    # Memoized: every store call and audit record asks for it, several times a turn.
+    return "techassist:" + ":".join(p.replace("%", "%25").replace(":", "%3A") for p in parts)
 
 
 class TurnKind(str, Enum):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from bot.wiring import Services
 from bridges.memory import MemoryBridge
 from tests.conftest import ServicesFactory
@@ -158,3 +162,17 @@ async def test_the_wifi_step_may_be_skipped(services: Services) -> None:
     skipped = await chat.say("skip")
     assert "Skipped: " in said(skipped)
     assert question(skipped).needs == "customer_online"
+
+
+async def test_a_sensitive_value_never_reaches_the_logs(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    chat = await start_top_installation(services)
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    await chat.say("ssid=HomeNet wifi_password=hunter2-hunter2")
+    await chat.say("ssid=HomeNet wifi_password=x")  # refused: too short, still not logged
+    await chat.say("status")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hunter2" not in logged and "wifi_password=x" not in logged
+    assert "hunter2" not in str(services.workorders.audit_rows())

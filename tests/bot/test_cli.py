@@ -1,0 +1,133 @@
+"""The techassist command line, run as a real process the way an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parents[1] / "orchestrator_core" / "plan_fixtures"
+
+
+def techassist(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
+    environment.update(TECHASSIST_DATA_DIR=str(data_dir), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin, capture_output=True, text=True, env=environment, timeout=60,
+        cwd=data_dir,
+    )
+
+
+def test_orders_list_shows_the_demo_orders_in_priority_order(tmp_path: Path) -> None:
+    done = techassist(tmp_path, "orders", "list", "--cuid", "ab1234", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    open_rows = [r for r in rows if r["priority"] is not None]
+    assert [r["priority"] for r in open_rows] == list(range(1, len(open_rows) + 1))
+    assert open_rows[0]["order_id"] == "ORD-1003" and open_rows[0]["status"] == "in_progress"
+    assert {r["status"] for r in rows if r["priority"] is None} == {"completed"}
+    table = techassist(tmp_path, "orders", "list", "--cuid", "AB1234")
+    assert table.stdout.splitlines()[1].split()[:2] == ["1", "ORD-1003"]
+
+
+def test_orders_list_refuses_an_unknown_cuid(tmp_path: Path) -> None:
+    done = techassist(tmp_path, "orders", "list", "--cuid", "ZZ0000")
+    assert done.returncode == 1 and "No technician with CUID ZZ0000" in done.stderr
+
+
+def test_an_import_with_a_bad_record_names_it_and_imports_nothing(tmp_path: Path) -> None:
+    data = {
+        "technicians": [{"cuid": "GH3456", "name": "Gina Hale"}],
+        "orders": [{"order_id": "ORD-9001", "cuid": "GH3456", "order_type": "repair",
+                    "status": "assigned", "scheduled_start": "not a time",
+                    "created_at": "2026-11-01T08:00:00Z", "customer_name": "X",
+                    "address": "1 Road"}],
+    }
+    path = tmp_path / "import.json"
+    path.write_text(json.dumps(data))
+    done = techassist(tmp_path, "orders", "import", str(path))
+    assert done.returncode == 1
+    assert "orders[0]" in done.stderr and "scheduled_start" in done.stderr
+    listed = techassist(tmp_path, "orders", "list", "--cuid", "GH3456")
+    assert listed.returncode == 1  # the technician was not half-imported either
+
+
+def test_an_import_adds_orders_that_the_list_then_shows(tmp_path: Path) -> None:
+    data = {
+        "technicians": [{"cuid": "GH3456", "name": "Gina Hale"}],
+        "orders": [{"order_id": "ORD-9001", "cuid": "GH3456", "order_type": "repair",
+                    "status": "assigned", "scheduled_start": "2026-12-01T08:00:00Z",
+                    "created_at": "2026-11-01T08:00:00Z", "customer_name": "Xavier",
+                    "address": "1 Road", "gate_code": "1234"}],
+    }
+    path = tmp_path / "import.json"
+    path.write_text(json.dumps(data))
+    done = techassist(tmp_path, "orders", "import", str(path))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(techassist(tmp_path, "orders", "list", "--cuid", "GH3456", "--json").stdout)
+    assert rows[0]["order_id"] == "ORD-9001" and rows[0]["details"]["gate_code"] == "1234"
+
+
+def test_plans_validate_accepts_the_bundled_plans(tmp_path: Path) -> None:
+    done = techassist(tmp_path, "plans", "validate")
+    assert done.returncode == 0, done.stderr
+    assert "2 plan file(s) valid" in done.stdout
+
+
+def test_plans_validate_names_the_file_and_json_path_of_each_problem(tmp_path: Path) -> None:
+    bad = FIXTURES / "bad_semantics.json"
+    done = techassist(tmp_path, "plans", "validate", str(bad))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines and all("bad_semantics.json: $." in line for line in lines)
+    assert any("unknown tool" in line for line in lines)
+
+
+def test_plans_validate_warns_that_a_legacy_list_plan_is_deprecated(tmp_path: Path) -> None:
+    done = techassist(tmp_path, "plans", "validate", str(FIXTURES / "installation_plan.json"))
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "installation_plan.json" in done.stderr
+
+
+def test_the_program_refuses_to_start_on_an_invalid_plan(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "bad.json").write_text((FIXTURES / "bad_semantics.json").read_text())
+    done = techassist(tmp_path, "chat", stdin="AB1234\n", TECHASSIST_PLANS_DIR=str(plans))
+    assert done.returncode == 2
+    assert "will not start" in done.stderr and "bad.json: $." in done.stderr
+
+
+@pytest.mark.parametrize("cuid_flag", [False, True])
+def test_terminal_chat_completes_a_repair(tmp_path: Path, cuid_flag: bool) -> None:
+    lines = ["yes", "ONT_FAULT", "CXNK00778899", "end"]
+    args = ["chat", "--cuid", "CD5678"] if cuid_flag else ["chat"]
+    stdin = "\n".join(lines if cuid_flag else ["CD5678", *lines]) + "\n"
+    done = techassist(tmp_path, *args, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    assert "ONT replaced" in done.stdout and "Order ORD-2001 is closed" in done.stdout
+    assert "Orders completed this session: ORD-2001" in done.stdout
+
+
+def test_terminal_chat_resumes_after_quitting(tmp_path: Path) -> None:
+    first = techassist(tmp_path, "chat", "--cuid", "AB1234", stdin="yes\nALCL90ABCDEF\nquit\n")
+    assert "progress is saved" in first.stdout
+    second = techassist(tmp_path, "chat", "--cuid", "AB1234", stdin="")
+    assert "Welcome back, Alice Brown" in second.stdout and "step 2 of 7" in second.stdout
+    assert second.returncode == 0
+
+
+def test_the_data_directory_defaults_to_the_home_directory(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
+    environment["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "orders", "seed"], capture_output=True, text=True,
+        env=environment, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".local" / "share" / "techassist" / "workorders.db").exists()
