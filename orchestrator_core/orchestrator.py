@@ -398,11 +398,15 @@ class Orchestrator:
         return [Reply.display("Please answer 'try again' or 'escalate'.")]
 
     async def _on_failure_choice(self, session: Session, text: str) -> list[Reply]:
-        plan = self._snapshots.get(session)
-        step = plan.steps[session.step_index]
+        step = self._current_step(session)
         word = text.lower()
         if word == "retry":
             return await self.execute_plan_steps(session)
+        if word == "escalate":
+            task = step.task if step else "Closing the order"
+            return await self._escalate_order(session, session.failure or f"{task} failed.")
+        if step is None:
+            return [Reply.display("Please choose retry or escalate.")]
         if word == "edit":
             if not step.parameters:
                 return [Reply.display("This step has no values to enter again.")]
@@ -411,13 +415,17 @@ class Orchestrator:
             return []
         if word == "skip":
             return await self._skip(session)
-        if word == "escalate":
-            return await self._escalate_order(session, session.failure or f"{step.task} failed.")
         return [Reply.display("Please choose one of the options below.")]
 
-    async def _skip(self, session: Session) -> list[Reply]:
+    def _current_step(self, session: Session) -> Step | None:
+        """The step the session stands on; ``None`` once every step has run."""
         plan = self._snapshots.get(session)
-        step = plan.steps[session.step_index]
+        return plan.steps[session.step_index] if session.step_index < len(plan.steps) else None
+
+    async def _skip(self, session: Session) -> list[Reply]:
+        step = self._current_step(session)
+        if step is None:
+            return [Reply.display("There is no step to skip right now.")]
         if not step.skippable:
             return [Reply.display(f"“{step.task}” can't be skipped.")]
         session.step_index += 1
@@ -452,7 +460,9 @@ class Orchestrator:
     async def _finish_order(self, session: Session, plan: Plan) -> list[Reply]:
         assert session.order is not None
         order_id = session.order["order_id"]
+        said: list[Reply] = []
         if not any(s.tool == "close_order" for s in plan.steps):
+            # A plan without its own closing step still closes the order.
             closed = await self._tool(
                 session, "close_order", {"order_id": order_id}, step_id="close", order_id=order_id
             )
@@ -460,10 +470,11 @@ class Orchestrator:
                 session.phase = Phase.TOOL_FAILED
                 session.failure = closed.message
                 return []
+            said.append(Reply.display(f"Order {order_id} is closed.", data={"order_id": order_id}))
         session.completed.append(order_id)
         session.orders = [o for o in session.orders if o["order_id"] != order_id]
         session.phase = Phase.POST_TASK
-        return [Reply.display(f"Order {order_id} is complete. Well done!", data={"order_id": order_id})]
+        return said
 
     async def post_task_interaction(self, session: Session, text: str) -> list[Reply]:
         """After an order: the next order, help from a human, or the end of the conversation."""
@@ -636,13 +647,16 @@ class Orchestrator:
         if phase is Phase.COLLECT:
             return self._param_question(session)
         if phase is Phase.TOOL_FAILED:
-            plan = self._snapshots.get(session)
-            step = plan.steps[session.step_index]
-            choices = ["retry"] + (["edit"] if step.parameters else []) + (
-                ["skip"] if step.skippable else []) + ["escalate"]
+            step = self._current_step(session)
+            choices = ["retry"]
+            if step is not None:
+                choices += (["edit"] if step.parameters else []) + (
+                    ["skip"] if step.skippable else [])
+            choices.append("escalate")
             return Reply.prompt(
                 f"{session.failure} What would you like to do: {', '.join(choices)}?",
-                choices=choices, data={"step": step.id, "error": session.failure},
+                choices=choices,
+                data={"step": step.id if step else None, "error": session.failure},
             )
         if phase is Phase.OFFER_ESCALATION:
             return Reply.prompt(
@@ -670,7 +684,7 @@ class Orchestrator:
 
     def _param_question(self, session: Session) -> Reply:
         plan = self._snapshots.get(session)
-        step = plan.steps[session.step_index]
+        step = plan.steps[session.step_index]  # COLLECT always stands on a step
         name = session.edit_queue[0] if session.edit_queue else session.pending_param
         assert name is not None
         param = plan.parameter(name)
