@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/techassist orders seed
-	$(BIN)/techassist chat
+	$(BIN)/techassist serve
 
 chat: $(STAMP)
 	$(BIN)/techassist chat
@@ -27,6 +27,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.ws
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

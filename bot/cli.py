@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.client import DEFAULT_URL, run_client
 from bot.settings import Settings
 from bot.wiring import build, open_workorders
 from bridges.memory import MemoryBridge, render
@@ -53,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--cuid", help="identify as this technician straight away")
     chat.set_defaults(run=_chat)
 
+    serve = commands.add_parser("serve", help="run the server (websocket bridge, health checks)")
+    serve.add_argument("--host", help="address to listen on (default: TECHASSIST_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on, 0 for any free one")
+    serve.set_defaults(run=_serve)
+
+    client = commands.add_parser("client", help="talk to a running server from this terminal")
+    client.add_argument("--url", default=None, help=f"server URL (default: {DEFAULT_URL})")
+    client.add_argument("--cuid", help="identify as this technician straight away")
+    client.set_defaults(run=_client)
+
     orders = commands.add_parser("orders", help="manage the work-order database")
     order_commands = orders.add_subparsers(required=True, metavar="ACTION")
     seed = order_commands.add_parser("seed", help="load the demo data into an empty database")
@@ -71,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="*", type=Path, help="default: the configured plans")
     validate.set_defaults(run=_plans_validate)
     return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import serve  # the web stack loads only for the commands that need it
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return serve(settings.model_copy(update=overrides))
+
+
+def _client(settings: Settings, args: argparse.Namespace) -> int:
+    return run_client(args.url or DEFAULT_URL, args.cuid)
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:

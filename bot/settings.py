@@ -56,6 +56,11 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    host: str = "127.0.0.1"
+    """Where ``techassist serve`` listens."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """The port ``techassist serve`` listens on; 0 picks a free one."""
+
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
     )

@@ -26,7 +26,7 @@ from orchestrator_core.plans import Parameter, Plan, PlanLibrary, Step, step_inp
 from orchestrator_core.conditions import evaluate
 from orchestrator_core.session import Phase, Session
 from orchestrator_core.session_manager import SessionManager
-from orchestrator_core.turns import IncomingTurn, Reply, TurnKind
+from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
 
 log = logging.getLogger("techassist.orchestrator")
 
@@ -103,6 +103,21 @@ class Orchestrator:
                 return [Reply.prompt(SORRY)]
             return replies
 
+    async def undelivered(self, key: SessionKey, replies: list[Reply]) -> None:
+        """Keep replies a bridge could not deliver; the technician sees them on return.
+
+        Called by a bridge when the connection dropped before a turn's replies
+        went out (the turn itself was already saved).
+        """
+        async with self.sessions.lock(key):
+            try:
+                session = await self.sessions.get_session_data(key)
+                if session is not None:
+                    session.keep_undelivered(replies)
+                    await self.sessions.update_session_data(session)
+            except StoreError:
+                log.exception("cannot keep undelivered replies for %s", key.as_str())
+
     async def _dispatch(self, session: Session, turn: IncomingTurn) -> list[Reply]:
         text = turn.text.strip()
         if len(text) > MAX_TEXT:
@@ -120,6 +135,7 @@ class Orchestrator:
             session.paused = False
             if turn.cuid and fresh:
                 return self._close(session, await self._identify(session, turn.cuid))
+            said += [r for r in session.take_undelivered() if r.kind is ReplyKind.DISPLAY]
             if not fresh:
                 said.append(self._where_you_stand(session))
             if turn.kind is TurnKind.START or not text:
@@ -698,8 +714,7 @@ class Orchestrator:
         choices = list(param.choices or [])
         if param.type.value == "boolean":
             choices = ["yes", "no"]
-        return Reply.prompt(f"{header}\n{text}", needs=name, choices=choices,
-                            data={"step": step.id, "parameter": name})
+        return Reply.prompt(f"{header}\n{text}", needs=name, choices=choices)
 
     def _where_you_stand(self, session: Session) -> Reply:
         name = session.technician_name or session.cuid

@@ -90,6 +90,9 @@ class Session(BaseModel):
     """Replies (JSON text) of recently processed message ids, oldest first; read only
     when a message id comes again."""
 
+    undelivered: str | None = None
+    """Replies (JSON text) a bridge could not deliver; shown first when the technician is back."""
+
     version: int = Field(default=0, exclude=True)
 
     def remember(self, message_id: str | None, replies: list[Reply]) -> None:
@@ -105,6 +108,16 @@ class Session(BaseModel):
         if message_id is None or message_id not in self.processed:
             return None
         return _REPLIES.validate_json(self.processed[message_id])
+
+    def keep_undelivered(self, replies: list[Reply]) -> None:
+        """Hold replies that never reached the technician, after any held before."""
+        self.undelivered = _REPLIES.dump_json(self.take_undelivered() + replies).decode()
+
+    def take_undelivered(self) -> list[Reply]:
+        """The held undelivered replies, which are no longer held afterwards."""
+        held = _REPLIES.validate_json(self.undelivered) if self.undelivered else []
+        self.undelivered = None
+        return held
 
     def clear_order(self) -> None:
         """Forget the current order's plan and values; keep identity and the order list."""

@@ -1,0 +1,102 @@
+"""The FastAPI application and the uvicorn server that runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse
+
+from bot.settings import Settings
+from bot.wiring import Services, build
+from bridges import websocket as ws_bridge
+from orchestrator_core.errors import StoreError
+
+log = logging.getLogger("techassist.server")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; its lifespan builds TechAssist's services and closes them at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build(settings)
+        app.state.services = services
+        app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator)
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    app = FastAPI(title="TechAssist", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """The session store answers and the plans are loaded."""
+        services: Services = app.state.services
+        checks: dict[str, Any] = {"plans": len(services.plans.plans)}
+        ready = checks["plans"] > 0
+        try:
+            await services.store.ping()
+            checks["store"] = "ok"
+        except StoreError as exc:
+            checks["store"] = str(exc)
+            ready = False
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+    @app.websocket(ws_bridge.PATH)
+    async def start_task(websocket: WebSocket) -> None:
+        await app.state.websocket.serve(websocket)
+
+    return app
+
+
+def uvicorn_config(app: Any, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+    """uvicorn's settings for TechAssist, shared with the benchmark's echo server.
+
+    Messages over 64 KiB are refused (close code 1009) and per-message deflate
+    is off: legacy frames are small, and compression costs CPU and memory per
+    connection. ``websockets-sansio`` is uvicorn's current implementation on the
+    websockets library (the older ``websockets`` one logs a deprecation).
+    """
+    options: dict[str, Any] = dict(
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        ws_max_size=ws_bridge.MAX_FRAME,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+    )
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until interrupted; announce the bound address once it listens."""
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings.host, settings.port))
+    return asyncio.run(_serve(server))
+
+
+async def _serve(server: uvicorn.Server) -> int:
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"TechAssist listening on ws://{shown}:{port}{ws_bridge.PATH}", flush=True)
+    await task
+    return 0 if server.started else 1

@@ -1,0 +1,200 @@
+"""The websocket bridge: the legacy ``client.py`` protocol, frame for frame.
+
+The protocol, fixed by clients already in the field:
+
+- the client's first frame is ``{"type": "cuid", "data": "<CUID>"}``, later ones
+  ``{"type": "message", "data": "<text>"}``; a frame that is not JSON counts as
+  ``data``;
+- the server answers every client frame with exactly one frame
+  ``{"type": "input" | "display", "message": ...}``, plus ``data``,
+  ``data_needed`` and ``choices`` where they apply; a turn's replies are folded
+  into that one frame, because the legacy client answers after every frame;
+- the last frame of a conversation is a ``display`` frame, then a normal close.
+
+This module only translates: frames to ``IncomingTurn``, ``Reply`` lists to
+frames. It is the only one that knows starlette's websocket types.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from orchestrator_core.orchestrator import Orchestrator
+from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
+
+log = logging.getLogger("techassist.websocket")
+
+BRIDGE = "websocket"
+PATH = "/start_task"
+#: Frames larger than this are refused by the server (close code 1009).
+MAX_FRAME = 64 * 1024
+
+FORMAT_HELP = (
+    'I could not read that frame. Send JSON like {"type": "message", "data": "your answer"}, '
+    'starting with {"type": "cuid", "data": "YOUR CUID"}.'
+)
+TAKEN_OVER = "This session was opened from another connection, so this one is closing."
+
+
+def session_key(cuid: str) -> SessionKey:
+    """The session key of a legacy websocket technician."""
+    return SessionKey(BRIDGE, "", "", cuid)
+
+
+@dataclass(frozen=True)
+class ClientFrame:
+    """A client frame that could be read: its type and its text."""
+
+    type: str
+    data: str
+
+
+def parse_frame(raw: str) -> ClientFrame | None:
+    """Read a client text frame; ``None`` when it is JSON of the wrong shape."""
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return ClientFrame("message", raw)  # plain text counts as data
+    if isinstance(frame, str | int | float) and not isinstance(frame, bool):
+        return ClientFrame("message", raw)  # a bare JSON scalar is still just text
+    if not isinstance(frame, dict) or not isinstance(frame.get("data"), str):
+        return None
+    kind = frame.get("type")
+    return ClientFrame(kind if isinstance(kind, str) else "message", frame["data"])
+
+
+def render(replies: list[Reply]) -> dict[str, Any]:
+    """Fold one turn's replies into the single frame the legacy client expects."""
+    if not replies:
+        return {"type": "input", "message": ""}
+    last = replies[-1]
+    frame: dict[str, Any] = {
+        "type": "input" if last.kind is ReplyKind.PROMPT else "display",
+        "message": "\n".join(r.text for r in replies),
+    }
+    data = next((r.data for r in reversed(replies) if r.data is not None), None)
+    if data is not None:
+        frame["data"] = data
+    if last.needs:
+        frame["data_needed"] = last.needs
+    if last.choices:
+        frame["choices"] = list(last.choices)
+    return frame
+
+
+@dataclass
+class Connections:
+    """Which connection currently holds each CUID, so a second one takes it over."""
+
+    by_cuid: dict[str, WebSocket] = field(default_factory=dict)
+
+    async def claim(self, cuid: str, websocket: WebSocket) -> None:
+        previous = self.by_cuid.get(cuid)
+        self.by_cuid[cuid] = websocket
+        if previous is not None and previous is not websocket:
+            await _send(previous, {"type": "display", "message": TAKEN_OVER})
+            await _close(previous)
+
+    def release(self, cuid: str | None, websocket: WebSocket) -> None:
+        if cuid is not None and self.by_cuid.get(cuid) is websocket:
+            del self.by_cuid[cuid]
+
+    def holds(self, cuid: str, websocket: WebSocket) -> bool:
+        return self.by_cuid.get(cuid) is websocket
+
+
+class WebsocketBridge:
+    """Serves legacy websocket clients on one orchestrator."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+        self.connections = Connections()
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one client connection until it closes; bad frames never end it."""
+        await websocket.accept()
+        cuid: str | None = None
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                frame = parse_frame(text) if text is not None else None
+                if frame is None:  # binary, or JSON of the wrong shape
+                    await _send(websocket, {"type": "input", "message": FORMAT_HELP})
+                    continue
+                if cuid is not None and not self.connections.holds(cuid, websocket):
+                    return  # taken over while this frame was on its way
+                cuid, closed = await self._turn(websocket, cuid, frame)
+                if closed:
+                    await _close(websocket)
+                    return
+        except WebSocketDisconnect:
+            return
+        finally:
+            self.connections.release(cuid, websocket)
+
+    async def _turn(
+        self, websocket: WebSocket, cuid: str | None, frame: ClientFrame
+    ) -> tuple[str | None, bool]:
+        """Handle one readable frame; return the connection's CUID and whether to close."""
+        if cuid is None or (frame.type == "cuid" and frame.data.strip().upper() == cuid):
+            # Until a CUID is accepted, every frame is an attempt to identify.
+            candidate = frame.data.strip().upper()
+            if not candidate:
+                await _send(websocket, {"type": "input", "message": "Please send your CUID.",
+                                        "data_needed": "cuid"})
+                return cuid, False
+            key = session_key(candidate)
+            turn = IncomingTurn(key, kind=TurnKind.START, cuid=candidate)
+            replies = await self.orchestrator.handle(turn)
+            identified = not (replies and replies[-1].needs == "cuid")
+            if identified:
+                await self.connections.claim(candidate, websocket)
+            await self._deliver(websocket, key, replies)
+            return (candidate if identified else None), _closes(replies)
+        if frame.type == "cuid":
+            await _send(websocket, {
+                "type": "input",
+                "message": f"You are connected as {cuid}. Reconnect to change technician.",
+            })
+            return cuid, False
+        key = session_key(cuid)
+        replies = await self.orchestrator.handle(IncomingTurn(key, text=frame.data))
+        await self._deliver(websocket, key, replies)
+        return cuid, _closes(replies)
+
+    async def _deliver(self, websocket: WebSocket, key: SessionKey, replies: list[Reply]) -> None:
+        if not await _send(websocket, render(replies)):
+            # The turn is saved; keep what it said for the technician's return.
+            await self.orchestrator.undelivered(key, replies)
+
+
+def _closes(replies: list[Reply]) -> bool:
+    return bool(replies) and replies[-1].kind is ReplyKind.DISPLAY
+
+
+async def _send(websocket: WebSocket, frame: dict[str, Any]) -> bool:
+    """Send one frame; False when the client is already gone."""
+    if websocket.application_state is not WebSocketState.CONNECTED:
+        return False
+    try:
+        await websocket.send_text(json.dumps(frame, ensure_ascii=False, default=str))
+        return True
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+        log.info("could not send to a websocket client that left: %s", exc)
+        return False
+
+
+async def _close(websocket: WebSocket) -> None:
+    if websocket.application_state is WebSocketState.CONNECTED:
+        try:
+            await websocket.close(code=1000)
+        except (RuntimeError, OSError):
+            pass
