@@ -17,6 +17,7 @@ frames. It is the only one that knows starlette's websocket types.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -87,25 +88,46 @@ def render(replies: list[Reply]) -> dict[str, Any]:
     return frame
 
 
+@dataclass(eq=False)
+class Connection:
+    """One client connection, and whether a turn of it is still in flight."""
+
+    websocket: WebSocket
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+
 @dataclass
 class Connections:
     """Which connection currently holds each CUID, so a second one takes it over."""
 
-    by_cuid: dict[str, WebSocket] = field(default_factory=dict)
+    by_cuid: dict[str, Connection] = field(default_factory=dict)
 
-    async def claim(self, cuid: str, websocket: WebSocket) -> None:
+    async def settle(self, cuid: str, connection: Connection) -> None:
+        """Wait until another connection of ``cuid`` has finished delivering its turn.
+
+        A client that reconnects while its old connection's turn is still
+        running must see that turn's replies, so its first turn waits for it.
+        """
         previous = self.by_cuid.get(cuid)
-        self.by_cuid[cuid] = websocket
-        if previous is not None and previous is not websocket:
-            await _send(previous, {"type": "display", "message": TAKEN_OVER})
-            await _close(previous)
+        if previous is not None and previous is not connection:
+            await previous.idle.wait()
 
-    def release(self, cuid: str | None, websocket: WebSocket) -> None:
-        if cuid is not None and self.by_cuid.get(cuid) is websocket:
+    async def claim(self, cuid: str, connection: Connection) -> None:
+        previous = self.by_cuid.get(cuid)
+        self.by_cuid[cuid] = connection
+        if previous is not None and previous is not connection:
+            await _send(previous.websocket, {"type": "display", "message": TAKEN_OVER})
+            await _close(previous.websocket)
+
+    def release(self, cuid: str | None, connection: Connection) -> None:
+        if cuid is not None and self.by_cuid.get(cuid) is connection:
             del self.by_cuid[cuid]
 
-    def holds(self, cuid: str, websocket: WebSocket) -> bool:
-        return self.by_cuid.get(cuid) is websocket
+    def holds(self, cuid: str, connection: Connection) -> bool:
+        return self.by_cuid.get(cuid) is connection
 
 
 class WebsocketBridge:
@@ -118,6 +140,7 @@ class WebsocketBridge:
     async def serve(self, websocket: WebSocket) -> None:
         """Run one client connection until it closes; bad frames never end it."""
         await websocket.accept()
+        connection = Connection(websocket)
         cuid: str | None = None
         try:
             while True:
@@ -129,21 +152,26 @@ class WebsocketBridge:
                 if frame is None:  # binary, or JSON of the wrong shape
                     await _send(websocket, {"type": "input", "message": FORMAT_HELP})
                     continue
-                if cuid is not None and not self.connections.holds(cuid, websocket):
+                if cuid is not None and not self.connections.holds(cuid, connection):
                     return  # taken over while this frame was on its way
-                cuid, closed = await self._turn(websocket, cuid, frame)
+                connection.idle.clear()
+                try:
+                    cuid, closed = await self._turn(connection, cuid, frame)
+                finally:
+                    connection.idle.set()
                 if closed:
                     await _close(websocket)
                     return
         except WebSocketDisconnect:
             return
         finally:
-            self.connections.release(cuid, websocket)
+            self.connections.release(cuid, connection)
 
     async def _turn(
-        self, websocket: WebSocket, cuid: str | None, frame: ClientFrame
+        self, connection: Connection, cuid: str | None, frame: ClientFrame
     ) -> tuple[str | None, bool]:
         """Handle one readable frame; return the connection's CUID and whether to close."""
+        websocket = connection.websocket
         if cuid is None or (frame.type == "cuid" and frame.data.strip().upper() == cuid):
             # Until a CUID is accepted, every frame is an attempt to identify.
             candidate = frame.data.strip().upper()
@@ -151,12 +179,13 @@ class WebsocketBridge:
                 await _send(websocket, {"type": "input", "message": "Please send your CUID.",
                                         "data_needed": "cuid"})
                 return cuid, False
+            await self.connections.settle(candidate, connection)
             key = session_key(candidate)
             turn = IncomingTurn(key, kind=TurnKind.START, cuid=candidate)
             replies = await self.orchestrator.handle(turn)
             identified = not (replies and replies[-1].needs == "cuid")
             if identified:
-                await self.connections.claim(candidate, websocket)
+                await self.connections.claim(candidate, connection)
             await self._deliver(websocket, key, replies)
             return (candidate if identified else None), _closes(replies)
         if frame.type == "cuid":
