@@ -19,7 +19,9 @@ except ImportError:
     venv_python = HERE / ".venv" / "bin" / "python"
     if venv_python.exists() and Path(sys.prefix).resolve() != (HERE / ".venv").resolve():
         os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.exit("client.py needs the websockets library: run 'make run' once, or 'pip install websockets'.")
+    sys.exit(
+        "client.py needs the websockets library: run 'make run' once, or 'pip install websockets'."
+    )
 
 sys.path.insert(0, str(HERE))
 from bot.client import main  # noqa: E402

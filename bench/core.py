@@ -21,10 +21,10 @@ from typing import Any
 from bot.settings import Settings
 from bot.wiring import build
 from bridges.memory import MemoryBridge
-from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, unit
-from orchestrator_core.session_manager import SessionManager
-from orchestrator_core.stores import SqliteStore
 from orchestrator_core.session import Session
+from orchestrator_core.session_manager import SessionManager
+from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, unit
+from orchestrator_core.stores import SqliteStore
 
 MODEL = "716GE"
 
@@ -138,7 +138,9 @@ async def main(conversations: int) -> None:
             t0 = time.perf_counter()
             for i, serial in enumerate(serials):
                 cuid = f"BT{i:04d}"
-                await conversation(MemoryBridge(services.orchestrator, cuid), serial, cuid, latencies)
+                await conversation(
+                    MemoryBridge(services.orchestrator, cuid), serial, cuid, latencies
+                )
             elapsed = time.perf_counter() - t0
             stored = await services.store.load(
                 MemoryBridge(services.orchestrator, "BT0000").key.as_str()
@@ -153,14 +155,24 @@ async def main(conversations: int) -> None:
     turn_p50, turn_p99 = pct(latencies, 0.50), pct(latencies, 0.99)
     trip_p50, trip_p99 = pct(trips, 0.50), pct(trips, 0.99)
     st_p50, st_p99 = pct(session_trips, 0.50), pct(session_trips, 0.99)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}, {platform.platform()}")
-    print(f"conversations: {conversations}, turns: {len(latencies)}, session size: {len(payload)} B")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}")
+    print(
+        f"conversations: {conversations}, turns: {len(latencies)}, session size: {len(payload)} B"
+    )
     print(f"turns/s:          {len(latencies) / elapsed:10.0f}")
-    print(f"turn p50 / p99:   {turn_p50 * 1e3:8.3f} ms / {turn_p99 * 1e3:.3f} ms   (target p99 <= 5 ms)")
-    print(f"store round trip: {trip_p50 * 1e3:8.3f} ms / {trip_p99 * 1e3:.3f} ms (load + versioned save)")
-    print(f"session round trip: {st_p50 * 1e3:6.3f} ms / {st_p99 * 1e3:.3f} ms "
-          "(SessionManager load + save: the store plus (de)serialization)")
+    ms = 1e3
+    print(
+        f"turn p50 / p99:   {turn_p50 * ms:8.3f} ms / {turn_p99 * ms:.3f} ms   (target p99 <= 5 ms)"
+    )
+    print(
+        f"store round trip: {trip_p50 * ms:8.3f} ms / {trip_p99 * ms:.3f} ms "
+        "(load + versioned save)"
+    )
+    print(
+        f"session round trip: {st_p50 * 1e3:6.3f} ms / {st_p99 * 1e3:.3f} ms "
+        "(SessionManager load + save: the store plus (de)serialization)"
+    )
     print(f"ratio turn / store round trip, p50:   {turn_p50 / trip_p50:6.1f}   (target <= 3)")
     print(f"ratio turn / session round trip, p50: {turn_p50 / st_p50:6.1f}")
     print(f"mean turn {statistics.fmean(latencies) * 1e3:.3f} ms")

@@ -41,7 +41,9 @@ class MemoryBridge:
     async def click(self, value: str, message_id: str | None = None) -> list[Reply]:
         """Press the button whose value is ``value``."""
         return await self._send(
-            IncomingTurn(self.key, text=value, kind=TurnKind.ACTION, message_id=self._id(message_id))
+            IncomingTurn(
+                self.key, text=value, kind=TurnKind.ACTION, message_id=self._id(message_id)
+            )
         )
 
     def _id(self, message_id: str | None) -> str:

@@ -18,6 +18,7 @@ frames. It is the only one that knows starlette's websocket types.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -176,8 +177,10 @@ class WebsocketBridge:
             # Until a CUID is accepted, every frame is an attempt to identify.
             candidate = frame.data.strip().upper()
             if not candidate:
-                await _send(websocket, {"type": "input", "message": "Please send your CUID.",
-                                        "data_needed": "cuid"})
+                await _send(
+                    websocket,
+                    {"type": "input", "message": "Please send your CUID.", "data_needed": "cuid"},
+                )
                 return cuid, False
             await self.connections.settle(candidate, connection)
             key = session_key(candidate)
@@ -189,10 +192,13 @@ class WebsocketBridge:
             await self._deliver(websocket, key, replies)
             return (candidate if identified else None), _closes(replies)
         if frame.type == "cuid":
-            await _send(websocket, {
-                "type": "input",
-                "message": f"You are connected as {cuid}. Reconnect to change technician.",
-            })
+            await _send(
+                websocket,
+                {
+                    "type": "input",
+                    "message": f"You are connected as {cuid}. Reconnect to change technician.",
+                },
+            )
             return cuid, False
         key = session_key(cuid)
         replies = await self.orchestrator.handle(IncomingTurn(key, text=frame.data))
@@ -223,7 +229,5 @@ async def _send(websocket: WebSocket, frame: dict[str, Any]) -> bool:
 
 async def _close(websocket: WebSocket) -> None:
     if websocket.application_state is WebSocketState.CONNECTED:
-        try:
+        with contextlib.suppress(RuntimeError, OSError):  # already closing
             await websocket.close(code=1000)
-        except (RuntimeError, OSError):
-            pass

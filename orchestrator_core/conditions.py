@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -98,12 +98,10 @@ def _condition_tag(data: Any) -> str | None:
 
 
 Condition = Annotated[
-    Union[
-        Annotated[Comparison, Tag(_COMPARISON)],
-        Annotated[AllOf, Tag(_ALL)],
-        Annotated[AnyOf, Tag(_ANY)],
-        Annotated[Not, Tag(_NOT)],
-    ],
+    Annotated[Comparison, Tag(_COMPARISON)]
+    | Annotated[AllOf, Tag(_ALL)]
+    | Annotated[AnyOf, Tag(_ANY)]
+    | Annotated[Not, Tag(_NOT)],
     Discriminator(
         _condition_tag,
         custom_error_type="condition",

@@ -95,10 +95,14 @@ class InnerAgent:
             return await self._execute(tool, args, call)
         except Exception:
             # Only a bug here (not in a tool) gets this far; the conversation goes on.
-            log.exception("inner agent failed around %s (args %s)", tool,
-                          _mask(args, call.sensitive))
-            return ToolResult(ok=False, error_kind="internal",
-                              message=f"An internal error occurred while running {tool}")
+            log.exception(
+                "inner agent failed around %s (args %s)", tool, _mask(args, call.sensitive)
+            )
+            return ToolResult(
+                ok=False,
+                error_kind="internal",
+                message=f"An internal error occurred while running {tool}",
+            )
 
     async def _execute(self, tool: str, args: Mapping[str, Any], call: CallContext) -> ToolResult:
         masked = _mask(args, call.sensitive)
@@ -112,8 +116,13 @@ class InnerAgent:
             call.session_id, call.order_id, call.step_id, call.attempt, tool=spec.name, args=masked
         )
         if recorded is not None:
-            log.info("replaying %s for %s step %s attempt %s from the audit",
-                     tool, call.session_id, call.step_id, call.attempt)
+            log.info(
+                "replaying %s for %s step %s attempt %s from the audit",
+                tool,
+                call.session_id,
+                call.step_id,
+                call.attempt,
+            )
             return ToolResult(ok=True, outputs=recorded, replayed=True)
 
         try:
@@ -151,8 +160,12 @@ class InnerAgent:
             else:
                 took = (time.perf_counter() - begun) * 1000
                 self._record(call, try_no, spec.name, masked, outputs, None, "", took)
-                return ToolResult(ok=True, outputs=outputs, attempts=try_no,
-                                  duration_ms=(time.perf_counter() - started) * 1000)
+                return ToolResult(
+                    ok=True,
+                    outputs=outputs,
+                    attempts=try_no,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
             took = (time.perf_counter() - begun) * 1000
             self._record(call, try_no, spec.name, masked, None, kind, message, took)
             if kind not in ("transient", "timeout") or try_no == tries:
@@ -205,8 +218,17 @@ class InnerAgent:
         result = _mask(outputs, call.sensitive) if outputs is not None else {"message": message}
         try:
             self.context.db.record_call(
-                call.session_id, call.order_id, call.step_id, call.attempt, try_no, tool,
-                masked, outputs is not None, error_kind, result, duration_ms,
+                call.session_id,
+                call.order_id,
+                call.step_id,
+                call.attempt,
+                try_no,
+                tool,
+                masked,
+                outputs is not None,
+                error_kind,
+                result,
+                duration_ms,
             )
         except Exception:
             log.exception("could not audit %s for %s", tool, call.session_id)

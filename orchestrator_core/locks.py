@@ -21,7 +21,6 @@ class SessionLock(ABC):
         """Return an async context manager that holds the lock for ``key``."""
 
 
-
 class LocalLock(SessionLock):
     """An asyncio lock per key, dropped again when nobody holds or waits for it.
 

@@ -18,12 +18,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_core import texts
+from orchestrator_core import questions, texts
+from orchestrator_core.conditions import evaluate
 from orchestrator_core.errors import StoreError
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
-from orchestrator_core.params import Invalid, mask, parse_values, validate_value
+from orchestrator_core.params import Invalid, parse_values, validate_value
 from orchestrator_core.plans import Parameter, Plan, PlanLibrary, Step, step_inputs
-from orchestrator_core.conditions import evaluate
 from orchestrator_core.session import Phase, Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
@@ -36,8 +36,7 @@ MAX_BAD_ATTEMPTS = 3
 MAX_TEXT = 8192
 
 SORRY = (
-    "Sorry, something went wrong on our side. Nothing you entered was lost: "
-    "please send that again."
+    "Sorry, something went wrong on our side. Nothing you entered was lost: please send that again."
 )
 
 
@@ -122,7 +121,9 @@ class Orchestrator:
         text = turn.text.strip()
         if len(text) > MAX_TEXT:
             return [
-                Reply.display(f"That message is too long ({len(text)} characters; the limit is {MAX_TEXT})."),
+                Reply.display(
+                    f"That message is too long ({len(text)} characters; the limit is {MAX_TEXT})."
+                ),
                 self._question(session),
             ]
         said: list[Reply] = []
@@ -137,7 +138,7 @@ class Orchestrator:
                 return self._close(session, await self._identify(session, turn.cuid))
             said += [r for r in session.take_undelivered() if r.kind is ReplyKind.DISPLAY]
             if not fresh:
-                said.append(self._where_you_stand(session))
+                said.append(questions.where_you_stand(session, self._plan(session)))
             if turn.kind is TurnKind.START or not text:
                 return [*said, self._question(session)]
         return [*said, *await self._answer(session, text)]
@@ -178,13 +179,17 @@ class Orchestrator:
         """Look the technician up by CUID, then start the day's work."""
         cuid = cuid.strip().upper()
         if not cuid.isalnum() or not 2 <= len(cuid) <= 16:
-            return [Reply.display(
-                "That doesn't look like a CUID. A CUID is letters and digits, like AB1234."
-            )]
+            return [
+                Reply.display(
+                    "That doesn't look like a CUID. A CUID is letters and digits, like AB1234."
+                )
+            ]
         result = await self._tool(session, "find_technician", {"cuid": cuid}, step_id="identify")
         if not result.ok:
             if result.error_kind == "failed":
-                text = f"I couldn't find a technician with CUID {cuid}. Please check it and try again."
+                text = (
+                    f"I couldn't find a technician with CUID {cuid}. Please check it and try again."
+                )
             else:
                 text = f"I couldn't check your CUID just now: {result.message} Please try again."
             return [Reply.display(text)]
@@ -226,11 +231,8 @@ class Orchestrator:
             return []
         return [Reply.display("Please answer yes or no.")]
 
-    def _pickable(self, session: Session) -> list[dict[str, Any]]:
-        return session.orders[1:] if len(session.orders) > 1 else session.orders
-
     async def _on_pick(self, session: Session, text: str) -> list[Reply]:
-        options = self._pickable(session)
+        options = questions.pickable(session)
         word = text.strip().lower().lstrip("#")
         if word in ("none", "no", "neither"):
             session.phase = Phase.IDLE
@@ -241,9 +243,11 @@ class Orchestrator:
         else:
             chosen = next((o for o in session.orders if o["order_id"].lower() == word), None)
         if chosen is None:
-            return [Reply.display(
-                f"Please answer with a number from 1 to {len(options)}, an order id, or 'none'."
-            )]
+            return [
+                Reply.display(
+                    f"Please answer with a number from 1 to {len(options)}, an order id, or 'none'."
+                )
+            ]
         return await self._start_order(session, chosen)
 
     async def _start_order(self, session: Session, order: dict[str, Any]) -> list[Reply]:
@@ -251,10 +255,12 @@ class Orchestrator:
         plan = self.plans.for_order_type(order["order_type"])
         if plan is None:
             others = [o for o in session.orders if o["order_id"] != order["order_id"]]
-            said = [Reply.display(
-                f"There is no plan for {order['order_type']} orders yet, so I can't guide you "
-                f"through {order['order_id']}. It stays on your list."
-            )]
+            said = [
+                Reply.display(
+                    f"There is no plan for {order['order_type']} orders yet, so I can't guide you "
+                    f"through {order['order_id']}. It stays on your list."
+                )
+            ]
             if others:
                 # Put the order without a plan first so the pick list shows the others.
                 session.orders = [order, *others]
@@ -264,8 +270,11 @@ class Orchestrator:
             return said
         assert session.cuid is not None
         started = await self._tool(
-            session, "start_order", {"order_id": order["order_id"], "cuid": session.cuid},
-            step_id="start", order_id=order["order_id"],
+            session,
+            "start_order",
+            {"order_id": order["order_id"], "cuid": session.cuid},
+            step_id="start",
+            order_id=order["order_id"],
         )
         if not started.ok:
             session.phase = Phase.IDLE
@@ -274,23 +283,28 @@ class Orchestrator:
         session.order = dict(order, status="in_progress")
         session.plan, session.plan_digest = plan_snapshot(plan)
         self._snapshots.cache[session.plan_digest] = plan
-        said = [Reply.display(
-            f"Starting {order['order_id']}: {plan.title}, {texts.plural(len(plan.steps), 'step')}.",
-            data={"order": texts.order_card(order)},
-        )]
+        said = [
+            Reply.display(
+                f"Starting {order['order_id']}: {plan.title}, "
+                f"{texts.plural(len(plan.steps), 'step')}.",
+                data={"order": texts.order_card(order)},
+            )
+        ]
         return said + await self.execute_plan_steps(session)
 
     # ------------------------------------------------------------------ execute_plan_steps
 
     async def execute_plan_steps(self, session: Session) -> list[Reply]:
-        """Run steps from the current one until a value is needed, a tool fails, or the plan ends."""
+        """Run steps from the current one until a value is needed, a tool fails, or the end."""
         plan = self._snapshots.get(session)
         order = session.order or {}
         said: list[Reply] = []
         while session.step_index < len(plan.steps):
             step = plan.steps[session.step_index]
             if step.when is not None and not evaluate(step.when, session.values):
-                said.append(Reply.display(f"{self._step_label(plan, session)} not needed: {step.task}"))
+                said.append(
+                    Reply.display(f"{questions.step_label(plan, session)} not needed: {step.task}")
+                )
                 session.step_index += 1
                 continue
             missing = [name for name in step.parameters if not self._known(session, name)]
@@ -299,7 +313,9 @@ class Orchestrator:
                 session.pending_param = missing[0]
                 return said
             if step.tool is None:
-                done = texts.format_done(step.done or f"Done: {step.task}", self._masked(plan, session.values))
+                done = texts.format_done(
+                    step.done or f"Done: {step.task}", questions.masked(plan, session.values)
+                )
                 said.append(Reply.display(done))
                 session.step_index += 1
                 continue
@@ -313,9 +329,14 @@ class Orchestrator:
                     session.values[name] = result.outputs[key]
             session.failure = None
             done = texts.format_done(
-                step.done or f"Done: {step.task}", self._masked(plan, {**order, **session.values})
+                step.done or f"Done: {step.task}",
+                questions.masked(plan, {**order, **session.values}),
             )
-            said.append(Reply.display(done, data={"step": step.id, "result": self._masked(plan, result.outputs)}))
+            said.append(
+                Reply.display(
+                    done, data={"step": step.id, "result": questions.masked(plan, result.outputs)}
+                )
+            )
             session.step_index += 1
         return said + await self._finish_order(session, plan)
 
@@ -358,7 +379,9 @@ class Orchestrator:
         if known:
             unknown = sorted(set(given or {}) - set(known))
             if unknown:
-                said.append(Reply.display(f"I don't use {', '.join(unknown)} here, so I ignored it."))
+                said.append(
+                    Reply.display(f"I don't use {', '.join(unknown)} here, so I ignored it.")
+                )
             problems = []
             for name, raw in known.items():
                 checked = validate_value(plan.parameter(name), raw)
@@ -391,7 +414,9 @@ class Orchestrator:
     def _invalid(self, param: Parameter, reason: str) -> Reply:
         example = f" For example: {param.example}." if param.example else ""
         value_name = param.name.replace("_", " ")
-        return Reply.display(f"That {value_name} isn't valid: {reason}.{example}".replace("..", "."))
+        return Reply.display(
+            f"That {value_name} isn't valid: {reason}.{example}".replace("..", ".")
+        )
 
     def _bad_value(self, session: Session, param: Parameter, reason: str) -> list[Reply]:
         session.bad_attempts += 1
@@ -433,10 +458,16 @@ class Orchestrator:
             return await self._skip(session)
         return [Reply.display("Please choose one of the options below.")]
 
+    def _plan(self, session: Session) -> Plan | None:
+        """The plan snapshot of the session's order, parsed once per process."""
+        return self._snapshots.get(session) if session.plan is not None else None
+
+    def _question(self, session: Session) -> Reply:
+        return questions.question(session, self._plan(session))
+
     def _current_step(self, session: Session) -> Step | None:
-        """The step the session stands on; ``None`` once every step has run."""
-        plan = self._snapshots.get(session)
-        return plan.steps[session.step_index] if session.step_index < len(plan.steps) else None
+        plan = self._plan(session)
+        return questions.current_step(plan, session) if plan else None
 
     async def _skip(self, session: Session) -> list[Reply]:
         step = self._current_step(session)
@@ -455,21 +486,27 @@ class Orchestrator:
         assert session.order is not None and session.cuid is not None
         order_id = session.order["order_id"]
         result = await self._tool(
-            session, "escalate",
+            session,
+            "escalate",
             {"cuid": session.cuid, "order_id": order_id, "reason": reason, "kind": "order"},
-            step_id="escalate", order_id=order_id,
+            step_id="escalate",
+            order_id=order_id,
         )
         if not result.ok:
-            return [Reply.display(f"I couldn't escalate just now: {result.message} Please try again.")]
+            return [
+                Reply.display(f"I couldn't escalate just now: {result.message} Please try again.")
+            ]
         session.escalated.append(order_id)
         session.orders = [o for o in session.orders if o["order_id"] != order_id]
         session.clear_order()
         session.phase = Phase.POST_TASK
         ticket = result.outputs.get("escalation_id", "")
-        return [Reply.display(
-            f"I've escalated {order_id} to a human ({ticket}). They will contact you.",
-            data={"escalation_id": ticket, "order_id": order_id},
-        )]
+        return [
+            Reply.display(
+                f"I've escalated {order_id} to a human ({ticket}). They will contact you.",
+                data={"escalation_id": ticket, "order_id": order_id},
+            )
+        ]
 
     # ------------------------------------------------------------------ post_task_interaction
 
@@ -523,19 +560,27 @@ class Orchestrator:
             return [Reply.display("Please describe what you need.")]
         order_id = session.order["order_id"] if session.order else None
         result = await self._tool(
-            session, "escalate",
+            session,
+            "escalate",
             {"cuid": session.cuid, "order_id": order_id, "reason": text, "kind": "help"},
-            step_id="help", order_id=order_id,
+            step_id="help",
+            order_id=order_id,
         )
         if not result.ok:
-            return [Reply.display(f"I couldn't pass that on just now: {result.message} Please send it again.")]
+            return [
+                Reply.display(
+                    f"I couldn't pass that on just now: {result.message} Please send it again."
+                )
+            ]
         session.phase = session.return_phase or Phase.IDLE
         session.return_phase = None
         ticket = result.outputs.get("escalation_id", "")
-        return [Reply.display(
-            f"Thanks, I've passed that to a human ({ticket}). Someone will get back to you.",
-            data={"escalation_id": ticket},
-        )]
+        return [
+            Reply.display(
+                f"Thanks, I've passed that to a human ({ticket}). Someone will get back to you.",
+                data={"escalation_id": ticket},
+            )
+        ]
 
     async def _on_cancel_reason(self, session: Session, text: str) -> list[Reply]:
         if not text:
@@ -547,8 +592,11 @@ class Orchestrator:
         assert session.order is not None
         order_id = session.order["order_id"]
         result = await self._tool(
-            session, "release_order", {"order_id": order_id, "reason": text},
-            step_id="cancel", order_id=order_id,
+            session,
+            "release_order",
+            {"order_id": order_id, "reason": text},
+            step_id="cancel",
+            order_id=order_id,
         )
         if not result.ok:
             return [Reply.display(f"I couldn't release {order_id}: {result.message}")]
@@ -570,179 +618,52 @@ class Orchestrator:
         lines.append("Thanks for your work today. Goodbye!")
         session.clear_order()
         session.phase = Phase.ENDED
-        return [Reply.display(
-            "\n".join(lines),
-            data={"completed": list(session.completed), "escalated": list(session.escalated)},
-        )]
+        return [
+            Reply.display(
+                "\n".join(lines),
+                data={"completed": list(session.completed), "escalated": list(session.escalated)},
+            )
+        ]
 
     # ------------------------------------------------------------------ commands
 
     async def _command(self, session: Session, word: str) -> list[Reply]:
         if word in texts.QUIT:
             session.paused = True
-            return [Reply.display(
-                "Goodbye for now. Your progress is saved: come back any time to pick up where you left off."
-            )]
+            return [
+                Reply.display(
+                    "Goodbye for now. Your progress is saved: come back any time "
+                    "to pick up where you left off."
+                )
+            ]
         if word == "help":
-            return [Reply.display(self._help(session)), self._question(session)]
+            return [
+                Reply.display(questions.help_text(session, self._plan(session))),
+                self._question(session),
+            ]
         if word == "status":
-            return [self._status(session), self._question(session)]
+            return [questions.status(session, self._plan(session)), self._question(session)]
         in_plan = session.plan is not None and session.phase in (
-            Phase.COLLECT, Phase.TOOL_FAILED, Phase.OFFER_ESCALATION
+            Phase.COLLECT,
+            Phase.TOOL_FAILED,
+            Phase.OFFER_ESCALATION,
         )
         if word == "skip":
             if not in_plan:
-                return [Reply.display("There is no step to skip right now."), self._question(session)]
+                return [
+                    Reply.display("There is no step to skip right now."),
+                    self._question(session),
+                ]
             return self._close(session, await self._skip(session))
         # cancel
         if session.order is None or session.phase is Phase.CANCEL_REASON:
-            return [Reply.display("There is no order in progress to cancel."), self._question(session)]
+            return [
+                Reply.display("There is no order in progress to cancel."),
+                self._question(session),
+            ]
         session.return_phase = session.phase
         session.phase = Phase.CANCEL_REASON
         return [self._question(session)]
-
-    def _help(self, session: Session) -> str:
-        lines = ["You can say, at any point:",
-                 "• status: where you are and the values so far",
-                 "• help: this list",
-                 "• quit: leave now; your progress is kept"]
-        if session.order is not None:
-            lines.insert(2, "• skip: skip the current step, if it may be skipped")
-            lines.insert(3, "• cancel: leave this order; it goes back to your queue")
-        question = self._question(session)
-        if question.choices:
-            lines.append("Answers accepted right now: " + ", ".join(question.choices) + ".")
-        return "\n".join(lines)
-
-    def _status(self, session: Session) -> Reply:
-        if session.cuid is None:
-            return Reply.display("You haven't identified yet.")
-        data: dict[str, Any] = {"cuid": session.cuid, "phase": session.phase.value,
-                                "completed": list(session.completed)}
-        lines = [f"Technician: {session.technician_name} ({session.cuid})"]
-        if session.order is None:
-            lines.append("No order in progress.")
-        else:
-            plan = self._snapshots.get(session)
-            values = self._masked(plan, session.values)
-            lines.append(f"Order: {texts.order_line(session.order)}")
-            if session.phase is Phase.POST_TASK:
-                lines.append("All steps done.")
-            else:
-                lines.append(f"{self._step_label(plan, session)}: {self._current_task(plan, session)}")
-            if values:
-                lines.append("Values: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-            data.update(order=texts.order_card(session.order), step=session.step_index + 1,
-                        steps=len(plan.steps), values=values)
-        lines.append(f"Open orders: {len(session.orders)}.")
-        if session.completed:
-            lines.append(f"Completed: {', '.join(session.completed)}")
-        return Reply.display("\n".join(lines), data=data)
-
-    # ------------------------------------------------------------------ questions
-
-    def _question(self, session: Session) -> Reply:
-        """The question the session is waiting on, rebuilt from its state."""
-        phase = session.phase
-        if phase is Phase.IDENTIFY:
-            return Reply.prompt("Please enter your CUID.", needs="cuid")
-        if phase is Phase.CONFIRM_ORDER:
-            top = session.orders[0]
-            return Reply.prompt(
-                f"Your most urgent order is {texts.order_line(top)}. Shall we start it? (yes/no)",
-                choices=["yes", "no"], data={"order": texts.order_card(top)},
-            )
-        if phase is Phase.PICK_ORDER:
-            options = self._pickable(session)
-            return Reply.prompt(
-                "Which order would you like instead? Answer with its number, or 'none':\n"
-                + texts.numbered(options),
-                choices=[str(i) for i in range(1, len(options) + 1)] + ["none"],
-                data={"orders": [texts.order_card(o) for o in options]},
-            )
-        if phase is Phase.COLLECT:
-            return self._param_question(session)
-        if phase is Phase.TOOL_FAILED:
-            step = self._current_step(session)
-            choices = ["retry"]
-            if step is not None:
-                choices += (["edit"] if step.parameters else []) + (
-                    ["skip"] if step.skippable else [])
-            choices.append("escalate")
-            return Reply.prompt(
-                f"{session.failure} What would you like to do: {', '.join(choices)}?",
-                choices=choices,
-                data={"step": step.id if step else None, "error": session.failure},
-            )
-        if phase is Phase.OFFER_ESCALATION:
-            return Reply.prompt(
-                "That's three tries. Would you like to try again, or escalate to a human?",
-                choices=list(texts.ESCALATION_CHOICES),
-            )
-        if phase is Phase.POST_TASK:
-            remaining = len(session.orders)
-            return Reply.prompt(
-                f"You have {texts.plural(remaining, 'open order')} left. "
-                "What next: the next order, more help, or end?",
-                choices=list(texts.POST_TASK_CHOICES), data={"remaining": remaining},
-            )
-        if phase is Phase.HELP_TEXT:
-            return Reply.prompt("What do you need help with? I'll pass it to a human.", needs="help")
-        if phase is Phase.CANCEL_REASON:
-            order_id = session.order["order_id"] if session.order else "this order"
-            return Reply.prompt(f"Why are you leaving {order_id}?", needs="reason")
-        if phase is Phase.IDLE:
-            return Reply.prompt(
-                "Would you like to see your orders again, get help from a human, or end?",
-                choices=list(texts.IDLE_CHOICES),
-            )
-        return Reply.prompt("Say anything to start again.")
-
-    def _param_question(self, session: Session) -> Reply:
-        plan = self._snapshots.get(session)
-        step = plan.steps[session.step_index]  # COLLECT always stands on a step
-        name = session.edit_queue[0] if session.edit_queue else session.pending_param
-        assert name is not None
-        param = plan.parameter(name)
-        text = param.prompt
-        if param.example and param.example not in text:
-            text += f" (e.g. {param.example})"
-        if session.edit_queue and name in session.values:
-            current = mask(session.values[name]) if param.sensitive else session.values[name]
-            text += f" Currently {current}; say 'keep' to keep it."
-        header = f"{self._step_label(plan, session)}: {step.task}"
-        choices = list(param.choices or [])
-        if param.type.value == "boolean":
-            choices = ["yes", "no"]
-        return Reply.prompt(f"{header}\n{text}", needs=name, choices=choices)
-
-    def _where_you_stand(self, session: Session) -> Reply:
-        name = session.technician_name or session.cuid
-        if session.order is None:
-            return Reply.display(f"Welcome back, {name}.")
-        plan = self._snapshots.get(session)
-        return Reply.display(
-            f"Welcome back, {name}. You're on order {session.order['order_id']} "
-            f"({session.order['order_type']}), {self._step_label(plan, session).lower()}: "
-            f"{self._current_task(plan, session)}.",
-            data={"order": texts.order_card(session.order), "step": session.step_index + 1,
-                  "steps": len(plan.steps)},
-        )
-
-    @staticmethod
-    def _step_label(plan: Plan, session: Session) -> str:
-        return f"Step {min(session.step_index + 1, len(plan.steps))} of {len(plan.steps)}"
-
-    @staticmethod
-    def _current_task(plan: Plan, session: Session) -> str:
-        if session.step_index >= len(plan.steps):
-            return "finishing up"
-        return plan.steps[session.step_index].task
-
-    @staticmethod
-    def _masked(plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
-        sensitive = plan.sensitive_names()
-        return {k: (mask(v) if k in sensitive else v) for k, v in values.items()}
 
     async def _tool(
         self,
@@ -756,7 +677,12 @@ class Orchestrator:
         """Run a tool the orchestrator itself needs (not a plan step) through the inner agent."""
         session.calls += 1
         return await self.agent.execute_task(
-            tool, args,
-            CallContext(session_id=session.key.as_str(), order_id=order_id,
-                        step_id=step_id, attempt=session.calls),
+            tool,
+            args,
+            CallContext(
+                session_id=session.key.as_str(),
+                order_id=order_id,
+                step_id=step_id,
+                attempt=session.calls,
+            ),
         )

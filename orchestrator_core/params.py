@@ -28,22 +28,62 @@ _SHOWN_CHARS = 40
 
 _TRUE_WORDS = frozenset(
     {
-        "yes", "y", "yeah", "yep", "yup", "true", "t", "1", "ok", "okay", "online",
-        "on", "up", "done", "confirmed", "correct", "affirmative", "sure", "good",
-        "working", "happy", "all good",
+        "yes",
+        "y",
+        "yeah",
+        "yep",
+        "yup",
+        "true",
+        "t",
+        "1",
+        "ok",
+        "okay",
+        "online",
+        "on",
+        "up",
+        "done",
+        "confirmed",
+        "correct",
+        "affirmative",
+        "sure",
+        "good",
+        "working",
+        "happy",
+        "all good",
     }
 )
 _FALSE_WORDS = frozenset(
     {
-        "no", "n", "nope", "nah", "false", "f", "0", "offline", "off", "down", "not ok",
-        "not online", "not working", "negative", "not happy", "bad",
+        "no",
+        "n",
+        "nope",
+        "nah",
+        "false",
+        "f",
+        "0",
+        "offline",
+        "off",
+        "down",
+        "not ok",
+        "not online",
+        "not working",
+        "negative",
+        "not happy",
+        "bad",
     }
 )
 
 # A reply that starts with one of these ("yes, all good", "no, not yet") means it.
 _LEADING_WORDS = {
-    "yes": True, "y": True, "yeah": True, "yep": True, "yup": True,
-    "no": False, "n": False, "nope": False, "nah": False,
+    "yes": True,
+    "y": True,
+    "yeah": True,
+    "yep": True,
+    "yup": True,
+    "no": False,
+    "n": False,
+    "nope": False,
+    "nah": False,
 }
 
 _KEY = r"[A-Za-z_][A-Za-z0-9_\-]*"

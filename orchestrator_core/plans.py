@@ -66,8 +66,16 @@ __all__ = [
 
 ORDER_FIELDS = frozenset(
     {
-        "order_id", "cuid", "order_type", "status", "scheduled_start", "scheduled_end",
-        "created_at", "customer_name", "address", "service_tier",
+        "order_id",
+        "cuid",
+        "order_type",
+        "status",
+        "scheduled_start",
+        "scheduled_end",
+        "created_at",
+        "customer_name",
+        "address",
+        "service_tier",
     }
 )
 """Fields every order has. ``order.<anything>`` is allowed too: orders carry free details."""
@@ -208,7 +216,7 @@ def _resolve(
     ref: str, values: Mapping[str, Any], order: Mapping[str, Any], cuid: str | None
 ) -> Any:
     if ref.startswith(ORDER_PREFIX):
-        field = ref[len(ORDER_PREFIX):]
+        field = ref[len(ORDER_PREFIX) :]
         if order.get(field) is not None:
             return order[field]
         details = order.get("details")
@@ -263,8 +271,13 @@ def _plan_problems(plan: Plan, tools: ToolCatalog) -> list[tuple[str, str]]:
     for key, param in plan.parameters.items():
         where = "$.parameters" + _path_part(key)
         if not _NAME.fullmatch(key):
-            problems.append((where, "a parameter name is lower-case letters, digits and "
-                                    "underscores, starting with a letter"))
+            problems.append(
+                (
+                    where,
+                    "a parameter name is lower-case letters, digits and "
+                    "underscores, starting with a letter",
+                )
+            )
         elif key == CUID:
             problems.append((where, "'cuid' is reserved for the technician's id"))
         if param.name != key:
@@ -279,8 +292,9 @@ def _plan_problems(plan: Plan, tools: ToolCatalog) -> list[tuple[str, str]]:
     for index, step in enumerate(plan.steps):
         where = f"$.steps[{index}]"
         if step.id in step_of:
-            problems.append((f"{where}.id", f"duplicate step id {step.id!r} "
-                                            f"(also $.steps[{step_of[step.id]}])"))
+            problems.append(
+                (f"{where}.id", f"duplicate step id {step.id!r} (also $.steps[{step_of[step.id]}])")
+            )
         step_of.setdefault(step.id, index)
         if step.when is not None:
             for name, path in references(step.when, f"{where}.when"):
@@ -288,15 +302,24 @@ def _plan_problems(plan: Plan, tools: ToolCatalog) -> list[tuple[str, str]]:
                     problems.append((path, f"no earlier step provides {name!r}"))
         for position, name in enumerate(step.parameters):
             if name not in plan.parameters:
-                problems.append((f"{where}.parameters[{position}]",
-                                 f"unknown parameter {name!r}: 'parameters' does not define it"))
+                problems.append(
+                    (
+                        f"{where}.parameters[{position}]",
+                        f"unknown parameter {name!r}: 'parameters' does not define it",
+                    )
+                )
         own = available | set(step.parameters)
         problems += _tool_problems(step, where, own, tools)
         for name in step.outputs:
             at = f"{where}.outputs{_path_part(name)}"
             if not _NAME.fullmatch(name):
-                problems.append((at, "a value name is lower-case letters, digits and "
-                                     "underscores, starting with a letter"))
+                problems.append(
+                    (
+                        at,
+                        "a value name is lower-case letters, digits and "
+                        "underscores, starting with a letter",
+                    )
+                )
             elif name == CUID or name in plan.parameters:
                 problems.append((at, f"{name!r} would overwrite the parameter of that name"))
             elif name in stored_by:
@@ -326,16 +349,22 @@ def _tool_problems(
         if spec is not None and arg not in spec.accepted:
             problems.append((at, f"tool {step.tool!r} has no argument {arg!r}"))
         if ref.startswith(ORDER_PREFIX):
-            if not ref[len(ORDER_PREFIX):]:
+            if not ref[len(ORDER_PREFIX) :]:
                 problems.append((at, "'order.' needs a field name"))
         elif ref not in own:
-            problems.append((at, f"no earlier step (and no parameter of this step) "
-                                 f"provides {ref!r}"))
+            problems.append(
+                (at, f"no earlier step (and no parameter of this step) provides {ref!r}")
+            )
     if spec is not None:
         mapped = set(step.inputs) | (set(step.parameters) & spec.accepted)
         for arg in sorted(spec.required - mapped):
-            problems.append((f"{where}.inputs", f"tool {step.tool!r} needs {arg!r}: map it in "
-                                                f"'inputs' or ask for a parameter named {arg!r}"))
+            problems.append(
+                (
+                    f"{where}.inputs",
+                    f"tool {step.tool!r} needs {arg!r}: map it in "
+                    f"'inputs' or ask for a parameter named {arg!r}",
+                )
+            )
     return problems
 
 
@@ -425,8 +454,10 @@ def _load_all(paths: Iterable[Path], tools: ToolCatalog) -> tuple[list[Plan], li
         for index, order_type in enumerate(plan.order_types):
             key = _order_type_key(order_type)
             if key in claimed:
-                problems.append(f"{shown}: $.order_types[{index}]: order type {order_type!r} "
-                                f"is already claimed by {claimed[key]}")
+                problems.append(
+                    f"{shown}: $.order_types[{index}]: order type {order_type!r} "
+                    f"is already claimed by {claimed[key]}"
+                )
             claimed.setdefault(key, shown)
         plans.append(plan)
     return plans, problems
@@ -443,8 +474,9 @@ def _load(path: Path, tools: ToolCatalog, stacklevel: int) -> tuple[Plan | None,
     try:
         data = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, duplicates))
     except json.JSONDecodeError as exc:
-        return None, [f"{shown}: $: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                      f"{exc.msg}"]
+        return None, [
+            f"{shown}: $: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ]
     except RecursionError:
         return None, [f"{shown}: $: invalid JSON: nested too deeply"]
     problems = [f"{shown}: $: duplicate key {key!r}" for key in duplicates]
@@ -595,20 +627,29 @@ def _legacy_plan(
         names = [normalize_key(name) for name in task.parameters]
         earlier = set(parameters)
         for name in names:
-            parameters.setdefault(name, LEGACY_PARAMETERS.get(name) or Parameter(
-                name=name, prompt=f"Please provide {name}"))
+            parameters.setdefault(
+                name,
+                LEGACY_PARAMETERS.get(name)
+                or Parameter(name=name, prompt=f"Please provide {name}"),
+            )
         tool = task.tool or legacy_tool_for_task(task.task)
         if tool is None:
-            problems.append((f"$[{index}].task", f"no tool is known for task {task.task!r}; "
-                                                 "name one with a 'tool' key"))
+            problems.append(
+                (
+                    f"$[{index}].task",
+                    f"no tool is known for task {task.task!r}; name one with a 'tool' key",
+                )
+            )
         spec = tools.get(tool) if tool is not None else None
-        steps.append(Step(
-            id=f"step{index + 1}",
-            task=task.task,
-            parameters=names,
-            tool=tool,
-            inputs=_legacy_inputs(spec, names, earlier) if spec is not None else {},
-        ))
+        steps.append(
+            Step(
+                id=f"step{index + 1}",
+                task=task.task,
+                parameters=names,
+                tool=tool,
+                inputs=_legacy_inputs(spec, names, earlier) if spec is not None else {},
+            )
+        )
     if problems:
         return None, problems
     try:
@@ -654,5 +695,6 @@ def plan_json_schema() -> dict[str, Any]:
 
 def write_schema(path: Path) -> None:
     """Write ``plan_json_schema()`` to ``path`` (plans/plan.schema.json in the repository)."""
-    path.write_text(json.dumps(plan_json_schema(), indent=2, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(plan_json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )

@@ -140,8 +140,10 @@ class NetworkSimulator:
                 f"The {model} has Ethernet ports {ETHERNET_PORTS.start} to "
                 f"{ETHERNET_PORTS.stop - 1}; port {ethernet_port} does not exist."
             )
-        return {"ont_id": "ONT-" + _digest("ont", fsan, order_id).hex()[:8].upper(),
-                "activation_status": "active"}
+        return {
+            "ont_id": "ONT-" + _digest("ont", fsan, order_id).hex()[:8].upper(),
+            "activation_status": "active",
+        }
 
     async def check_light_levels(self, fsan: str) -> dict[str, Any]:
         """Optical power at the ONT: rx from -8 to -27 dBm, tx from 0.5 to 5 dBm."""

@@ -53,7 +53,9 @@ class WalCheckpointer:
         try:
             conn = sqlite3.connect(self.path)
         except sqlite3.Error:
-            log.exception("cannot open %s for checkpoints; SQLite will checkpoint inline", self.path)
+            log.exception(
+                "cannot open %s for checkpoints; SQLite will checkpoint inline", self.path
+            )
             return
         try:
             while not self._stop.wait(self.interval):

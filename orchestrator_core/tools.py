@@ -418,23 +418,25 @@ async def replace_equipment(
 
 # ---------------------------------------------------------------------- legacy plans
 
-LEGACY_TASK_TOOLS: Mapping[str, str] = MappingProxyType({
-    "Find technician": "find_technician",
-    "Get orders": "get_orders",
-    "Get order details": "get_order_details",
-    "Start order": "start_order",
-    "Release order": "release_order",
-    "Activate ONT": "activate_ont",
-    "Check light levels": "check_light_levels",
-    "Configure WiFi": "configure_wifi",
-    "Configure Wi-Fi": "configure_wifi",
-    "Run speed test": "run_speed_test",
-    "Confirm customer online": "confirm_customer_online",
-    "Run line test": "run_line_test",
-    "Replace equipment": "replace_equipment",
-    "Close order": "close_order",
-    "Escalate": "escalate",
-})
+LEGACY_TASK_TOOLS: Mapping[str, str] = MappingProxyType(
+    {
+        "Find technician": "find_technician",
+        "Get orders": "get_orders",
+        "Get order details": "get_order_details",
+        "Start order": "start_order",
+        "Release order": "release_order",
+        "Activate ONT": "activate_ont",
+        "Check light levels": "check_light_levels",
+        "Configure WiFi": "configure_wifi",
+        "Configure Wi-Fi": "configure_wifi",
+        "Run speed test": "run_speed_test",
+        "Confirm customer online": "confirm_customer_online",
+        "Run line test": "run_line_test",
+        "Replace equipment": "replace_equipment",
+        "Close order": "close_order",
+        "Escalate": "escalate",
+    }
+)
 
 
 def _task_key(task: str) -> str:

@@ -246,8 +246,9 @@ def _validate(data: object) -> tuple[list[Technician], list[Order], list[Invento
     problems: list[str] = []
     unknown = [k for k in data if k not in _SECTIONS and not str(k).startswith("_")]
     if unknown:
-        problems.append(f"unknown section(s) {', '.join(map(repr, unknown))}; "
-                        f"expected {', '.join(_SECTIONS)}")
+        problems.append(
+            f"unknown section(s) {', '.join(map(repr, unknown))}; expected {', '.join(_SECTIONS)}"
+        )
     parsed: dict[str, list[Any]] = {}
     for section, (model, id_field) in _SECTIONS.items():
         records = data.get(section, [])
@@ -363,8 +364,10 @@ class WorkOrderDB:
                 if db.execute("SELECT 1 FROM technicians WHERE cuid = ?", (order.cuid,)).fetchone():
                     known.add(order.cuid.casefold())
                     continue
-                missing.append(f"orders[{index}] (order_id={order.order_id}): cuid: no technician "
-                               f"{order.cuid!r} in the file or the database")
+                missing.append(
+                    f"orders[{index}] (order_id={order.order_id}): cuid: no technician "
+                    f"{order.cuid!r} in the file or the database"
+                )
             if missing:
                 raise WorkOrderError("invalid import data:\n" + "\n".join(missing))
             updated = 0
@@ -395,10 +398,18 @@ class WorkOrderDB:
                     " closed_at = CASE WHEN excluded.status IN ('completed', 'cancelled')"
                     " THEN coalesce(?, orders.closed_at, excluded.closed_at) END",
                     (
-                        order.order_id, order.cuid, order.order_type, order.status,
-                        _iso(order.scheduled_start), _iso(order.scheduled_end),
-                        _iso(order.created_at), order.customer_name, order.address,
-                        order.service_tier, json.dumps(order.details), order.notes,
+                        order.order_id,
+                        order.cuid,
+                        order.order_type,
+                        order.status,
+                        _iso(order.scheduled_start),
+                        _iso(order.scheduled_end),
+                        _iso(order.created_at),
+                        order.customer_name,
+                        order.address,
+                        order.service_tier,
+                        json.dumps(order.details),
+                        order.notes,
                         (closed_at or _now()) if order.status in CLOSED_STATUSES else None,
                         closed_at,
                     ),
@@ -568,8 +579,10 @@ class WorkOrderDB:
     def escalations(self, cuid: str | None = None) -> list[dict[str, Any]]:
         """Escalations, oldest first, optionally of one technician (for tests and the CLI)."""
         sql = "SELECT * FROM escalations"
-        rows = self._query(sql + " WHERE cuid = ? ORDER BY id" if cuid else sql + " ORDER BY id",
-                           (cuid,) if cuid else ())
+        rows = self._query(
+            sql + " WHERE cuid = ? ORDER BY id" if cuid else sql + " ORDER BY id",
+            (cuid,) if cuid else (),
+        )
         return [{**dict(row), "escalation_id": f"ESC-{row['id']:04d}"} for row in rows]
 
     # ------------------------------------------------------------------ audit
@@ -600,9 +613,18 @@ class WorkOrderDB:
                     " args, ok, error_kind, result, duration_ms)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        _now(), session_id, order_id, step_id, attempt, try_no, tool,
-                        audit_json(args), int(ok), error_kind,
-                        json.dumps(result, default=str), round(duration_ms, 3),
+                        _now(),
+                        session_id,
+                        order_id,
+                        step_id,
+                        attempt,
+                        try_no,
+                        tool,
+                        audit_json(args),
+                        int(ok),
+                        error_kind,
+                        json.dumps(result, default=str),
+                        round(duration_ms, 3),
                     ),
                 )
             except sqlite3.Error as exc:

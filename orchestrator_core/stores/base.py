@@ -42,8 +42,8 @@ class SessionStore(ABC):
     async def delete(self, key: str) -> None:
         """Forget ``key``; deleting an unknown key is not an error."""
 
-    async def ping(self) -> None:
+    async def ping(self) -> None:  # noqa: B027 - optional hook: a memory store is always there
         """Raise ``StoreError`` if the backend cannot be reached."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook: not every backend holds resources
         """Release connections and files. Called once, at shutdown."""

@@ -13,12 +13,18 @@ import pytest
 FIXTURES = Path(__file__).parents[1] / "orchestrator_core" / "plan_fixtures"
 
 
-def techassist(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def techassist(
+    data_dir: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
     environment.update(TECHASSIST_DATA_DIR=str(data_dir), **env)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        input=stdin, capture_output=True, text=True, env=environment, timeout=60,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
         cwd=data_dir,
     )
 
@@ -43,10 +49,18 @@ def test_orders_list_refuses_an_unknown_cuid(tmp_path: Path) -> None:
 def test_an_import_with_a_bad_record_names_it_and_imports_nothing(tmp_path: Path) -> None:
     data = {
         "technicians": [{"cuid": "GH3456", "name": "Gina Hale"}],
-        "orders": [{"order_id": "ORD-9001", "cuid": "GH3456", "order_type": "repair",
-                    "status": "assigned", "scheduled_start": "not a time",
-                    "created_at": "2026-11-01T08:00:00Z", "customer_name": "X",
-                    "address": "1 Road"}],
+        "orders": [
+            {
+                "order_id": "ORD-9001",
+                "cuid": "GH3456",
+                "order_type": "repair",
+                "status": "assigned",
+                "scheduled_start": "not a time",
+                "created_at": "2026-11-01T08:00:00Z",
+                "customer_name": "X",
+                "address": "1 Road",
+            }
+        ],
     }
     path = tmp_path / "import.json"
     path.write_text(json.dumps(data))
@@ -60,10 +74,19 @@ def test_an_import_with_a_bad_record_names_it_and_imports_nothing(tmp_path: Path
 def test_an_import_adds_orders_that_the_list_then_shows(tmp_path: Path) -> None:
     data = {
         "technicians": [{"cuid": "GH3456", "name": "Gina Hale"}],
-        "orders": [{"order_id": "ORD-9001", "cuid": "GH3456", "order_type": "repair",
-                    "status": "assigned", "scheduled_start": "2026-12-01T08:00:00Z",
-                    "created_at": "2026-11-01T08:00:00Z", "customer_name": "Xavier",
-                    "address": "1 Road", "gate_code": "1234"}],
+        "orders": [
+            {
+                "order_id": "ORD-9001",
+                "cuid": "GH3456",
+                "order_type": "repair",
+                "status": "assigned",
+                "scheduled_start": "2026-12-01T08:00:00Z",
+                "created_at": "2026-11-01T08:00:00Z",
+                "customer_name": "Xavier",
+                "address": "1 Road",
+                "gate_code": "1234",
+            }
+        ],
     }
     path = tmp_path / "import.json"
     path.write_text(json.dumps(data))
@@ -126,8 +149,12 @@ def test_the_data_directory_defaults_to_the_home_directory(tmp_path: Path) -> No
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
     environment["HOME"] = str(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "orders", "seed"], capture_output=True, text=True,
-        env=environment, timeout=60, cwd=tmp_path,
+        [sys.executable, "-m", "bot.cli", "orders", "seed"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / ".local" / "share" / "techassist" / "workorders.db").exists()

@@ -55,7 +55,10 @@ def start(data_dir: Path, **env: str) -> Server:
     environment.update(TECHASSIST_DATA_DIR=str(data_dir), TECHASSIST_LOG_LEVEL="INFO", **env)
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
         cwd=data_dir,
     )
     lines: queue.Queue[str | None] = queue.Queue()

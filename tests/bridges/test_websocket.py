@@ -62,7 +62,9 @@ class Legacy:
 async def open_client() -> AsyncIterator[Any]:
     opened: list[ClientConnection] = []
 
-    async def factory(server: Server, cuid: str | None = None) -> tuple[Legacy, dict[str, Any] | None]:
+    async def factory(
+        server: Server, cuid: str | None = None
+    ) -> tuple[Legacy, dict[str, Any] | None]:
         ws = await connect(server.url, compression=None, open_timeout=TIMEOUT)
         opened.append(ws)
         client = Legacy(ws)
@@ -76,15 +78,21 @@ async def open_client() -> AsyncIterator[Any]:
             await ws.close()
 
 
-async def test_a_legacy_client_completes_a_full_installation(server: Server, open_client: Any) -> None:
+async def test_a_legacy_client_completes_a_full_installation(
+    server: Server, open_client: Any
+) -> None:
     client, first = await open_client(server, "AB1234")
     assert first["type"] == "input" and "ORD-1003" in first["message"]
     assert first["choices"] == ["yes", "no"] and first["data"]["order"]["order_id"] == "ORD-1003"
     frame = await client.say("yes")
     assert frame["data_needed"] == "fsan"
-    for answer, needs in [("ALCL90ABCDEF", "model"), ("G-240W-F", "ethernet_port"),
-                          ("2", "ssid"), ("HomeNet", "wifi_password"),
-                          ("s3cret-passw0rd", "customer_online")]:
+    for answer, needs in [
+        ("ALCL90ABCDEF", "model"),
+        ("G-240W-F", "ethernet_port"),
+        ("2", "ssid"),
+        ("HomeNet", "wifi_password"),
+        ("s3cret-passw0rd", "customer_online"),
+    ]:
         frame = await client.say(answer)
         assert frame["type"] == "input" and frame["data_needed"] == needs, frame
     assert frame["choices"] == ["yes", "no"]
@@ -92,7 +100,9 @@ async def test_a_legacy_client_completes_a_full_installation(server: Server, ope
     assert "Order ORD-1003 is closed" in frame["message"]
     assert frame["choices"] == ["next", "help", "end"]
     last = await client.say("end")
-    assert last["type"] == "display" and "Orders completed this session: ORD-1003" in last["message"]
+    assert (
+        last["type"] == "display" and "Orders completed this session: ORD-1003" in last["message"]
+    )
     assert await client.closed_with() == 1000
     assert client.received == client.sent  # exactly one frame for each client frame
 
@@ -146,16 +156,23 @@ async def test_a_killed_server_restarts_and_the_conversation_goes_on(
         status = await again.say("status")
         values = status["data"]["values"]
         assert (values["fsan"], values["model"], values["ethernet_port"], values["ssid"]) == (
-            "ALCL5E6F7A8B", "G-010G-P", 3, "Lab")
+            "ALCL5E6F7A8B",
+            "G-010G-P",
+            3,
+            "Lab",
+        )
 
 
-@pytest.mark.parametrize("bad", [
-    "[1, 2, 3]",
-    '{"type": "message"}',
-    '{"type": "message", "data": 42}',
-    '{"type": "message", "data": null}',
-    b"\x00\x01binary",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "[1, 2, 3]",
+        '{"type": "message"}',
+        '{"type": "message", "data": 42}',
+        '{"type": "message", "data": null}',
+        b"\x00\x01binary",
+    ],
+)
 async def test_a_bad_frame_is_explained_and_changes_nothing(
     server: Server, open_client: Any, bad: str | bytes
 ) -> None:
@@ -213,7 +230,9 @@ async def test_a_client_that_leaves_mid_turn_sees_the_replies_on_return(
     with running(tmp_path, TECHASSIST_SIM_LATENCY_MS="400") as srv:
         client, _ = await open_client(srv, "AB1234")
         await client.say("yes")
-        await client.send({"type": "message", "data": "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2"})
+        await client.send(
+            {"type": "message", "data": "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2"}
+        )
         await client.ws.close()  # gone before the slow tools answer
         await asyncio.sleep(0)
         again, first = await open_client(srv, "AB1234")
@@ -237,7 +256,10 @@ def test_client_py_completes_an_installation(server: Server) -> None:
     script = "yes\nfsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2\nskip\nyes\nend\n"
     done = subprocess.run(
         [sys.executable, str(ROOT / "client.py"), "--url", server.url, "--cuid", "AB1234"],
-        input=script, capture_output=True, text=True, timeout=60,
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "Choices: yes | no" in done.stdout and "service tier: 1G" in done.stdout
@@ -247,7 +269,11 @@ def test_client_py_completes_an_installation(server: Server) -> None:
 def test_the_client_asks_for_the_cuid_and_leaves_cleanly_at_end_of_input(server: Server) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli", "client", "--url", server.url],
-        input="EF9012\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
+        input="EF9012\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     assert "no open orders" in done.stdout and "progress is saved" in done.stdout
@@ -255,7 +281,16 @@ def test_the_client_asks_for_the_cuid_and_leaves_cleanly_at_end_of_input(server:
 
 def test_the_client_says_plainly_when_no_server_answers(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "client.py"), "--url", "ws://127.0.0.1:9/start_task",
-         "--cuid", "AB1234"], capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            str(ROOT / "client.py"),
+            "--url",
+            "ws://127.0.0.1:9/start_task",
+            "--cuid",
+            "AB1234",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1 and "Cannot connect to ws://127.0.0.1:9/start_task" in done.stdout

@@ -46,7 +46,9 @@ async def test_a_transient_failure_of_an_idempotent_tool_is_retried_until_it_suc
     assert result.ok and result.attempts == 3
     assert result.outputs["tier_met"] is True
     assert [(r["try_no"], r["ok"], r["error_kind"]) for r in db.audit_rows("s1")] == [
-        (1, False, "transient"), (2, False, "transient"), (3, True, None)
+        (1, False, "transient"),
+        (2, False, "transient"),
+        (3, True, None),
     ]
 
 
@@ -103,8 +105,12 @@ async def test_bad_arguments_are_named_and_the_tool_does_not_run(db: WorkOrderDB
     runner = agent(db)
     bad_port = await runner.execute_task(
         "activate_ont",
-        {"order_id": "ORD-1005", "fsan": "ALCL90ABCDEF", "model": "G-240W-F",
-         "ethernet_port": "two"},
+        {
+            "order_id": "ORD-1005",
+            "fsan": "ALCL90ABCDEF",
+            "model": "G-240W-F",
+            "ethernet_port": "two",
+        },
         call(),
     )
     assert bad_port.error_kind == "bad_arguments" and "ethernet_port" in bad_port.message
@@ -133,7 +139,8 @@ async def test_an_unexpected_exception_becomes_an_internal_error_with_a_logged_t
     runner = InnerAgent(registry, ToolContext(db, NetworkSimulator(SimulatorConfig())))
     with caplog.at_level(logging.ERROR, logger="techassist.inner_agent"):
         result = await runner.execute_task(
-            "broken", {"wifi_password": "hunter2hunter2"},
+            "broken",
+            {"wifi_password": "hunter2hunter2"},
             call(sensitive=frozenset({"wifi_password"})),
         )
     assert not result.ok and result.error_kind == "internal" and result.attempts == 1

@@ -22,14 +22,19 @@ from orchestrator_core.params import (
 )
 
 FSAN = Parameter(
-    name="fsan", prompt="Serial?", pattern="^[A-Z]{4}[0-9A-F]{8}$", normalize="upper",
+    name="fsan",
+    prompt="Serial?",
+    pattern="^[A-Z]{4}[0-9A-F]{8}$",
+    normalize="upper",
     example="ALCL1234ABCD",
 )
 PORT = Parameter(name="ethernet_port", prompt="Port?", type=ParamType.INTEGER, min=1, max=4)
 LEVEL = Parameter(name="rx", prompt="Level?", type=ParamType.NUMBER, min=-30, max=0)
 ONLINE = Parameter(name="customer_online", prompt="Online?", type=ParamType.BOOLEAN)
 MODEL = Parameter(
-    name="model", prompt="Model?", type=ParamType.CHOICE,
+    name="model",
+    prompt="Model?",
+    type=ParamType.CHOICE,
     choices=["G-010G-P", "G-240W-F", "716GE", "XS-010X-Q"],
 )
 SSID = Parameter(name="ssid", prompt="Name?", min=1, max=32)
@@ -234,7 +239,11 @@ def test_validate_value_never_raises_on_text(param: Parameter, raw: str) -> None
 
 @given(
     st.sampled_from(ALL_PARAMS),
-    st.none() | st.booleans() | st.integers() | st.floats() | st.lists(st.integers())
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.lists(st.integers())
     | st.dictionaries(st.text(), st.integers()),
 )
 def test_validate_value_never_raises_on_other_values(param: Parameter, raw: Any) -> None:

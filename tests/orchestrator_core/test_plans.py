@@ -62,11 +62,21 @@ def test_the_bundled_plans_load_against_the_real_registry(library: PlanLibrary) 
     repair = library.for_order_type("repair")
     assert installation is not None and repair is not None
     assert [s.id for s in installation.steps][:7] == [
-        "verify_order", "activate_ont", "light_levels", "wifi", "speed_test",
-        "customer_online", "close",
+        "verify_order",
+        "activate_ont",
+        "light_levels",
+        "wifi",
+        "speed_test",
+        "customer_online",
+        "close",
     ]
     assert [s.id for s in repair.steps] == [
-        "trouble_details", "line_test", "diagnosis", "replace_ont", "retest", "close",
+        "trouble_details",
+        "line_test",
+        "diagnosis",
+        "replace_ont",
+        "retest",
+        "close",
     ]
     assert {p.id for p in library.plans} == {"installation", "repair"}
 
@@ -100,7 +110,9 @@ def test_implicit_inputs_are_written_out_when_loading(library: PlanLibrary) -> N
     assert plan is not None
     steps = {s.id: s for s in plan.steps}
     assert steps["activate_ont"].inputs == {
-        "order_id": "order.order_id", "fsan": "fsan", "model": "model",
+        "order_id": "order.order_id",
+        "fsan": "fsan",
+        "model": "model",
         "ethernet_port": "ethernet_port",
     }
     assert steps["customer_online"].inputs == {"customer_online": "customer_online"}
@@ -157,8 +169,9 @@ def test_every_shape_problem_is_listed_with_its_path(tools: ToolRegistry) -> Non
         "$.steps[0].task: required key is missing",
     ]:
         assert_problem(problems, f"{name}: {expected}")
-    assert any(f"{name}: $.parameters.fsan.pattern: invalid regular expression" in p
-               for p in problems)
+    assert any(
+        f"{name}: $.parameters.fsan.pattern: invalid regular expression" in p for p in problems
+    )
     assert any(f"{name}: $.steps[1].when.op: Input should be 'eq'" in p for p in problems)
     assert len(problems) == 6
 
@@ -181,8 +194,14 @@ def _minimal(**changes: Any) -> dict[str, Any]:
         "title": "Mini",
         "order_types": ["survey"],
         "parameters": {},
-        "steps": [{"id": "close", "task": "Close", "tool": "close_order",
-                   "inputs": {"order_id": "order.order_id"}}],
+        "steps": [
+            {
+                "id": "close",
+                "task": "Close",
+                "tool": "close_order",
+                "inputs": {"order_id": "order.order_id"},
+            }
+        ],
     }
     plan.update(changes)
     return plan
@@ -214,9 +233,17 @@ def _minimal(**changes: Any) -> dict[str, Any]:
             "$.parameters.fsan.name: name 'serial' differs from its key 'fsan'",
         ),
         (
-            {"steps": [{"id": "s", "task": "T", "tool": "run_line_test",
+            {
+                "steps": [
+                    {
+                        "id": "s",
+                        "task": "T",
+                        "tool": "run_line_test",
                         "inputs": {"order_id": "order.order_id"},
-                        "outputs": {"cuid": "line_status"}}]},
+                        "outputs": {"cuid": "line_status"},
+                    }
+                ]
+            },
             "$.steps[0].outputs.cuid: 'cuid' would overwrite the parameter of that name",
         ),
         (
@@ -247,20 +274,33 @@ def test_a_value_from_a_later_step_is_not_available_yet(
     tmp_path: Path, tools: ToolRegistry
 ) -> None:
     """Inputs may only use values that exist when the step runs."""
-    data = _minimal(steps=[
-        {"id": "light", "task": "Light", "tool": "check_light_levels", "inputs": {"fsan": "fsan"}},
-        {"id": "ask", "task": "Ask", "parameters": ["fsan"]},
-    ], parameters={"fsan": {"prompt": "?"}})
+    data = _minimal(
+        steps=[
+            {
+                "id": "light",
+                "task": "Light",
+                "tool": "check_light_levels",
+                "inputs": {"fsan": "fsan"},
+            },
+            {"id": "ask", "task": "Ask", "parameters": ["fsan"]},
+        ],
+        parameters={"fsan": {"prompt": "?"}},
+    )
     problems = problems_of(_write(tmp_path, "plan.json", data), tools)
-    assert_problem(problems, "plan.json: $.steps[0].inputs.fsan: no earlier step (and no "
-                             "parameter of this step) provides 'fsan'")
+    assert_problem(
+        problems,
+        "plan.json: $.steps[0].inputs.fsan: no earlier step (and no "
+        "parameter of this step) provides 'fsan'",
+    )
 
 
 def test_a_top_level_that_is_not_a_plan_is_rejected(tmp_path: Path, tools: ToolRegistry) -> None:
     """A JSON string or number is neither a plan nor a legacy list."""
     problems = problems_of(_write(tmp_path, "plan.json", "hello"), tools)
-    assert_problem(problems, "plan.json: $: a plan is a JSON object (or, in the legacy format, "
-                             "a list of tasks)")
+    assert_problem(
+        problems,
+        "plan.json: $: a plan is a JSON object (or, in the legacy format, a list of tasks)",
+    )
 
 
 def test_a_duplicate_json_key_is_reported(tmp_path: Path, tools: ToolRegistry) -> None:
@@ -286,9 +326,11 @@ def test_two_plans_claiming_one_order_type_are_rejected(
     _write(tmp_path, "b_repair.json", data)
     with pytest.raises(PlanError) as caught:
         load_plans(tmp_path, tools)
-    assert_problem(caught.value.problems,
-                   "b_repair.json: $.order_types[0]: order type 'Repair' is already claimed by "
-                   f"{_shown(tmp_path / 'a_repair.json')}")
+    assert_problem(
+        caught.value.problems,
+        "b_repair.json: $.order_types[0]: order type 'Repair' is already claimed by "
+        f"{_shown(tmp_path / 'a_repair.json')}",
+    )
 
 
 def _shown(path: Path) -> str:
@@ -316,16 +358,27 @@ def test_an_empty_directory_is_an_error(tmp_path: Path, tools: ToolRegistry) -> 
 
 def test_check_plan_accepts_a_plan_built_in_code(tools: ToolRegistry) -> None:
     """Plans built in tests get the same checks and implicit inputs as files."""
-    plan = Plan.model_validate(_minimal(
-        parameters={"fsan": {"prompt": "?"}},
-        steps=[{"id": "light", "task": "Light", "parameters": ["fsan"],
-                "tool": "check_light_levels"}],
-    ))
+    plan = Plan.model_validate(
+        _minimal(
+            parameters={"fsan": {"prompt": "?"}},
+            steps=[
+                {
+                    "id": "light",
+                    "task": "Light",
+                    "parameters": ["fsan"],
+                    "tool": "check_light_levels",
+                }
+            ],
+        )
+    )
     checked = check_plan(plan, tools)
     assert checked.steps[0].inputs == {"fsan": "fsan"}
     with pytest.raises(PlanError, match=r"^mine: \$\.steps\[0\]\.tool: unknown tool 'nope'$"):
-        check_plan(Plan.model_validate(_minimal(steps=[{"id": "s", "task": "T", "tool": "nope"}])),
-                   tools, source="mine")
+        check_plan(
+            Plan.model_validate(_minimal(steps=[{"id": "s", "task": "T", "tool": "nope"}])),
+            tools,
+            source="mine",
+        )
 
 
 # -- legacy plans ---------------------------------------------------------------------
@@ -338,8 +391,12 @@ def test_a_legacy_list_plan_loads_with_a_deprecation_warning(tools: ToolRegistry
     assert plan.order_types == ["installation"]
     assert [s.id for s in plan.steps] == [f"step{i}" for i in range(1, 7)]
     assert [s.tool for s in plan.steps] == [
-        "activate_ont", "check_light_levels", "configure_wifi", "run_speed_test",
-        "confirm_customer_online", "close_order",
+        "activate_ont",
+        "check_light_levels",
+        "configure_wifi",
+        "run_speed_test",
+        "confirm_customer_online",
+        "close_order",
     ]
     assert plan.parameter("fsan") == LEGACY_PARAMETERS["fsan"]
     assert plan.parameter("ethernet_port").type is ParamType.INTEGER
@@ -356,8 +413,11 @@ def test_a_legacy_task_without_a_tool_is_reported(tools: ToolRegistry) -> None:
     """A task text no tool is known for must name its tool."""
     with pytest.warns(DeprecationWarning, match="unknown_task_plan.json"):
         problems = problems_of(FIXTURES / "unknown_task_plan.json", tools)
-    assert_problem(problems, "unknown_task_plan.json: $[1].task: no tool is known for task "
-                             "'Dance a jig'; name one with a 'tool' key")
+    assert_problem(
+        problems,
+        "unknown_task_plan.json: $[1].task: no tool is known for task "
+        "'Dance a jig'; name one with a 'tool' key",
+    )
 
 
 # -- step inputs and done messages -------------------------------------------------------------
@@ -371,32 +431,65 @@ def test_step_inputs_resolve_every_kind_of_reference(library: PlanLibrary) -> No
     order = {"order_id": "ORD-1", "details": {"current_serial": "ALCL00000000"}}
     values = {"new_serial": "ALCL1234ABCD", "current_serial": "ALCLB0B0CAFE"}
     assert step_inputs(repair, step, values, order, "AB1234") == {
-        "order_id": "ORD-1", "new_serial": "ALCL1234ABCD", "old_serial": "ALCLB0B0CAFE",
+        "order_id": "ORD-1",
+        "new_serial": "ALCL1234ABCD",
+        "old_serial": "ALCLB0B0CAFE",
     }
     assert step_inputs(repair, step, {}, {}, None) == {}
 
 
 def test_step_inputs_reads_order_details_and_cuid(tools: ToolRegistry) -> None:
     """An order field missing at the top is looked up in details; cuid is the technician."""
-    plan = check_plan(Plan.model_validate(_minimal(steps=[
-        {"id": "esc", "task": "Escalate", "tool": "escalate",
-         "inputs": {"cuid": "cuid", "reason": "order.trouble_description",
-                    "order_id": "order.order_id"}},
-    ])), tools)
+    plan = check_plan(
+        Plan.model_validate(
+            _minimal(
+                steps=[
+                    {
+                        "id": "esc",
+                        "task": "Escalate",
+                        "tool": "escalate",
+                        "inputs": {
+                            "cuid": "cuid",
+                            "reason": "order.trouble_description",
+                            "order_id": "order.order_id",
+                        },
+                    },
+                ]
+            )
+        ),
+        tools,
+    )
     order = {"order_id": "ORD-9", "details": {"trouble_description": "LOS light"}}
     assert step_inputs(plan, plan.steps[0], {}, order, "AB1234") == {
-        "cuid": "AB1234", "reason": "LOS light", "order_id": "ORD-9",
+        "cuid": "AB1234",
+        "reason": "LOS light",
+        "order_id": "ORD-9",
     }
 
 
 def test_done_messages_fill_values_and_mask_secrets(tools: ToolRegistry) -> None:
     """done_message masks sensitive values and shows '?' for missing ones."""
-    plan = check_plan(Plan.model_validate(_minimal(
-        parameters={"ssid": {"prompt": "?"}, "wifi_password": {"prompt": "?", "sensitive": True}},
-        steps=[{"id": "wifi", "task": "Wi-Fi", "parameters": ["ssid", "wifi_password"],
-                "tool": "configure_wifi", "inputs": {"fsan": "order.fsan"},
-                "done": "{ssid} / {wifi_password} / {customer_name} / {ssid!r:>8}"}],
-    )), tools)
+    plan = check_plan(
+        Plan.model_validate(
+            _minimal(
+                parameters={
+                    "ssid": {"prompt": "?"},
+                    "wifi_password": {"prompt": "?", "sensitive": True},
+                },
+                steps=[
+                    {
+                        "id": "wifi",
+                        "task": "Wi-Fi",
+                        "parameters": ["ssid", "wifi_password"],
+                        "tool": "configure_wifi",
+                        "inputs": {"fsan": "order.fsan"},
+                        "done": "{ssid} / {wifi_password} / {customer_name} / {ssid!r:>8}",
+                    }
+                ],
+            )
+        ),
+        tools,
+    )
     values = {"ssid": "Home", "wifi_password": "hunter22"}
     assert done_message(plan, plan.steps[0], values) == f"Home / {MASK} / ? /   'Home'"
 

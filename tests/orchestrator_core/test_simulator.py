@@ -46,10 +46,18 @@ async def test_an_unknown_tier_or_model_is_a_permanent_failure() -> None:
 
 async def test_the_demo_repairs_fault_as_documented() -> None:
     sim = NetworkSimulator(SimulatorConfig())
-    statuses = {o: (await sim.run_line_test(o))["line_status"]
-                for o in ("ORD-1002", "ORD-1007", "ORD-1008", "ORD-1009", "ORD-2001", "ORD-2003")}
-    assert statuses == {"ORD-1002": "ok", "ORD-1007": "fault", "ORD-1008": "ok",
-                        "ORD-1009": "fault", "ORD-2001": "ok", "ORD-2003": "fault"}
+    statuses = {
+        o: (await sim.run_line_test(o))["line_status"]
+        for o in ("ORD-1002", "ORD-1007", "ORD-1008", "ORD-1009", "ORD-2001", "ORD-2003")
+    }
+    assert statuses == {
+        "ORD-1002": "ok",
+        "ORD-1007": "fault",
+        "ORD-1008": "ok",
+        "ORD-1009": "fault",
+        "ORD-2001": "ok",
+        "ORD-2003": "fault",
+    }
     fault = await sim.run_line_test("ORD-1007")
     assert fault["fault_location"] and fault["loss_db"] > 25
 
@@ -94,7 +102,8 @@ async def test_latency_delays_every_call() -> None:
 def test_failures_parse_from_the_environment_format() -> None:
     parse = SimulatorConfig.parse_failures
     assert parse("run_speed_test:3, check_light_levels:1") == {
-        "run_speed_test": 3, "check_light_levels": 1
+        "run_speed_test": 3,
+        "check_light_levels": 1,
     }
     assert parse("") == {}
     with pytest.raises(ConfigError, match="run_speed_test"):

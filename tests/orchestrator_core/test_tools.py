@@ -20,7 +20,6 @@ from orchestrator_core.tools import (
 )
 from orchestrator_core.workorders import DEMO_DATA, WorkOrderDB
 
-
 DEMO_AVAILABLE = [
     item["serial"]
     for item in json.loads(DEMO_DATA.read_text())["inventory"]

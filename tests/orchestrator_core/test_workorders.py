@@ -79,10 +79,12 @@ def test_a_bad_inventory_status_is_named(db: WorkOrderDB) -> None:
 
 def test_importing_the_same_ids_again_updates_instead_of_duplicating(db: WorkOrderDB) -> None:
     db.import_data({"technicians": [tech()], "orders": [order("ORD-1")]})
-    summary = db.import_data({
-        "technicians": [tech(name="Alice B.")],
-        "orders": [order("ORD-1", customer_name="Grace Hopper")],
-    })
+    summary = db.import_data(
+        {
+            "technicians": [tech(name="Alice B.")],
+            "orders": [order("ORD-1", customer_name="Grace Hopper")],
+        }
+    )
     assert summary.updated == 2
     assert len(db.list_orders("AB1234")) == 1
     assert db.get_order("ORD-1").customer_name == "Grace Hopper"  # type: ignore[union-attr]
@@ -90,21 +92,30 @@ def test_importing_the_same_ids_again_updates_instead_of_duplicating(db: WorkOrd
 
 
 def test_unknown_order_fields_are_kept_as_details(db: WorkOrderDB) -> None:
-    db.import_data({
-        "technicians": [tech()],
-        "orders": [order("ORD-1", gate_code="4711", details={"floor": 3})],
-    })
+    db.import_data(
+        {
+            "technicians": [tech()],
+            "orders": [order("ORD-1", gate_code="4711", details={"floor": 3})],
+        }
+    )
     found = db.get_order("ORD-1")
     assert found is not None
     assert found.details == {"floor": 3, "gate_code": "4711"}
 
 
 def test_timestamps_without_a_zone_are_read_as_utc(db: WorkOrderDB) -> None:
-    db.import_data({
-        "technicians": [tech()],
-        "orders": [order("ORD-1", scheduled_start="2026-12-02T10:00:00",
-                         created_at="2026-11-20T12:00:00+02:00")],
-    })
+    db.import_data(
+        {
+            "technicians": [tech()],
+            "orders": [
+                order(
+                    "ORD-1",
+                    scheduled_start="2026-12-02T10:00:00",
+                    created_at="2026-11-20T12:00:00+02:00",
+                )
+            ],
+        }
+    )
     found = db.get_order("ORD-1")
     assert found is not None
     assert found.scheduled_start == datetime(2026, 12, 2, 10, tzinfo=UTC)
@@ -119,26 +130,50 @@ def test_a_file_that_is_not_json_names_itself(db: WorkOrderDB, tmp_path: Path) -
 
 
 def test_open_orders_put_in_progress_first_then_earliest_start_then_oldest(db: WorkOrderDB) -> None:
-    db.import_data({"technicians": [tech()], "orders": [
-        order("ORD-A", scheduled_start="2026-12-02T08:00:00Z"),
-        order("ORD-B", scheduled_start="2026-12-02T12:00:00Z", status="in_progress"),
-        order("ORD-C", scheduled_start="2026-12-02T09:00:00Z", created_at="2026-11-21T00:00:00Z"),
-        order("ORD-D", scheduled_start="2026-12-02T09:00:00Z", created_at="2026-11-19T00:00:00Z"),
-        order("ORD-F", scheduled_start="2026-12-02T07:00:00Z"),
-        order("ORD-E", scheduled_start="2026-12-02T07:00:00Z"),
-        order("ORD-X", scheduled_start="2026-12-01T07:00:00Z", status="completed"),
-        order("ORD-Y", scheduled_start="2026-12-01T07:00:00Z", status="escalated"),
-    ]})
+    db.import_data(
+        {
+            "technicians": [tech()],
+            "orders": [
+                order("ORD-A", scheduled_start="2026-12-02T08:00:00Z"),
+                order("ORD-B", scheduled_start="2026-12-02T12:00:00Z", status="in_progress"),
+                order(
+                    "ORD-C",
+                    scheduled_start="2026-12-02T09:00:00Z",
+                    created_at="2026-11-21T00:00:00Z",
+                ),
+                order(
+                    "ORD-D",
+                    scheduled_start="2026-12-02T09:00:00Z",
+                    created_at="2026-11-19T00:00:00Z",
+                ),
+                order("ORD-F", scheduled_start="2026-12-02T07:00:00Z"),
+                order("ORD-E", scheduled_start="2026-12-02T07:00:00Z"),
+                order("ORD-X", scheduled_start="2026-12-01T07:00:00Z", status="completed"),
+                order("ORD-Y", scheduled_start="2026-12-01T07:00:00Z", status="escalated"),
+            ],
+        }
+    )
     assert [o.order_id for o in db.open_orders("AB1234")] == [
-        "ORD-B", "ORD-E", "ORD-F", "ORD-A", "ORD-D", "ORD-C"
+        "ORD-B",
+        "ORD-E",
+        "ORD-F",
+        "ORD-A",
+        "ORD-D",
+        "ORD-C",
     ]
     assert len(db.list_orders("AB1234")) == 8
 
 
 def test_prioritize_drops_closed_orders(db: WorkOrderDB) -> None:
-    db.import_data({"technicians": [tech()], "orders": [
-        order("ORD-1", status="cancelled"), order("ORD-2"),
-    ]})
+    db.import_data(
+        {
+            "technicians": [tech()],
+            "orders": [
+                order("ORD-1", status="cancelled"),
+                order("ORD-2"),
+            ],
+        }
+    )
     assert [o.order_id for o in prioritize(db.list_orders("AB1234"))] == ["ORD-2"]
 
 
@@ -214,8 +249,19 @@ def test_escalation_ids_count_up(db: WorkOrderDB) -> None:
 
 def test_a_success_is_found_only_for_its_exact_call(db: WorkOrderDB) -> None:
     def record(step: str, attempt: int, ok: bool, order_id: str | None = "ORD-1") -> None:
-        db.record_call("s1", order_id, step, attempt, 1, "run_line_test", {"order_id": "ORD-1"},
-                       ok, None if ok else "failed", {"line_status": "ok"} if ok else {}, 1.5)
+        db.record_call(
+            "s1",
+            order_id,
+            step,
+            attempt,
+            1,
+            "run_line_test",
+            {"order_id": "ORD-1"},
+            ok,
+            None if ok else "failed",
+            {"line_status": "ok"} if ok else {},
+            1.5,
+        )
 
     record("line", 1, ok=False)
     record("line", 2, ok=True)

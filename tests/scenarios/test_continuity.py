@@ -33,9 +33,14 @@ async def test_a_new_orchestrator_on_the_same_file_resumes_mid_plan(
     status = await again.say("status")
     values = status[0].data["values"]  # type: ignore[index]
     assert values == {
-        "fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": 2, "ont_id": values["ont_id"],
-        "rx_power_dbm": values["rx_power_dbm"], "tx_power_dbm": values["tx_power_dbm"],
-        "light_ok": True, "ssid": "HomeNet",
+        "fsan": "ALCL90ABCDEF",
+        "model": "G-240W-F",
+        "ethernet_port": 2,
+        "ont_id": values["ont_id"],
+        "rx_power_dbm": values["rx_power_dbm"],
+        "tx_power_dbm": values["tx_power_dbm"],
+        "light_ok": True,
+        "ssid": "HomeNet",
     }
     finished = await again.say("pa55word-long")
     assert "Speed test passed" in said(finished)
@@ -66,12 +71,13 @@ async def test_a_repeated_message_id_runs_nothing_twice(make_services: ServicesF
     assert question(await chat.say("status")).needs == "ssid"
 
 
-async def test_a_session_keeps_the_plan_it_started_with(make_services: ServicesFactory,
-                                                        tmp_path: Path) -> None:
+async def test_a_session_keeps_the_plan_it_started_with(
+    make_services: ServicesFactory, tmp_path: Path
+) -> None:
     plans_dir = tmp_path / "plans"
     shutil.copytree(PLANS_DIR, plans_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     services = make_services(plans_dir=plans_dir)
-    chat = await start_top_installation(services)
+    await start_top_installation(services)
 
     plan = json.loads((plans_dir / "installation.json").read_text())
     plan["steps"][1]["task"] = "Activate the ONT (new wording)"

@@ -13,11 +13,17 @@ SHORT_REPAIR = {
     "id": "short-repair",
     "title": "Quick repair",
     "order_types": ["repair"],
-    "parameters": {"diagnosis_code": {"prompt": "Diagnosis?", "type": "choice",
-                                      "choices": ["OK", "BROKEN"]}},
+    "parameters": {
+        "diagnosis_code": {"prompt": "Diagnosis?", "type": "choice", "choices": ["OK", "BROKEN"]}
+    },
     "steps": [
-        {"id": "line", "task": "Test the line", "tool": "run_line_test",
-         "inputs": {"order_id": "order.order_id"}, "outputs": {"line_status": "line_status"}},
+        {
+            "id": "line",
+            "task": "Test the line",
+            "tool": "run_line_test",
+            "inputs": {"order_id": "order.order_id"},
+            "outputs": {"line_status": "line_status"},
+        },
         {"id": "diagnosis", "task": "Record the diagnosis", "parameters": ["diagnosis_code"]},
     ],
 }

@@ -68,7 +68,9 @@ async def test_key_value_pairs_may_carry_values_for_later_steps(services: Servic
     assert question(replies).needs == "wifi_password"
 
 
-async def test_a_bad_value_is_asked_again_with_the_reason_and_an_example(services: Services) -> None:
+async def test_a_bad_value_is_asked_again_with_the_reason_and_an_example(
+    services: Services,
+) -> None:
     chat = await start_top_installation(services)
     bad = await chat.say("XYZ")
     assert "isn't valid" in said(bad) and "ALCL1234ABCD" in said(bad)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,16 +24,50 @@ PREFIXES = {
     "collect": ["AB1234", "yes"],
     "collect_later": ["AB1234", "yes", "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2"],
     "tool_failed": ["AB1234", "yes", "fsan=ALCL00000000 model=716GE ethernet_port=1"],
-    "post_task": ["AB1234", "yes", "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2",
-                  "skip", "yes"],
+    "post_task": [
+        "AB1234",
+        "yes",
+        "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2",
+        "skip",
+        "yes",
+    ],
     "repair": ["CD5678", "yes"],
 }
 
-WORDS = st.sampled_from([
-    "yes", "no", "1", "2", "none", "retry", "edit", "keep", "skip", "escalate", "try again",
-    "next", "help", "end", "orders", "status", "back", "{'fsan': 'x'}", "fsan=", "=", "{", "[]",
-    "{'ethernet_port': 9}", "model=716GE", "ONT_FAULT", "\x00", " ", "é" * 3, "1e309", "-0",
-])
+WORDS = st.sampled_from(
+    [
+        "yes",
+        "no",
+        "1",
+        "2",
+        "none",
+        "retry",
+        "edit",
+        "keep",
+        "skip",
+        "escalate",
+        "try again",
+        "next",
+        "help",
+        "end",
+        "orders",
+        "status",
+        "back",
+        "{'fsan': 'x'}",
+        "fsan=",
+        "=",
+        "{",
+        "[]",
+        "{'ethernet_port': 9}",
+        "model=716GE",
+        "ONT_FAULT",
+        "\x00",
+        " ",
+        "é" * 3,
+        "1e309",
+        "-0",
+    ]
+)
 MESSAGES = st.lists(st.one_of(st.text(max_size=40), WORDS), min_size=1, max_size=8)
 
 _users = itertools.count()
@@ -50,7 +83,9 @@ def services(tmp_path: Path) -> Iterator[Services]:
         asyncio.run(built.aclose())
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(start=st.sampled_from(sorted(PREFIXES)), messages=MESSAGES)
 def test_any_messages_in_any_state_never_break_the_conversation(
     services: Services, start: str, messages: list[str]
@@ -72,8 +107,11 @@ async def _probe(services: Services, start: str, messages: list[str]) -> None:
         assert all(r.text != SORRY for r in replies), f"internal error on {text!r}"
         after = await services.sessions.get_session_data(chat.key)
         assert after is not None
-        if before is not None and before.order and after.order and (
-            before.order["order_id"] == after.order["order_id"]
+        if (
+            before is not None
+            and before.order
+            and after.order
+            and (before.order["order_id"] == after.order["order_id"])
         ):
             lost = set(before.values) - set(after.values)
             assert not lost, f"{text!r} lost {lost}"
