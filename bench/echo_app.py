@@ -16,7 +16,7 @@ import sys
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from bot.app import uvicorn_config
+from bot.app import run_announced, uvicorn_config
 
 PATH = "/echo"
 
@@ -34,17 +34,6 @@ async def echo(websocket: WebSocket) -> None:
         return
 
 
-async def _serve(server: uvicorn.Server) -> int:
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.05)
-    if server.started:
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        print(f"echo listening on ws://{host}:{port}{PATH}", flush=True)
-    await task
-    return 0 if server.started else 1
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -52,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     server = uvicorn.Server(uvicorn_config(app, args.host, args.port))
     try:
-        return asyncio.run(_serve(server))
+        return asyncio.run(run_announced(server, "echo", PATH))
     except KeyboardInterrupt:
         return 130
 

@@ -85,18 +85,22 @@ def uvicorn_config(app: Any, host: str, port: int, **overrides: Any) -> uvicorn.
 
 def serve(settings: Settings) -> int:
     """Run the server until interrupted; announce the bound address once it listens."""
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings.host, settings.port))
-    return asyncio.run(_serve(server))
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings.host, settings.port))
+    return asyncio.run(run_announced(server, "TechAssist", ws_bridge.PATH))
 
 
-async def _serve(server: uvicorn.Server) -> int:
+async def run_announced(server: uvicorn.Server, name: str, path: str) -> int:
+    """Serve until stopped, printing ``<name> listening on ws://HOST:PORT<path>`` once bound.
+
+    With port 0 the line carries the port the OS picked: tests and benchmarks
+    wait for it instead of guessing a free port.
+    """
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
     if server.started:
         host, port = server.servers[0].sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"TechAssist listening on ws://{shown}:{port}{ws_bridge.PATH}", flush=True)
+        print(f"{name} listening on ws://{shown}:{port}{path}", flush=True)
     await task
     return 0 if server.started else 1

@@ -112,9 +112,16 @@ class InnerAgent:
             self._record(call, 0, tool, masked, None, "unknown_tool", message, 0.0)
             return ToolResult(ok=False, error_kind="unknown_tool", message=message)
 
-        recorded = self.context.db.find_success(
-            call.session_id, call.order_id, call.step_id, call.attempt, tool=spec.name, args=masked
-        )
+        recorded = None
+        if not spec.read_only:
+            recorded = self.context.db.find_success(
+                call.session_id,
+                call.order_id,
+                call.step_id,
+                call.attempt,
+                tool=spec.name,
+                args=masked,
+            )
         if recorded is not None:
             log.info(
                 "replaying %s for %s step %s attempt %s from the audit",

@@ -145,8 +145,9 @@ class Orchestrator:
 
     async def _answer(self, session: Session, text: str) -> list[Reply]:
         word = text.lower()
-        choices = [c.lower() for c in self._question(session).choices]
-        if word in texts.COMMANDS and word not in choices:
+        if word in texts.COMMANDS and word not in (
+            c.lower() for c in self._question(session).choices
+        ):
             return await self._command(session, word)
         handler = {
             Phase.IDENTIFY: self._on_identify,

@@ -65,13 +65,15 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+class _Lenient(dict[str, Any]):
+    """A template's values, where a missing one shows as '?'."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
 def format_done(template: str, values: Mapping[str, Any]) -> str:
     """Fill a step's success template; a missing value shows as '?' rather than failing."""
-
-    class _Lenient(dict[str, Any]):
-        def __missing__(self, key: str) -> str:
-            return "?"
-
     try:
         return template.format_map(_Lenient(values))
     except (ValueError, IndexError, AttributeError, TypeError):

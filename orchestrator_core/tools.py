@@ -78,6 +78,9 @@ class ToolSpec:
     accepted: frozenset[str]
     action: str = ""
     """How a failure message starts, e.g. "Activating the ONT" (… failed: reason)."""
+    read_only: bool = False
+    """The tool changes nothing, so running it again on a replayed turn is harmless and
+    the inner agent need not look for an earlier result in the audit."""
 
     @property
     def args_model(self) -> type[BaseModel]:
@@ -120,6 +123,7 @@ class ToolRegistry:
         idempotent: bool,
         description: str = "",
         action: str = "",
+        read_only: bool = False,
     ) -> ToolSpec:
         """Add ``func`` as a tool; raise TypeError/ValueError if it cannot be one."""
         name = name or func.__name__
@@ -143,18 +147,30 @@ class ToolRegistry:
             required=frozenset(p.name for p in params[1:] if p.default is p.empty),
             accepted=frozenset(p.name for p in params[1:]),
             action=action or f"Running {name}",
+            read_only=read_only,
         )
         self._specs[name] = spec
         return spec
 
     def tool(
-        self, *, name: str | None = None, idempotent: bool, description: str = "", action: str = ""
+        self,
+        *,
+        name: str | None = None,
+        idempotent: bool,
+        description: str = "",
+        action: str = "",
+        read_only: bool = False,
     ) -> Callable[[ToolFunc], ToolFunc]:
         """Decorator form of ``register``; returns the function unchanged."""
 
         def decorate(func: ToolFunc) -> ToolFunc:
             self.register(
-                func, name=name, idempotent=idempotent, description=description, action=action
+                func,
+                name=name,
+                idempotent=idempotent,
+                description=description,
+                action=action,
+                read_only=read_only,
             )
             return func
 
@@ -228,7 +244,7 @@ def _order_dict(order: Order) -> dict[str, Any]:
 # ---------------------------------------------------------------------- technicians and orders
 
 
-@builtin(idempotent=True, action="Looking up the technician")
+@builtin(idempotent=True, read_only=True, action="Looking up the technician")
 async def find_technician(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     """Find a technician by CUID."""
     tech = ctx.db.get_technician(cuid)
@@ -238,7 +254,7 @@ async def find_technician(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     return {"cuid": tech.cuid, "name": tech.name}
 
 
-@builtin(idempotent=True, action="Fetching the orders")
+@builtin(idempotent=True, read_only=True, action="Fetching the orders")
 async def get_orders(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     """List a technician's open orders, most urgent first."""
     if ctx.db.get_technician(cuid) is None:
@@ -246,7 +262,7 @@ async def get_orders(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     return {"orders": [_order_dict(o) for o in ctx.db.open_orders(cuid)]}
 
 
-@builtin(idempotent=True, action="Fetching the order details")
+@builtin(idempotent=True, read_only=True, action="Fetching the order details")
 async def get_order_details(ctx: ToolContext, order_id: str) -> dict[str, Any]:
     """Show an order, with its type-specific details (trouble, current serial) at top level."""
     order = _order(ctx, order_id)
@@ -332,7 +348,7 @@ async def activate_ont(
     return {"ont_id": result["ont_id"], "activation_status": "active"}
 
 
-@builtin(idempotent=True, action="Checking the light levels")
+@builtin(idempotent=True, read_only=True, action="Checking the light levels")
 async def check_light_levels(ctx: ToolContext, fsan: str) -> dict[str, Any]:
     """Read the optical power at the ONT; too little light is a failure."""
     reading = await ctx.sim.check_light_levels(_fsan(fsan))
@@ -353,7 +369,7 @@ async def configure_wifi(
     return await ctx.sim.configure_wifi(_fsan(fsan), ssid, wifi_password)
 
 
-@builtin(idempotent=True, action="Running the speed test")
+@builtin(idempotent=True, read_only=True, action="Running the speed test")
 async def run_speed_test(ctx: ToolContext, fsan: str, service_tier: str) -> dict[str, Any]:
     """Measure the line's speed against the customer's service tier."""
     tier = service_tier.strip().upper()
@@ -378,7 +394,7 @@ async def confirm_customer_online(ctx: ToolContext, customer_online: bool) -> di
 # ---------------------------------------------------------------------- repair
 
 
-@builtin(idempotent=True, action="Running the line test")
+@builtin(idempotent=True, read_only=True, action="Running the line test")
 async def run_line_test(ctx: ToolContext, order_id: str) -> dict[str, Any]:
     """Test the customer's line for a fault."""
     order = _order(ctx, order_id)

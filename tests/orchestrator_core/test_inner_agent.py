@@ -175,3 +175,21 @@ async def test_a_replayed_call_returns_the_recorded_outputs_without_running_agai
     assert len(db.audit_rows("s1")) == 1
     fresh = await agent(db).execute_task("escalate", args, call("escalate", attempt=8))
     assert not fresh.replayed and fresh.outputs != first.outputs
+
+
+async def test_a_replayed_call_with_other_arguments_runs_afresh(db: WorkOrderDB) -> None:
+    """A call slot reused by a different call (a turn that was never saved) is not a replay."""
+    first = {"cuid": "AB1234", "reason": "pole down", "order_id": "ORD-1005", "kind": "order"}
+    await agent(db).execute_task("escalate", first, call("escalate", attempt=3))
+    other = dict(first, reason="gate locked")
+    again = await agent(db).execute_task("escalate", other, call("escalate", attempt=3))
+    assert not again.replayed and len(db.escalations()) == 2
+
+
+async def test_a_read_only_tool_simply_runs_again_on_a_replay(db: WorkOrderDB) -> None:
+    runner = agent(db)
+    args = {"fsan": "ALCL90ABCDEF"}
+    await runner.execute_task("check_light_levels", args, call("light", attempt=2))
+    again = await runner.execute_task("check_light_levels", args, call("light", attempt=2))
+    assert again.ok and not again.replayed
+    assert runner.context.sim.calls("check_light_levels") == 2
