@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,21 @@ MAX_TEXT = 8192
 SORRY = (
     "Sorry, something went wrong on our side. Nothing you entered was lost: please send that again."
 )
+
+
+#: Awaited with a short line before a plan step's tool runs (see ``handle_turn``).
+Progress = Callable[[str], Awaitable[None]]
+# The progress callback of the turn being handled. A context variable, because
+# one Orchestrator serves many concurrent turns and the callback is per turn.
+_progress: ContextVar[Progress | None] = ContextVar("techassist_progress", default=None)
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """A turn's replies, and whether they are the stored answer to a repeated message."""
+
+    replies: list[Reply]
+    replayed: bool = False
 
 
 @dataclass
@@ -74,33 +91,56 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ the turn
 
-    async def handle(self, turn: IncomingTurn) -> list[Reply]:
+    async def handle(self, turn: IncomingTurn, *, progress: Progress | None = None) -> list[Reply]:
         """Process one turn and return its replies; never raises into a bridge."""
+        return (await self.handle_turn(turn, progress=progress)).replies
+
+    async def handle_turn(
+        self, turn: IncomingTurn, *, progress: Progress | None = None
+    ) -> TurnOutcome:
+        """Process one turn; the outcome also says whether it was a repeat already answered.
+
+        ``progress`` is awaited with a short line ("Running the speed test") before
+        each plan step's tool runs, so a bridge can show that a slow step is under
+        way. It must not raise.
+        """
         async with self.sessions.lock(turn.key):
             try:
                 session = await self.sessions.get_session_data(turn.key)
             except StoreError:
                 log.exception("cannot load session %s", turn.key.as_str())
-                return [Reply.prompt(SORRY)]
+                return TurnOutcome([Reply.prompt(SORRY)])
             if session is None:
                 session = self.sessions.create_session(turn.key)
             already = session.replies_for(turn.message_id)
             if already is not None:
-                return already
+                return TurnOutcome(already, replayed=True)
+            token = _progress.set(progress)
             try:
                 replies = await self._dispatch(session, turn)
             except Exception:
                 # The session is not saved, so the stored state is as before the turn.
                 log.exception("turn failed for %s in phase %s", turn.key.as_str(), session.phase)
-                return [Reply.prompt(SORRY)]
+                return TurnOutcome([Reply.prompt(SORRY)])
+            finally:
+                _progress.reset(token)
             log.debug("turn %s: %s -> %s", turn.key.as_str(), turn.kind.value, session.phase.value)
             session.remember(turn.message_id, replies)
             try:
                 await self.sessions.update_session_data(session)
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
-                return [Reply.prompt(SORRY)]
-            return replies
+                return TurnOutcome([Reply.prompt(SORRY)])
+            return TurnOutcome(replies)
+
+    async def technician_for(self, *, slack_user_id: str = "", email: str = "") -> str | None:
+        """The CUID of the technician a chat account belongs to, or ``None`` if unmapped."""
+        result = await self.agent.execute_task(
+            "find_technician_by_account",
+            {"slack_user_id": slack_user_id, "email": email},
+            CallContext(session_id="identity", order_id=None, step_id="identity", attempt=0),
+        )
+        return str(result.outputs["cuid"]) if result.ok else None
 
     async def undelivered(self, key: SessionKey, replies: list[Reply]) -> None:
         """Keep replies a bridge could not deliver; the technician sees them on return.
@@ -126,17 +166,17 @@ class Orchestrator:
                 ),
                 self._question(session),
             ]
-        said: list[Reply] = []
+        # Replies a bridge could not deliver come first, whatever the turn.
+        said = [r for r in session.take_undelivered() if r.kind is ReplyKind.DISPLAY]
         fresh = session.cuid is None or session.phase in (Phase.IDENTIFY, Phase.ENDED)
         if turn.cuid and session.cuid is None:
             # The bridge already knows who this is (websocket CUID frame, mapped Slack user).
             session.paused = False
-            return self._close(session, await self._identify(session, turn.cuid))
+            return said + self._close(session, await self._identify(session, turn.cuid))
         if turn.kind is TurnKind.START or session.paused:
             session.paused = False
             if turn.cuid and fresh:
-                return self._close(session, await self._identify(session, turn.cuid))
-            said += [r for r in session.take_undelivered() if r.kind is ReplyKind.DISPLAY]
+                return said + self._close(session, await self._identify(session, turn.cuid))
             if not fresh:
                 said.append(questions.where_you_stand(session, self._plan(session)))
             if turn.kind is TurnKind.START or not text:
@@ -345,6 +385,10 @@ class Orchestrator:
         assert step.tool is not None and session.order is not None
         args = step_inputs(plan, step, session.values, session.order, session.cuid or "")
         session.calls += 1
+        progress = _progress.get()
+        if progress is not None:
+            spec = self.agent.registry.get(step.tool)
+            await progress(f"{spec.action if spec else step.task}…")
         return await self.agent.execute_task(
             step.tool,
             args,

@@ -254,6 +254,19 @@ async def find_technician(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     return {"cuid": tech.cuid, "name": tech.name}
 
 
+@builtin(idempotent=True, read_only=True, action="Looking up the chat account")
+async def find_technician_by_account(
+    ctx: ToolContext, slack_user_id: str = "", email: str = ""
+) -> dict[str, Any]:
+    """Find the technician a chat account belongs to: by Slack user id, else by email."""
+    tech = ctx.db.find_technician_by_slack(slack_user_id) if slack_user_id else None
+    if tech is None and email:
+        tech = ctx.db.find_technician_by_email(email)
+    if tech is None:
+        raise ToolFailed("This chat account is not mapped to a technician.")
+    return {"cuid": tech.cuid, "name": tech.name}
+
+
 @builtin(idempotent=True, read_only=True, action="Fetching the orders")
 async def get_orders(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     """List a technician's open orders, most urgent first."""
@@ -437,6 +450,7 @@ async def replace_equipment(
 LEGACY_TASK_TOOLS: Mapping[str, str] = MappingProxyType(
     {
         "Find technician": "find_technician",
+        "Find technician by account": "find_technician_by_account",
         "Get orders": "get_orders",
         "Get order details": "get_order_details",
         "Start order": "start_order",
