@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from bot.settings import Settings
 from bot.wiring import Services, build
 from bridges import websocket as ws_bridge
+from bridges.slack import SlackBridge, SlackConfig
 from orchestrator_core.errors import StoreError
 
 log = logging.getLogger("techassist.server")
@@ -28,9 +29,16 @@ def create_app(settings: Settings) -> FastAPI:
         services = build(settings)
         app.state.services = services
         app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator)
+        app.state.slack = None
         try:
+            config = slack_config(settings)
+            if config is not None:
+                app.state.slack = SlackBridge(services.orchestrator, config)
+                await app.state.slack.start()
             yield
         finally:
+            if app.state.slack is not None:
+                await app.state.slack.stop()
             await services.aclose()
 
     app = FastAPI(title="TechAssist", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -46,6 +54,13 @@ def create_app(settings: Settings) -> FastAPI:
         services: Services = app.state.services
         checks: dict[str, Any] = {"plans": len(services.plans.plans)}
         ready = checks["plans"] > 0
+        if app.state.slack is None:
+            checks["slack"] = "off"
+        elif await app.state.slack.connected():
+            checks["slack"] = "connected"
+        else:
+            checks["slack"] = "disconnected"
+            ready = False
         try:
             await services.store.ping()
             checks["store"] = "ok"
@@ -59,6 +74,22 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.websocket.serve(websocket)
 
     return app
+
+
+def slack_config(settings: Settings) -> SlackConfig | None:
+    """The Slack bridge's configuration, or ``None`` when Slack's two tokens are not both set."""
+    if settings.slack_bot_token is None or settings.slack_app_token is None:
+        return None
+    return SlackConfig(
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        app_token=settings.slack_app_token.get_secret_value(),
+        api_url=settings.slack_api_url,
+        self_identify=settings.slack_self_identify,
+        progress_after=settings.slack_progress_after,
+        ping_interval=settings.slack_ping_interval,
+        rebuild_after=settings.slack_rebuild_after,
+        watchdog_interval=min(5.0, settings.slack_rebuild_after / 2),
+    )
 
 
 def uvicorn_config(app: Any, host: str, port: int, **overrides: Any) -> uvicorn.Config:

@@ -6,17 +6,17 @@ import argparse
 import asyncio
 import getpass
 import json
-import logging
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot.client import DEFAULT_URL, run_client
+from bot.logs import configure_logging
 from bot.settings import Settings
 from bot.wiring import build, open_workorders
 from bridges.memory import MemoryBridge, render
-from orchestrator_core.errors import PlanError, StoreError, WorkOrderError
+from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
 from orchestrator_core.plans import validate_files
 from orchestrator_core.tools import default_registry
 from orchestrator_core.workorders import prioritize
@@ -26,9 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``techassist`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     try:
         status: int = args.run(settings, args)
         return status
@@ -37,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    except (WorkOrderError, StoreError) as exc:
+    except (WorkOrderError, StoreError, BridgeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """The port ``techassist serve`` listens on; 0 picks a free one."""
 
+    slack_api_url: str | None = None
+    """Overrides the Slack Web API base URL (for tests and proxies)."""
+    slack_self_identify: bool = False
+    """Ask a Slack user who maps to no technician for a CUID, instead of refusing them."""
+    slack_progress_after: float = Field(default=1.0, ge=0)
+    """Seconds a Slack turn may run before a progress line is posted."""
+    slack_ping_interval: float = Field(default=10.0, gt=0)
+    """Seconds between Socket Mode pings; a dead socket is noticed after about this long."""
+    slack_rebuild_after: float = Field(default=30.0, gt=0)
+    """Seconds disconnected from Slack after which the Socket Mode handler is rebuilt."""
+
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
     )

@@ -1,0 +1,487 @@
+"""The Slack bridge: technicians chat with TechAssist in Slack over Socket Mode.
+
+It is the only module that imports ``slack_bolt`` or ``slack_sdk``. It only
+translates: Slack events and button clicks become ``IncomingTurn`` objects,
+and a turn's replies become one Slack message (Block Kit, with a plain-text
+fallback). What it adds is what Slack itself demands:
+
+- every envelope is acked at once (a catch-all listener acks what nothing else
+  handles; bolt would leave it unacked and Slack would redeliver it), and the
+  turn runs in the background, one at a time per session, in arrival order;
+- a redelivered event (same ``event_id``, or same channel and ``ts``) produces
+  replies once, even while its first delivery is still being processed;
+- one message per turn, since ``chat.postMessage`` allows about one per second
+  per channel; a step that takes more than about a second first posts a
+  progress line, which the turn's replies then replace;
+- Web API errors: 429s wait out ``Retry-After`` (slack_sdk's retry handler);
+  other failures are logged and the post is retried, and if it never goes
+  through the replies are kept and shown first on the technician's next turn;
+- a watchdog rebuilds the Socket Mode handler when it stays disconnected
+  (python-slack-sdk issue 1922: retries against a closed aiohttp session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from orchestrator_core.errors import BridgeError
+from orchestrator_core.orchestrator import Orchestrator
+from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
+
+log = logging.getLogger("techassist.slack")
+
+BRIDGE = "slack"
+UNMAPPED = (
+    "Hi! I don't know which technician you are yet. Ask your dispatcher to add your Slack "
+    "account to TechAssist (your Slack user id is {user}), or make sure your Slack email "
+    "matches the one in the technician directory."
+)
+#: Slack limits: a section's text, fields per section, buttons per actions block.
+MAX_SECTION = 3000
+MAX_FIELDS = 10
+MAX_BUTTONS = 25
+_MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    """What the bridge needs to connect; built by ``bot`` from the settings."""
+
+    bot_token: str
+    app_token: str
+    api_url: str | None = None
+    """The Web API base URL (``https://slack.com/api/`` when unset)."""
+    self_identify: bool = False
+    """Ask an unmapped user for a CUID instead of refusing them."""
+    progress_after: float = 1.0
+    """Seconds a turn may run before a progress line is posted."""
+    ping_interval: float = 10.0
+    """Seconds between Socket Mode pings; a dead socket is noticed after about this long."""
+    watchdog_interval: float = 5.0
+    """How often the watchdog checks the connection."""
+    rebuild_after: float = 30.0
+    """Seconds disconnected after which the watchdog rebuilds the handler."""
+    post_retries: int = 3
+    """Extra tries of a failed post (429s are retried separately, after Retry-After)."""
+    post_backoff: float = 0.5
+
+
+# ---------------------------------------------------------------------- translation
+
+
+def session_key(team: str, channel: str, user: str) -> SessionKey:
+    """The session key of a Slack conversation."""
+    return SessionKey(BRIDGE, team, channel, user)
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fields(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A flat dict as Block Kit section fields (the first ten)."""
+    fields = []
+    for key, value in data.items():
+        if isinstance(value, dict | list) or value is None:
+            continue
+        label = str(key).replace("_", " ").capitalize()
+        fields.append({"type": "mrkdwn", "text": f"*{escape(label)}*\n{escape(str(value))}"})
+    return fields[:MAX_FIELDS]
+
+
+def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
+    """One turn's replies as a Slack message: the fallback text and the blocks.
+
+    Each reply is a section; an order or a tool's result becomes fields; the
+    last reply's choices become buttons whose value is the answer itself.
+    """
+    blocks: list[dict[str, Any]] = []
+    for reply in replies:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": escape(reply.text)[:MAX_SECTION]},
+            }
+        )
+        data = reply.data or {}
+        for name in ("order", "result"):
+            card = data.get(name)
+            if isinstance(card, dict) and (fields := _fields(card)):
+                blocks.append({"type": "section", "fields": fields})
+    choices = replies[-1].choices if replies else []
+    if choices:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "choices",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": choice[:75]},
+                        "value": choice,
+                        "action_id": f"choice_{i}",
+                    }
+                    for i, choice in enumerate(choices[:MAX_BUTTONS])
+                ],
+            }
+        )
+    text = "\n".join(r.text for r in replies) or " "
+    return text[:40000], blocks
+
+
+def answered(blocks: list[dict[str, Any]], choice: str) -> list[dict[str, Any]]:
+    """A clicked message's blocks without its buttons, saying what was chosen."""
+    kept = [b for b in blocks if b.get("type") != "actions"]
+    note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"✔ {escape(choice)}"}]}
+    return [*kept, note]
+
+
+def is_technician_message(event: dict[str, Any], bot_user: str | None) -> bool:
+    """Whether an event is a person typing to us: not a bot, not an edit or deletion."""
+    if event.get("subtype") is not None or event.get("bot_id"):
+        return False
+    return bool(event.get("user")) and event.get("user") != bot_user
+
+
+# ---------------------------------------------------------------------- plumbing
+
+
+class _Recent:
+    """A bounded set of recently seen ids (events, messages, clicked buttons)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, *ids: str) -> bool:
+        """Record ``ids``; False if any of them was seen before."""
+        if any(i in self._seen for i in ids):
+            return False
+        for i in ids:
+            self._seen[i] = None
+        while len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+        return True
+
+
+class _Lanes:
+    """One lane per session: its jobs run one at a time, in the order they came."""
+
+    def __init__(self) -> None:
+        self._tails: dict[SessionKey, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    def submit(self, key: SessionKey, job: Callable[[], Awaitable[None]]) -> None:
+        previous = self._tails.get(key)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own business
+            try:
+                await job()
+            except Exception:
+                log.exception("a Slack turn failed for %s", key.as_str())
+            finally:
+                if self._tails.get(key) is task:
+                    del self._tails[key]
+
+        task = asyncio.create_task(run())
+        self._tails[key] = task
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for the jobs under way, then cancel what is left."""
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+
+# ---------------------------------------------------------------------- the bridge
+
+
+class SlackBridge:
+    """Connects one Slack app to one orchestrator over Socket Mode."""
+
+    def __init__(self, orchestrator: Orchestrator, config: SlackConfig) -> None:
+        self.orchestrator = orchestrator
+        self.config = config
+        self.handler: AsyncSocketModeHandler | None = None
+        self.bot_user: str | None = None
+        self._seen = _Recent()
+        self._lanes = _Lanes()
+        self._identities: dict[str, tuple[str | None, float]] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+        self._disconnected_since: float | None = None
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        """Connect to Slack and start the watchdog; raise BridgeError if Slack refuses."""
+        self.handler = self._build()
+        try:
+            auth = await self.handler.app.client.auth_test()
+            self.bot_user = auth.get("user_id")
+            await self.handler.connect_async()  # type: ignore[no-untyped-call]
+        except (SlackApiError, aiohttp.ClientError, OSError) as exc:
+            await self._close_handler(self.handler)
+            raise BridgeError(f"cannot connect to Slack: {_describe(exc)}") from exc
+        self._watchdog = asyncio.create_task(self._watch())
+        log.info("connected to Slack over Socket Mode as %s", self.bot_user)
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        await self._lanes.drain(timeout=5.0)
+        if self.handler is not None:
+            await self._close_handler(self.handler)
+            self.handler = None
+
+    async def connected(self) -> bool:
+        """Whether the Socket Mode connection is up right now."""
+        return self.handler is not None and await self.handler.client.is_connected()
+
+    def _build(self) -> AsyncSocketModeHandler:
+        client = AsyncWebClient(
+            token=self.config.bot_token,
+            base_url=self.config.api_url or AsyncWebClient.BASE_URL,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+        )
+        app = AsyncApp(client=client, logger=logging.getLogger("techassist.slack.bolt"))
+        app.event("message")(self._on_message)
+        app.event("app_mention")(self._on_mention)
+        app.action(re.compile(".*"))(self._on_action)
+        # Catch-alls: bolt leaves what no listener matches unacked, and Slack would
+        # then redeliver it three times.
+        app.event(re.compile(".*"))(self._ignore)
+        app.shortcut(re.compile(".*"))(self._ignore)
+        app.view(re.compile(".*"))(self._ignore)
+        app.options(re.compile(".*"))(self._ignore)
+        app.command(re.compile(".*"))(self._ignore)
+        return AsyncSocketModeHandler(
+            app, self.config.app_token, web_client=client, ping_interval=self.config.ping_interval
+        )
+
+    async def _close_handler(self, handler: AsyncSocketModeHandler) -> None:
+        try:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        except Exception:  # closing a broken client must not stop a shutdown or a rebuild
+            log.warning("closing the Socket Mode handler failed", exc_info=True)
+        session = getattr(handler.app.client, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def _watch(self) -> None:
+        """Rebuild the handler when it stays disconnected; its own reconnects can get stuck."""
+        while True:
+            await asyncio.sleep(self.config.watchdog_interval)
+            if await self.connected():
+                self._disconnected_since = None
+                continue
+            now = time.monotonic()
+            if self._disconnected_since is None:
+                self._disconnected_since = now
+                log.warning("Slack Socket Mode is disconnected")
+            if now - self._disconnected_since >= self.config.rebuild_after:
+                await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        log.warning("rebuilding the Slack Socket Mode handler after a long disconnect")
+        old, self.handler = self.handler, self._build()
+        if old is not None:
+            await self._close_handler(old)
+        try:
+            await self.handler.connect_async()  # type: ignore[no-untyped-call]
+            self._disconnected_since = None
+        except (SlackApiError, aiohttp.ClientError, OSError) as exc:
+            log.warning("reconnecting to Slack failed: %s", _describe(exc))
+
+    # -- listeners: they only queue work, so bolt acks at once
+
+    async def _ignore(self, ack: Callable[[], Awaitable[Any]]) -> None:
+        await ack()
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("channel_type") != "im" or not is_technician_message(event, self.bot_user):
+            return
+        self._queue_message(event, body, thread_ts=None)
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if not is_technician_message(event, self.bot_user):
+            return
+        self._queue_message(event, body, thread_ts=event.get("thread_ts") or event.get("ts"))
+
+    def _queue_message(
+        self, event: dict[str, Any], body: dict[str, Any], thread_ts: str | None
+    ) -> None:
+        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+        ids = [f"ts:{channel}:{ts}"]
+        if body.get("event_id"):
+            ids.append(f"event:{body['event_id']}")
+        if not self._seen.add(*ids):
+            log.info("ignored a redelivered Slack event %s", body.get("event_id"))
+            return
+        team = str(body.get("team_id") or event.get("team") or "")
+        user = str(event["user"])
+        text = _MENTION.sub("", str(event.get("text", ""))).strip()
+        key = session_key(team, channel, user)
+        turn_id = f"{channel}:{ts}"
+        self._lanes.submit(
+            key, lambda: self._run_turn(key, user, text, TurnKind.MESSAGE, turn_id, thread_ts)
+        )
+
+    async def _on_action(self, ack: Callable[[], Awaitable[Any]], body: dict[str, Any]) -> None:
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        message = body.get("message") or {}
+        message_ts = str(container.get("message_ts") or message.get("ts") or "")
+        user = str((body.get("user") or {}).get("id", ""))
+        value = action.get("value")
+        if not (channel and message_ts and user and isinstance(value, str)):
+            return
+        if not self._seen.add(f"click:{channel}:{message_ts}"):
+            return  # the buttons of a message answer once
+        team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
+        key = session_key(team, channel, user)
+        thread_ts = message.get("thread_ts")
+
+        async def job() -> None:
+            blocks = answered(message.get("blocks") or [], value)
+            await self._send(key, channel, None, message.get("text") or value, blocks, message_ts)
+            await self._run_turn(
+                key, user, value, TurnKind.ACTION, f"click:{channel}:{message_ts}", thread_ts
+            )
+
+        self._lanes.submit(key, job)
+
+    # -- a turn
+
+    async def _run_turn(
+        self,
+        key: SessionKey,
+        user: str,
+        text: str,
+        kind: TurnKind,
+        message_id: str,
+        thread_ts: str | None,
+    ) -> None:
+        cuid = await self._technician(user)
+        if cuid is None and not self.config.self_identify:
+            await self._send(key, key.channel, thread_ts, UNMAPPED.format(user=user), None, None)
+            return
+        progress_ts: list[str] = []
+        progress_line: list[str] = []
+        done = asyncio.Event()
+
+        async def progress(line: str) -> None:
+            progress_line[:] = [line]
+
+        async def announce() -> None:
+            # Post the latest progress line if the turn is still running after a while.
+            try:
+                await asyncio.wait_for(done.wait(), self.config.progress_after)
+            except TimeoutError:
+                line = progress_line[0] if progress_line else "Working on it…"
+                ts = await self._send(key, key.channel, thread_ts, line, None, None)
+                if ts:
+                    progress_ts.append(ts)
+
+        announcer = asyncio.create_task(announce())
+        turn = IncomingTurn(key, text=text, kind=kind, message_id=message_id, cuid=cuid)
+        try:
+            outcome = await self.orchestrator.handle_turn(turn, progress=progress)
+        finally:
+            done.set()
+            await announcer
+        if outcome.replayed:
+            return  # answered before: a redelivery must not post twice
+        text_out, blocks = render(outcome.replies)
+        update = progress_ts[0] if progress_ts else None
+        if await self._send(key, key.channel, thread_ts, text_out, blocks, update) is None:
+            await self.orchestrator.undelivered(key, outcome.replies)
+
+    async def _technician(self, user: str) -> str | None:
+        """The CUID of a Slack user: by the directory's Slack id, else by their email."""
+        cached = self._identities.get(user)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        cuid = await self.orchestrator.technician_for(slack_user_id=user)
+        if cuid is None:
+            email = await self._email(user)
+            if email:
+                cuid = await self.orchestrator.technician_for(email=email)
+        # Remember a miss only briefly, so a newly mapped technician is let in soon.
+        self._identities[user] = (cuid, time.monotonic() + (600 if cuid else 30))
+        return cuid
+
+    async def _email(self, user: str) -> str | None:
+        assert self.handler is not None
+        try:
+            info = await self.handler.app.client.users_info(user=user)
+        except (SlackApiError, aiohttp.ClientError, OSError) as exc:
+            log.warning("users.info failed for %s: %s", user, _describe(exc))
+            return None
+        profile = (info.get("user") or {}).get("profile") or {}
+        email = profile.get("email")
+        return str(email) if email else None
+
+    async def _send(
+        self,
+        key: SessionKey,
+        channel: str,
+        thread_ts: str | None,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        update_ts: str | None,
+    ) -> str | None:
+        """Post (or update) one message, retrying failures; its ts, or None if it never went."""
+        for attempt in range(1 + self.config.post_retries):
+            handler = self.handler
+            if handler is None:
+                return None
+            client = handler.app.client
+            try:
+                if update_ts is not None:
+                    response = await client.chat_update(
+                        channel=channel, ts=update_ts, text=text, blocks=blocks or []
+                    )
+                else:
+                    response = await client.chat_postMessage(
+                        channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+                    )
+                return str(response.get("ts") or update_ts or "")
+            except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "posting to Slack for %s failed (try %d): %s",
+                    key.as_str(),
+                    attempt + 1,
+                    _describe(exc),
+                )
+            await asyncio.sleep(self.config.post_backoff * 2**attempt)
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    """An error in a few words, never with a token in it."""
+    if isinstance(exc, SlackApiError):
+        return f"Slack API error {exc.response.get('error')!r} (HTTP {exc.response.status_code})"
+    return f"{type(exc).__name__}: {exc}"
