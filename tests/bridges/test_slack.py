@@ -263,3 +263,27 @@ async def test_tokens_never_reach_the_logs(rig: Rig, caplog: pytest.LogCaptureFi
     await rig.say(ALICE, "yes")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert rig.fake.bot_token not in logged and rig.fake.app_token not in logged
+
+
+async def test_the_watchdog_rebuilds_a_handler_that_stays_disconnected(
+    make_rig: Callable[..., Any],
+) -> None:
+    rig: Rig = await make_rig(rebuild_after=0.5, watchdog_interval=0.1)
+    await rig.say(ALICE, "hi")
+    stuck = rig.bridge.handler
+    assert stuck is not None
+    # A client whose own reconnects have stopped working (python-slack-sdk issue 1922).
+    stuck.client.auto_reconnect_enabled = False
+    await rig.fake.drop()
+    await rig.fake.wait_connected(count=2, timeout=10)
+    assert rig.bridge.handler is not stuck
+    assert "FSAN" in (await rig.say(ALICE, "yes"))["text"]
+
+
+async def test_messages_sent_in_a_burst_are_answered_in_order(rig: Rig) -> None:
+    for text in ("hi", "yes", "ALCL90ABCDEF", "G-240W-F"):
+        await rig.fake.send_event(message_im(ALICE, text))
+    await rig.fake.wait_for(lambda: len(rig.posts_to("D1")) == 4, what="four replies")
+    texts = [p["text"] for p in rig.posts_to("D1")]
+    assert "ORD-1003" in texts[0] and "FSAN" in texts[1]
+    assert "model" in texts[2].lower() and "Ethernet" in texts[3]
