@@ -530,13 +530,7 @@ class Orchestrator:
         """Hand the current order to a human; the technician moves on."""
         assert session.order is not None and session.cuid is not None
         order_id = session.order["order_id"]
-        result = await self._tool(
-            session,
-            "escalate",
-            {"cuid": session.cuid, "order_id": order_id, "reason": reason, "kind": "order"},
-            step_id="escalate",
-            order_id=order_id,
-        )
+        result = await self._escalate(session, reason, kind="order", order_id=order_id)
         if not result.ok:
             return [
                 Reply.display(f"I couldn't escalate just now: {result.message} Please try again.")
@@ -604,13 +598,7 @@ class Orchestrator:
         if not text:
             return [Reply.display("Please describe what you need.")]
         order_id = session.order["order_id"] if session.order else None
-        result = await self._tool(
-            session,
-            "escalate",
-            {"cuid": session.cuid, "order_id": order_id, "reason": text, "kind": "help"},
-            step_id="help",
-            order_id=order_id,
-        )
+        result = await self._escalate(session, text, kind="help", order_id=order_id)
         if not result.ok:
             return [
                 Reply.display(
@@ -709,6 +697,13 @@ class Orchestrator:
         session.return_phase = session.phase
         session.phase = Phase.CANCEL_REASON
         return [self._question(session)]
+
+    async def _escalate(
+        self, session: Session, reason: str, *, kind: str, order_id: str | None
+    ) -> ToolResult:
+        """Record an escalation for a human: an order handed over, or a request for help."""
+        args = {"cuid": session.cuid, "order_id": order_id, "reason": reason, "kind": kind}
+        return await self._tool(session, "escalate", args, step_id=kind, order_id=order_id)
 
     async def _tool(
         self,

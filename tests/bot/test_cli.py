@@ -46,32 +46,8 @@ def test_orders_list_refuses_an_unknown_cuid(tmp_path: Path) -> None:
     assert done.returncode == 1 and "No technician with CUID ZZ0000" in done.stderr
 
 
-def test_an_import_with_a_bad_record_names_it_and_imports_nothing(tmp_path: Path) -> None:
-    data = {
-        "technicians": [{"cuid": "GH3456", "name": "Gina Hale"}],
-        "orders": [
-            {
-                "order_id": "ORD-9001",
-                "cuid": "GH3456",
-                "order_type": "repair",
-                "status": "assigned",
-                "scheduled_start": "not a time",
-                "created_at": "2026-11-01T08:00:00Z",
-                "customer_name": "X",
-                "address": "1 Road",
-            }
-        ],
-    }
-    path = tmp_path / "import.json"
-    path.write_text(json.dumps(data))
-    done = techassist(tmp_path, "orders", "import", str(path))
-    assert done.returncode == 1
-    assert "orders[0]" in done.stderr and "scheduled_start" in done.stderr
-    listed = techassist(tmp_path, "orders", "list", "--cuid", "GH3456")
-    assert listed.returncode == 1  # the technician was not half-imported either
-
-
-def test_an_import_adds_orders_that_the_list_then_shows(tmp_path: Path) -> None:
+def gina_import(tmp_path: Path, **order: str) -> Path:
+    """An import file with one new technician and one repair order (fields overridable)."""
     data = {
         "technicians": [{"cuid": "GH3456", "name": "Gina Hale"}],
         "orders": [
@@ -84,12 +60,26 @@ def test_an_import_adds_orders_that_the_list_then_shows(tmp_path: Path) -> None:
                 "created_at": "2026-11-01T08:00:00Z",
                 "customer_name": "Xavier",
                 "address": "1 Road",
-                "gate_code": "1234",
+                **order,
             }
         ],
     }
     path = tmp_path / "import.json"
     path.write_text(json.dumps(data))
+    return path
+
+
+def test_an_import_with_a_bad_record_names_it_and_imports_nothing(tmp_path: Path) -> None:
+    path = gina_import(tmp_path, scheduled_start="not a time")
+    done = techassist(tmp_path, "orders", "import", str(path))
+    assert done.returncode == 1
+    assert "orders[0]" in done.stderr and "scheduled_start" in done.stderr
+    listed = techassist(tmp_path, "orders", "list", "--cuid", "GH3456")
+    assert listed.returncode == 1  # the technician was not half-imported either
+
+
+def test_an_import_adds_orders_that_the_list_then_shows(tmp_path: Path) -> None:
+    path = gina_import(tmp_path, gate_code="1234")
     done = techassist(tmp_path, "orders", "import", str(path))
     assert done.returncode == 0, done.stderr
     rows = json.loads(techassist(tmp_path, "orders", "list", "--cuid", "GH3456", "--json").stdout)

@@ -8,8 +8,20 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.bridges.server import start
+from tests.bridges.server import Server, start
 from tests.fake_slack import FakeSlack, message_im
+
+
+async def start_with_slack(tmp_path: Path, fake: FakeSlack) -> Server:
+    """Start `techassist serve` with Slack's two tokens, pointed at the fake."""
+    return await asyncio.to_thread(
+        start,
+        tmp_path,
+        SLACK_BOT_TOKEN=fake.bot_token,
+        SLACK_APP_TOKEN=fake.app_token,
+        TECHASSIST_SLACK_API_URL=fake.api_url,
+        TECHASSIST_SLACK_PING_INTERVAL="0.5",
+    )
 
 
 def _readyz(http: str) -> tuple[int, dict[str, Any]]:
@@ -24,14 +36,7 @@ def _readyz(http: str) -> tuple[int, dict[str, Any]]:
 async def test_serve_connects_to_slack_when_both_tokens_are_set(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    server = await asyncio.to_thread(
-        start,
-        tmp_path,
-        SLACK_BOT_TOKEN=fake_slack.bot_token,
-        SLACK_APP_TOKEN=fake_slack.app_token,
-        TECHASSIST_SLACK_API_URL=fake_slack.api_url,
-        TECHASSIST_SLACK_PING_INTERVAL="0.5",
-    )
+    server = await start_with_slack(tmp_path, fake_slack)
     try:
         await fake_slack.wait_connected()
         status, body = await asyncio.to_thread(_readyz, server.http)
@@ -50,14 +55,7 @@ async def test_readiness_reports_a_lost_slack_connection(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
     fake_slack.max_retries = 0
-    server = await asyncio.to_thread(
-        start,
-        tmp_path,
-        SLACK_BOT_TOKEN=fake_slack.bot_token,
-        SLACK_APP_TOKEN=fake_slack.app_token,
-        TECHASSIST_SLACK_API_URL=fake_slack.api_url,
-        TECHASSIST_SLACK_PING_INTERVAL="0.5",
-    )
+    server = await start_with_slack(tmp_path, fake_slack)
     try:
         await fake_slack.wait_connected()
         fake_slack.fail("apps.connections.open", "internal_error", times=1000)
