@@ -262,6 +262,9 @@ class SlackBridge:
         client = AsyncWebClient(
             token=self.config.bot_token,
             base_url=self.config.api_url or AsyncWebClient.BASE_URL,
+            # One pooled HTTP session: without it slack_sdk opens a new connection (and
+            # against slack.com a new TLS handshake) for every Web API call.
+            session=aiohttp.ClientSession(),
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
         )
         app = AsyncApp(client=client, logger=logging.getLogger("techassist.slack.bolt"))
