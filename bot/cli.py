@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bot.client import DEFAULT_URL, run_client
 from bot.logs import configure_logging
 from bot.settings import Settings
@@ -25,7 +27,14 @@ from orchestrator_core.workorders import prioritize
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``techassist`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print("error: invalid settings:", file=sys.stderr)
+        for error in exc.errors(include_url=False):
+            name = "TECHASSIST_" + ".".join(str(part) for part in error["loc"]).upper()
+            print(f"  {name}: {error['msg']}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     try:
         status: int = args.run(settings, args)

@@ -148,3 +148,9 @@ def test_the_data_directory_defaults_to_the_home_directory(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / ".local" / "share" / "techassist" / "workorders.db").exists()
+
+
+def test_a_bad_setting_stops_the_program_with_its_variable_named(tmp_path: Path) -> None:
+    done = techassist(tmp_path, "orders", "seed", TECHASSIST_TOOL_TIMEOUT="-1")
+    assert done.returncode == 2 and "TECHASSIST_TOOL_TIMEOUT" in done.stderr
+    assert "Traceback" not in done.stderr

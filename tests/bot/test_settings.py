@@ -1,0 +1,49 @@
+"""Settings: one place, environment variables, documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def env_name(field: str) -> str:
+    return (
+        field.upper()
+        if field.startswith("slack_") and field.endswith("_token")
+        else ("TECHASSIST_" + field.upper())
+    )
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = README.read_text()
+    missing = [env_name(f) for f in Settings.model_fields if f"`{env_name(f)}`" not in readme]
+    assert missing == []
+
+
+def test_settings_come_from_techassist_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TECHASSIST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TECHASSIST_TOOL_RETRIES", "5")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.data_dir == tmp_path and settings.tool_retries == 5
+    assert settings.slack_bot_token is not None
+    assert "xoxb-secret" not in repr(settings)
+
+
+def test_a_bad_setting_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TECHASSIST_TOOL_RETRIES", "many")
+    with pytest.raises(ValueError, match="tool_retries"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_default_data_directory_is_under_home_not_the_repository() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.data_dir.is_relative_to(Path.home())
+    assert not settings.data_dir.is_relative_to(README.parent)
