@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS escalations (
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: it costs an extra write per tool call
     at TEXT NOT NULL,
     session_id TEXT NOT NULL,
     order_id TEXT,
