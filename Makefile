@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.ws
+	$(BIN)/python -m bench.slack
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
