@@ -294,3 +294,20 @@ def test_the_client_says_plainly_when_no_server_answers(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 1 and "Cannot connect to ws://127.0.0.1:9/start_task" in done.stdout
+
+
+async def test_a_connection_stays_with_the_technician_it_identified(
+    server: Server, open_client: Any
+) -> None:
+    client, _ = await open_client(server, "AB1234")
+    other = await client.ask({"type": "cuid", "data": "CD5678"})
+    assert other["type"] == "input" and "connected as AB1234" in other["message"]
+    again = await client.ask({"type": "cuid", "data": "AB1234"})
+    assert "Welcome back, Alice Brown" in again["message"] and "ORD-1003" in again["message"]
+
+
+async def test_an_empty_cuid_is_asked_for_again(server: Server, open_client: Any) -> None:
+    client, _ = await open_client(server)
+    asked = await client.ask({"type": "cuid", "data": "  "})
+    assert asked["data_needed"] == "cuid"
+    assert "Hi Alice Brown" in (await client.ask({"type": "cuid", "data": "AB1234"}))["message"]
