@@ -91,3 +91,13 @@ async def test_a_session_keeps_the_plan_it_started_with(
     await other.say("no")
     started = await other.say("ORD-2002")
     assert "new wording" in said(started)
+
+
+async def test_a_store_failure_gets_a_plain_apology_not_an_exception(
+    make_services: ServicesFactory,
+) -> None:
+    services = make_services()
+    chat = await start_top_installation(services)
+    await services.store.aclose()  # the session store goes away mid-conversation
+    replies = await chat.say("ALCL90ABCDEF")
+    assert len(replies) == 1 and "Nothing you entered was lost" in replies[0].text
