@@ -270,7 +270,9 @@ async def client(
     """One legacy client: identify, wait at the gate, then answer every frame with the next."""
     settled = False
     try:
-        async with connect(url, compression=None, max_size=2**20, open_timeout=PHASE_TIMEOUT) as ws:
+        async with connect(
+            url, compression=None, max_size=2**20, open_timeout=PHASE_TIMEOUT, proxy=None
+        ) as ws:
             raw = await _turn(ws, frames[0], phase.identify, phase)
             problem = how.check(frames[0], raw, len(frames) == 1)
             if problem:

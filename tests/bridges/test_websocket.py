@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -65,7 +66,8 @@ async def open_client() -> AsyncIterator[Any]:
     async def factory(
         server: Server, cuid: str | None = None
     ) -> tuple[Legacy, dict[str, Any] | None]:
-        ws = await connect(server.url, compression=None, open_timeout=TIMEOUT)
+        # proxy=None: a developer's HTTP(S)_PROXY must not swallow loopback traffic.
+        ws = await connect(server.url, compression=None, open_timeout=TIMEOUT, proxy=None)
         opened.append(ws)
         client = Legacy(ws)
         first = await client.ask({"type": "cuid", "data": cuid}) if cuid else None
@@ -240,6 +242,10 @@ async def test_a_client_that_leaves_mid_turn_sees_the_replies_on_return(
         assert first["data_needed"] == "ssid"
 
 
+def _no_proxy_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+
+
 def _get(url: str) -> tuple[int, dict[str, Any]]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=TIMEOUT) as response:
@@ -260,6 +266,7 @@ def test_client_py_completes_an_installation(server: Server) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        env=_no_proxy_env(),
     )
     assert done.returncode == 0, done.stderr
     assert "Choices: yes | no" in done.stdout and "service tier: 1G" in done.stdout
@@ -273,6 +280,7 @@ def test_the_client_asks_for_the_cuid_and_leaves_cleanly_at_end_of_input(server:
         capture_output=True,
         text=True,
         timeout=60,
+        env=_no_proxy_env(),
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
@@ -292,6 +300,7 @@ def test_the_client_says_plainly_when_no_server_answers(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        env=_no_proxy_env(),
     )
     assert done.returncode == 1 and "Cannot connect to ws://127.0.0.1:9/start_task" in done.stdout
 
