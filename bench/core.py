@@ -23,7 +23,7 @@ from bot.wiring import build
 from bridges.memory import MemoryBridge
 from orchestrator_core.session import Session
 from orchestrator_core.session_manager import SessionManager
-from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, unit
+from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, rx_power_dbm
 from orchestrator_core.stores import SqliteStore
 
 MODEL = "716GE"
@@ -32,7 +32,7 @@ MODEL = "716GE"
 def good_serials(n: int) -> list[str]:
     """n ONT serials the simulator gives good light (a dark line would stop the plan)."""
     serials = (f"ALCL{i:08X}" for i in range(10 * n + 100))
-    good = [s for s in serials if -8.0 - 19.0 * unit("rx", s) >= LIGHT_THRESHOLD_DBM + 0.1]
+    good = [s for s in serials if rx_power_dbm(s) >= LIGHT_THRESHOLD_DBM + 0.1]
     return good[:n]
 
 

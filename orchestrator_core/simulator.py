@@ -99,6 +99,11 @@ def unit(*parts: object) -> float:
     return int.from_bytes(_digest(*parts)[:8], "big") / 2**64
 
 
+def rx_power_dbm(fsan: str) -> float:
+    """The optical power an ONT receives, fixed by its serial: -8 to -27 dBm."""
+    return round(-8.0 - 19.0 * unit("rx", fsan), 1)
+
+
 class NetworkSimulator:
     """Answers tools as the network would, deterministically; see the module docstring."""
 
@@ -148,7 +153,7 @@ class NetworkSimulator:
     async def check_light_levels(self, fsan: str) -> dict[str, Any]:
         """Optical power at the ONT: rx from -8 to -27 dBm, tx from 0.5 to 5 dBm."""
         await self._begin("check_light_levels", fsan)
-        rx = round(-8.0 - 19.0 * unit("rx", fsan), 1)
+        rx = rx_power_dbm(fsan)
         tx = round(0.5 + 4.5 * unit("tx", fsan), 1)
         return {"rx_power_dbm": rx, "tx_power_dbm": tx, "light_ok": rx >= LIGHT_THRESHOLD_DBM}
 
@@ -200,6 +205,7 @@ class NetworkSimulator:
 __all__ = [
     "ETHERNET_PORTS",
     "LIGHT_THRESHOLD_DBM",
+    "rx_power_dbm",
     "MODELS",
     "NetworkSimulator",
     "SimulatorConfig",

@@ -70,6 +70,18 @@ def make_app(fake: FakeSlack) -> AsyncApp:
     return AsyncApp(client=web_client(fake))
 
 
+def app_with_message_queue(fake: FakeSlack) -> tuple[AsyncApp, asyncio.Queue[dict[str, Any]]]:
+    """An app whose only listener puts every ``message`` event it gets on a queue."""
+    app = make_app(fake)
+    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any]) -> None:
+        await seen.put(event)
+
+    return app, seen
+
+
 # -- Web API --------------------------------------------------------------------------------
 
 
@@ -211,12 +223,7 @@ async def test_wait_for_times_out_with_a_summary(fake_slack: FakeSlack) -> None:
 async def test_hello_then_direct_message_reaches_listener_and_is_acked(
     fake_slack: FakeSlack,
 ) -> None:
-    app = make_app(fake_slack)
-    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    @app.event("message")
-    async def on_message(event: dict[str, Any]) -> None:
-        await seen.put(event)
+    app, seen = app_with_message_queue(fake_slack)
 
     async with connected(fake_slack, app):
         envelope_id = await fake_slack.send_event(message_im("U1", "hello"))
@@ -253,12 +260,7 @@ async def test_unhandled_event_is_not_acked_and_slack_redelivers_it(
 async def test_own_bot_message_is_acked_by_bolt_without_reaching_listeners(
     fake_slack: FakeSlack,
 ) -> None:
-    app = make_app(fake_slack)
-    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    @app.event("message")
-    async def on_message(event: dict[str, Any]) -> None:
-        await seen.put(event)
+    app, seen = app_with_message_queue(fake_slack)
 
     async with connected(fake_slack, app):
         own = await fake_slack.send_event(bot_message("Which one?"))
@@ -295,12 +297,7 @@ async def test_forced_redelivery_of_an_acked_event_carries_the_retry(
 
 
 async def test_disconnect_message_makes_the_client_reconnect(fake_slack: FakeSlack) -> None:
-    app = make_app(fake_slack)
-    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    @app.event("message")
-    async def on_message(event: dict[str, Any]) -> None:
-        await seen.put(event)
+    app, seen = app_with_message_queue(fake_slack)
 
     async with connected(fake_slack, app):
         await fake_slack.disconnect()
@@ -318,12 +315,7 @@ async def test_disconnect_message_makes_the_client_reconnect(fake_slack: FakeSla
 async def test_dropped_socket_is_noticed_and_replaced_by_the_client(
     fake_slack: FakeSlack,
 ) -> None:
-    app = make_app(fake_slack)
-    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    @app.event("message")
-    async def on_message(event: dict[str, Any]) -> None:
-        await seen.put(event)
+    app, seen = app_with_message_queue(fake_slack)
 
     async with connected(fake_slack, app):
         await fake_slack.drop()
