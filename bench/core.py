@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
-from bot.wiring import build
+from bot.wiring import Services, build
 from bridges.memory import MemoryBridge
 from orchestrator_core.session import Session
 from orchestrator_core.session_manager import SessionManager
@@ -102,12 +102,15 @@ async def store_round_trips(path: Path, payload: str, n: int) -> list[float]:
         await store.aclose()
 
 
-async def session_round_trips(path: Path, payload: str, n: int) -> list[float]:
+async def session_round_trips(
+    path: Path, payload: str, snapshot: tuple[str, str], n: int
+) -> list[float]:
     """Load and save the same session through SessionManager: the store plus (de)serialization."""
     store = SqliteStore(path)
     manager = SessionManager(store)
     key = Session.model_validate_json(payload).key
     try:
+        await store.put_snapshot(*snapshot)
         await store.save(key.as_str(), payload, 0)
         times = []
         for _ in range(n):
@@ -121,6 +124,24 @@ async def session_round_trips(path: Path, payload: str, n: int) -> list[float]:
         await store.aclose()
 
 
+async def mid_plan_payload(
+    services: Services, serial: str, cuid: str
+) -> tuple[str, tuple[str, str]]:
+    """A session in the middle of its plan as stored (the size a turn loads and saves),
+    and its plan snapshot (digest, JSON text)."""
+    bridge = MemoryBridge(services.orchestrator, cuid)
+    await bridge.start(cuid)
+    for line in SCRIPT[:2]:
+        await bridge.say(line % serial if "%s" in line else line)
+    stored = await services.store.load(bridge.key.as_str())
+    assert stored is not None
+    digest = Session.model_validate_json(stored.data).plan_digest
+    assert digest is not None
+    snapshot = await services.store.get_snapshot(digest)
+    assert snapshot is not None
+    return stored.data, (digest, snapshot)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -131,8 +152,9 @@ async def main(conversations: int) -> None:
         data_dir = Path(tmp)
         settings = Settings(data_dir=data_dir, seed_demo=False, log_level="WARNING")
         services = build(settings)
-        serials = good_serials(conversations)
+        serials = good_serials(conversations + 1)
         services.workorders.import_data(dataset(serials))
+        spare = serials.pop()
         latencies: list[float] = []
         try:
             t0 = time.perf_counter()
@@ -142,15 +164,14 @@ async def main(conversations: int) -> None:
                     MemoryBridge(services.orchestrator, cuid), serial, cuid, latencies
                 )
             elapsed = time.perf_counter() - t0
-            stored = await services.store.load(
-                MemoryBridge(services.orchestrator, "BT0000").key.as_str()
-            )
-            assert stored is not None
-            payload = stored.data
+            cuid = f"BT{conversations:04d}"
+            payload, snapshot = await mid_plan_payload(services, spare, cuid)
         finally:
             await services.aclose()
         trips = await store_round_trips(data_dir / "rt.db", payload, len(latencies))
-        session_trips = await session_round_trips(data_dir / "st.db", payload, len(latencies))
+        session_trips = await session_round_trips(
+            data_dir / "st.db", payload, snapshot, len(latencies)
+        )
 
     turn_p50, turn_p99 = pct(latencies, 0.50), pct(latencies, 0.99)
     trip_p50, trip_p99 = pct(trips, 0.50), pct(trips, 0.99)
@@ -158,7 +179,8 @@ async def main(conversations: int) -> None:
     python = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}")
     print(
-        f"conversations: {conversations}, turns: {len(latencies)}, session size: {len(payload)} B"
+        f"conversations: {conversations}, turns: {len(latencies)}, "
+        f"session size mid-plan: {len(payload)} B"
     )
     print(f"turns/s:          {len(latencies) / elapsed:10.0f}")
     ms = 1e3

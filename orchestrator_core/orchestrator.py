@@ -13,7 +13,6 @@ the session by ``_question``, so a resumed session can ask it again verbatim.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -57,29 +56,6 @@ class TurnOutcome:
     replayed: bool = False
 
 
-@dataclass
-class _Plans:
-    """Parsed plan snapshots by digest, so a turn does not re-validate its plan."""
-
-    cache: dict[str, Plan]
-
-    def get(self, session: Session) -> Plan:
-        digest = session.plan_digest or ""
-        plan = self.cache.get(digest)
-        if plan is None:
-            plan = Plan.model_validate_json(session.plan or "")
-            if len(self.cache) > 64:
-                self.cache.clear()
-            self.cache[digest] = plan
-        return plan
-
-
-def plan_snapshot(plan: Plan) -> tuple[str, str]:
-    """The plan as stored in a session (JSON text), and a digest naming that exact content."""
-    data = plan.model_dump_json()
-    return data, hashlib.sha256(data.encode()).hexdigest()[:16]
-
-
 class Orchestrator:
     """Runs technician conversations over a session store, plans and an inner agent."""
 
@@ -87,7 +63,6 @@ class Orchestrator:
         self.sessions = sessions
         self.plans = plans
         self.agent = agent
-        self._snapshots = _Plans({})
 
     # ------------------------------------------------------------------ the turn
 
@@ -107,14 +82,15 @@ class Orchestrator:
         async with self.sessions.lock(turn.key):
             try:
                 session = await self.sessions.get_session_data(turn.key)
+                if session is None:
+                    session = self.sessions.create_session(turn.key)
+                elif turn.message_id is not None:
+                    already = await self.sessions.replies_for(turn.key, turn.message_id)
+                    if already is not None:
+                        return TurnOutcome(already, replayed=True)
             except StoreError:
                 log.exception("cannot load session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
-            if session is None:
-                session = self.sessions.create_session(turn.key)
-            already = session.replies_for(turn.message_id)
-            if already is not None:
-                return TurnOutcome(already, replayed=True)
             token = _progress.set(progress)
             try:
                 replies = await self._dispatch(session, turn)
@@ -125,9 +101,9 @@ class Orchestrator:
             finally:
                 _progress.reset(token)
             log.debug("turn %s: %s -> %s", turn.key.as_str(), turn.kind.value, session.phase.value)
-            session.remember(turn.message_id, replies)
+            answered = (turn.message_id, replies) if turn.message_id is not None else None
             try:
-                await self.sessions.update_session_data(session)
+                await self.sessions.update_session_data(session, answered=answered)
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
@@ -322,8 +298,7 @@ class Orchestrator:
             return [Reply.display(f"I couldn't start {order['order_id']}: {started.message}")]
         session.clear_order()
         session.order = dict(order, status="in_progress")
-        session.plan, session.plan_digest = plan_snapshot(plan)
-        self._snapshots.cache[session.plan_digest] = plan
+        await self.sessions.start_plan(session, plan)
         said = [
             Reply.display(
                 f"Starting {order['order_id']}: {plan.title}, "
@@ -337,7 +312,7 @@ class Orchestrator:
 
     async def execute_plan_steps(self, session: Session) -> list[Reply]:
         """Run steps from the current one until a value is needed, a tool fails, or the end."""
-        plan = self._snapshots.get(session)
+        plan = self._working_plan(session)
         order = session.order or {}
         said: list[Reply] = []
         while session.step_index < len(plan.steps):
@@ -414,7 +389,7 @@ class Orchestrator:
         return False
 
     async def _on_value(self, session: Session, text: str) -> list[Reply]:
-        plan = self._snapshots.get(session)
+        plan = self._working_plan(session)
         pending = session.edit_queue[0] if session.edit_queue else session.pending_param
         if pending is None:  # Nothing asked: the state says so; recompute what is needed.
             return await self.execute_plan_steps(session)
@@ -503,9 +478,17 @@ class Orchestrator:
             return await self._skip(session)
         return [Reply.display("Please choose one of the options below.")]
 
-    def _plan(self, session: Session) -> Plan | None:
-        """The plan snapshot of the session's order, parsed once per process."""
-        return self._snapshots.get(session) if session.plan is not None else None
+    @staticmethod
+    def _plan(session: Session) -> Plan | None:
+        """The plan snapshot of the session's order (``SessionManager`` attaches it)."""
+        return session.plan
+
+    @staticmethod
+    def _working_plan(session: Session) -> Plan:
+        """The plan of a session that is in the middle of one (a broken state is a bug)."""
+        if session.plan is None:
+            raise RuntimeError(f"session {session.key.as_str()} is in {session.phase} with no plan")
+        return session.plan
 
     def _question(self, session: Session) -> Reply:
         return questions.question(session, self._plan(session))

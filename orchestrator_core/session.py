@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 from orchestrator_core.turns import Reply, SessionKey
 
-#: How many processed message ids a session remembers for de-duplication.
-PROCESSED_LIMIT = 16
+if TYPE_CHECKING:
+    from orchestrator_core.plans import Plan
 
-_REPLIES = TypeAdapter(list[Reply])
+REPLIES = TypeAdapter(list[Reply])
+"""Replies to and from JSON text: answers and undelivered replies are kept as text."""
 
 
 class Phase(str, Enum):
@@ -63,12 +64,14 @@ class Session(BaseModel):
     order: dict[str, Any] | None = None
     """The order being worked on."""
 
-    plan: str | None = None
-    """A snapshot of the plan the current order started with, as JSON text.
-
-    Kept as text so loading a session does not rebuild the plan on every turn;
-    the orchestrator parses it once per digest and caches it."""
     plan_digest: str | None = None
+    """Names the snapshot of the plan the current order started with.
+
+    The snapshot itself is kept once per digest beside the sessions (see
+    ``SessionStore.put_snapshot``), and ``SessionManager`` attaches it, parsed,
+    when it loads the session: see ``plan``."""
+    legacy_plan: str | None = Field(default=None, validation_alias="plan", exclude=True)
+    """The snapshot as JSON text, as sessions saved before 0.2 carried it; moved out on load."""
     step_index: int = 0
     values: dict[str, Any] = Field(default_factory=dict)
     """Values collected from the technician and outputs stored by steps."""
@@ -86,43 +89,40 @@ class Session(BaseModel):
 
     completed: list[str] = Field(default_factory=list)
     escalated: list[str] = Field(default_factory=list)
-    processed: dict[str, str] = Field(default_factory=dict)
-    """Replies (JSON text) of recently processed message ids, oldest first; read only
-    when a message id comes again."""
 
     undelivered: str | None = None
     """Replies (JSON text) a bridge could not deliver; shown first when the technician is back."""
 
     version: int = Field(default=0, exclude=True)
+    _plan: Plan | None = PrivateAttr(default=None)
 
-    def remember(self, message_id: str | None, replies: list[Reply]) -> None:
-        """Record a processed message id with its replies, forgetting the oldest past the limit."""
-        if message_id is None:
-            return
-        self.processed[message_id] = _REPLIES.dump_json(replies).decode()
-        while len(self.processed) > PROCESSED_LIMIT:
-            del self.processed[next(iter(self.processed))]
+    @property
+    def plan(self) -> Plan | None:
+        """The current order's plan snapshot, parsed; ``None`` between orders."""
+        return self._plan
 
-    def replies_for(self, message_id: str | None) -> list[Reply] | None:
-        """The replies already given to ``message_id``, or ``None`` if it is new."""
-        if message_id is None or message_id not in self.processed:
-            return None
-        return _REPLIES.validate_json(self.processed[message_id])
+    def attach_plan(self, plan: Plan, digest: str) -> None:
+        """Work the current order with ``plan``, whose snapshot is kept under ``digest``."""
+        self._plan = plan
+        self.plan_digest = digest
+        self.legacy_plan = None
 
     def keep_undelivered(self, replies: list[Reply]) -> None:
         """Hold replies that never reached the technician, after any held before."""
-        self.undelivered = _REPLIES.dump_json(self.take_undelivered() + replies).decode()
+        self.undelivered = REPLIES.dump_json(self.take_undelivered() + replies).decode()
 
     def take_undelivered(self) -> list[Reply]:
         """The held undelivered replies, which are no longer held afterwards."""
-        held = _REPLIES.validate_json(self.undelivered) if self.undelivered else []
+        if not self.undelivered:
+            return []
+        held = REPLIES.validate_json(self.undelivered)
         self.undelivered = None
         return held
 
     def clear_order(self) -> None:
         """Forget the current order's plan and values; keep identity and the order list."""
         self.order = None
-        self.plan = None
+        self._plan = None
         self.plan_digest = None
         self.step_index = 0
         self.values = {}

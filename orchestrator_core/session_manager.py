@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import AbstractAsyncContextManager
 
 from pydantic import ValidationError
 
 from orchestrator_core.errors import StoreError
 from orchestrator_core.locks import LocalLock, SessionLock
-from orchestrator_core.session import Session
-from orchestrator_core.stores.base import SessionStore
-from orchestrator_core.turns import SessionKey
+from orchestrator_core.plans import Plan
+from orchestrator_core.session import REPLIES, Session
+from orchestrator_core.stores.base import Answer, SessionStore
+from orchestrator_core.turns import Reply, SessionKey
+
+#: Parsed plan snapshots kept in memory; a process sees few plan versions.
+PLAN_CACHE_SIZE = 256
+
+
+def plan_digest(data: str) -> str:
+    """Names a plan snapshot by its content (JSON text)."""
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 class SessionManager:
-    """Turns sessions into stored rows and back, with versions and per-key locks."""
+    """Turns sessions into stored rows and back, with versions and per-key locks.
+
+    It also keeps what lives beside a session in the store: the replies of its
+    recent turns, and the plan snapshots sessions refer to by digest.
+    """
 
     def __init__(self, store: SessionStore, locks: SessionLock | None = None) -> None:
         self.store = store
         self.locks = locks or LocalLock()
+        self._plans: dict[str, Plan] = {}
+        # Snapshots made here, by plan object: their digest, known to be stored.
+        self._snapshots: dict[int, tuple[Plan, str]] = {}
 
     def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]:
         """Hold this for a whole turn, so one session's turns never interleave."""
@@ -29,7 +46,7 @@ class SessionManager:
         return Session(key=key)
 
     async def get_session_data(self, key: SessionKey) -> Session | None:
-        """Load the session for ``key``, or ``None`` when there is none."""
+        """Load the session for ``key`` with its plan attached, or ``None`` when there is none."""
         stored = await self.store.load(key.as_str())
         if stored is None:
             return None
@@ -38,13 +55,77 @@ class SessionManager:
         except ValidationError as exc:
             raise StoreError(f"session {key.as_str()!r} is unreadable: {exc}") from exc
         session.version = stored.version
+        if session.plan_digest is not None:
+            session.attach_plan(await self._plan(session), session.plan_digest)
         return session
 
-    async def update_session_data(self, session: Session) -> Session:
+    async def update_session_data(
+        self, session: Session, *, answered: tuple[str, list[Reply]] | None = None
+    ) -> Session:
         """Save ``session`` if nobody saved it since it was loaded; bump its version.
 
+        ``answered`` (a message id and the replies it got) is stored with the
+        session, so ``replies_for`` can answer that message id again.
         Raises ``StaleVersionError`` (a ``StoreError``) when the stored version moved on.
         """
+        answer = None
+        if answered is not None:
+            answer = Answer(answered[0], REPLIES.dump_json(answered[1]).decode())
         data = session.model_dump_json()
-        session.version = await self.store.save(session.key.as_str(), data, session.version)
+        session.version = await self.store.save(
+            session.key.as_str(), data, session.version, answer=answer
+        )
         return session
+
+    async def replies_for(self, key: SessionKey, message_id: str) -> list[Reply] | None:
+        """The replies a recent turn of ``key`` gave to ``message_id``, or ``None`` if it is new."""
+        stored = await self.store.answered(key.as_str(), message_id)
+        if stored is None:
+            return None
+        try:
+            return REPLIES.validate_json(stored)
+        except ValidationError as exc:
+            raise StoreError(f"the replies to {message_id!r} are unreadable: {exc}") from exc
+
+    async def start_plan(self, session: Session, plan: Plan) -> None:
+        """Attach ``plan`` to ``session``, keeping a snapshot of it for the rest of the order.
+
+        The snapshot is stored before the session that refers to it, so a
+        session in the store always finds its plan, whatever the plan files
+        say by then.
+        """
+        known = self._snapshots.get(id(plan))
+        if known is None or known[0] is not plan:
+            data = plan.model_dump_json()
+            digest = plan_digest(data)
+            await self.store.put_snapshot(digest, data)
+            self._cache(digest, plan)
+            if len(self._snapshots) >= PLAN_CACHE_SIZE:
+                self._snapshots.clear()
+            known = self._snapshots[id(plan)] = (plan, digest)
+        session.attach_plan(plan, known[1])
+
+    async def _plan(self, session: Session) -> Plan:
+        digest = session.plan_digest
+        assert digest is not None
+        plan = self._plans.get(digest)
+        if plan is not None:
+            return plan
+        data = await self.store.get_snapshot(digest)
+        if data is None and session.legacy_plan is not None:
+            # A session saved before snapshots moved out of it: move its own out now.
+            data = session.legacy_plan
+            await self.store.put_snapshot(digest, data)
+        if data is None:
+            raise StoreError(f"the plan snapshot {digest} of {session.key.as_str()!r} is missing")
+        try:
+            plan = Plan.model_validate_json(data)
+        except ValidationError as exc:
+            raise StoreError(f"the plan snapshot {digest} is unreadable: {exc}") from exc
+        self._cache(digest, plan)
+        return plan
+
+    def _cache(self, digest: str, plan: Plan) -> None:
+        if len(self._plans) >= PLAN_CACHE_SIZE:
+            self._plans.clear()  # sessions hold their own plan; this only saves parsing
+        self._plans[digest] = plan

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestrator_core.errors import StaleVersionError, StoreError
 from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
-from orchestrator_core.stores.base import SessionStore, StoredSession
+from orchestrator_core.stores.base import ANSWERS_KEPT, Answer, SessionStore, StoredSession
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -24,7 +24,19 @@ CREATE TABLE IF NOT EXISTS sessions (
     version    INTEGER NOT NULL,
     data       TEXT NOT NULL,
     updated_at REAL NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    key        TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    replies    TEXT NOT NULL,
+    PRIMARY KEY (key, message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS plan_snapshots (
+    digest     TEXT PRIMARY KEY,
+    data       TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -36,7 +48,7 @@ class SqliteStore(SessionStore):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = connect_wal(path, synchronous=synchronous)
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open session store {path}: {exc}") from exc
         self._checkpointer = WalCheckpointer(path)
@@ -50,32 +62,91 @@ class SqliteStore(SessionStore):
             raise StoreError(f"cannot load session {key!r}: {exc}") from exc
         return StoredSession(row[0], row[1]) if row else None
 
-    async def save(self, key: str, data: str, expected_version: int) -> int:
+    async def save(
+        self, key: str, data: str, expected_version: int, *, answer: Answer | None = None
+    ) -> int:
         new_version = expected_version + 1
+        db = self._db
         try:
+            if answer is not None:
+                # The session and its answer commit together, or neither does.
+                db.execute("BEGIN IMMEDIATE")
             if expected_version == 0:
-                cur = self._db.execute(
+                cur = db.execute(
                     "INSERT INTO sessions (key, version, data, updated_at) VALUES (?, 1, ?, ?)"
                     " ON CONFLICT(key) DO NOTHING",
                     (key, data, time.time()),
                 )
             else:
-                cur = self._db.execute(
+                cur = db.execute(
                     "UPDATE sessions SET version = ?, data = ?, updated_at = ?"
                     " WHERE key = ? AND version = ?",
                     (new_version, data, time.time(), key, expected_version),
                 )
             if cur.rowcount == 1:
+                if answer is not None:
+                    self._keep_answer(key, answer, new_version)
+                    db.execute("COMMIT")
                 return new_version
-            row = self._db.execute("SELECT version FROM sessions WHERE key = ?", (key,)).fetchone()
+            row = db.execute("SELECT version FROM sessions WHERE key = ?", (key,)).fetchone()
+            if db.in_transaction:
+                db.execute("ROLLBACK")
         except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise StoreError(f"cannot save session {key!r}: {exc}") from exc
         raise StaleVersionError(key, expected_version, row[0] if row else None)
 
+    def _keep_answer(self, key: str, answer: Answer, version: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers (key, message_id, version, replies)"
+            " VALUES (?, ?, ?, ?)",
+            (key, answer.message_id, version, answer.replies),
+        )
+        if version % ANSWERS_KEPT == 0:
+            # Pruned every ANSWERS_KEPT saves, so between 16 and 31 are kept.
+            self._db.execute(
+                "DELETE FROM answers WHERE key = ? AND version <= ?",
+                (key, version - ANSWERS_KEPT),
+            )
+
+    async def answered(self, key: str, message_id: str) -> str | None:
+        try:
+            row = self._db.execute(
+                "SELECT replies FROM answers WHERE key = ? AND message_id = ?", (key, message_id)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the answers of {key!r}: {exc}") from exc
+        return row[0] if row else None
+
+    async def put_snapshot(self, digest: str, data: str) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO plan_snapshots (digest, data, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(digest) DO NOTHING",
+                (digest, data, time.time()),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot keep plan snapshot {digest}: {exc}") from exc
+
+    async def get_snapshot(self, digest: str) -> str | None:
+        try:
+            row = self._db.execute(
+                "SELECT data FROM plan_snapshots WHERE digest = ?", (digest,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read plan snapshot {digest}: {exc}") from exc
+        return row[0] if row else None
+
     async def delete(self, key: str) -> None:
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+            self._db.execute("DELETE FROM answers WHERE key = ?", (key,))
+            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise StoreError(f"cannot delete session {key!r}: {exc}") from exc
 
     async def ping(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import shutil
 from pathlib import Path
 
@@ -101,3 +102,46 @@ async def test_a_store_failure_gets_a_plain_apology_not_an_exception(
     await services.store.aclose()  # the session store goes away mid-conversation
     replies = await chat.say("ALCL90ABCDEF")
     assert len(replies) == 1 and "Nothing you entered was lost" in replies[0].text
+
+
+async def test_a_repeated_message_id_after_a_restart_gets_the_same_replies(
+    make_services: ServicesFactory,
+) -> None:
+    first = make_services()
+    chat = await start_top_installation(first)
+    answer = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-9")
+    calls = len(first.workorders.audit_rows())
+    await first.aclose()
+
+    second = make_services()
+    again = await MemoryBridge(second.orchestrator, "AB1234").say(
+        "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-9"
+    )
+    assert again == answer
+    assert len(second.workorders.audit_rows()) == calls
+
+
+async def test_a_session_saved_with_its_plan_inside_still_resumes(
+    make_services: ServicesFactory,
+) -> None:
+    """Sessions saved before plan snapshots moved beside them carried the plan as text."""
+    first = make_services()
+    chat = await start_top_installation(first)
+    asked = question(await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2"))
+    key = chat.key.as_str()
+    await first.aclose()
+    path = first.settings.data_dir / "sessions.db"
+    with sqlite3.connect(path) as db:
+        (data,) = db.execute("SELECT data FROM sessions WHERE key = ?", (key,)).fetchone()
+        old = json.loads(data)
+        (old["plan"],) = db.execute(
+            "SELECT data FROM plan_snapshots WHERE digest = ?", (old["plan_digest"],)
+        ).fetchone()
+        db.execute("DELETE FROM plan_snapshots")
+        db.execute("UPDATE sessions SET data = ? WHERE key = ?", (json.dumps(old), key))
+
+    second = make_services()
+    resumed = await MemoryBridge(second.orchestrator, "AB1234").start()
+    assert "step 4 of 7" in said(resumed) and question(resumed).text == asked.text
+    finished = await MemoryBridge(second.orchestrator, "AB1234").say("ssid=HomeNet")
+    assert question(finished).needs == "wifi_password"

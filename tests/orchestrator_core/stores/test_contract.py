@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator_core.errors import StaleVersionError
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
+from orchestrator_core.stores.base import ANSWERS_KEPT, Answer
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -90,3 +91,61 @@ async def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
     await store.aclose()
     with sqlite3.connect(tmp_path / "s.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_an_answer_is_found_by_its_message_id_and_only_for_its_key(
+    store: SessionStore,
+) -> None:
+    await store.save("k", "s1", 0, answer=Answer("evt-1", '[{"text": "one"}]'))
+    await store.save("other", "o1", 0)
+    assert await store.answered("k", "evt-1") == '[{"text": "one"}]'
+    assert await store.answered("k", "evt-2") is None
+    assert await store.answered("other", "evt-1") is None
+
+
+async def test_a_stale_save_keeps_no_answer(store: SessionStore) -> None:
+    await store.save("k", "s1", 0)
+    await store.save("k", "s2", 1)
+    with pytest.raises(StaleVersionError):
+        await store.save("k", "late", 1, answer=Answer("evt-late", "[]"))
+    assert await store.answered("k", "evt-late") is None
+
+
+async def test_answers_are_kept_for_the_latest_saves_and_then_forgotten(
+    store: SessionStore,
+) -> None:
+    turns = 3 * ANSWERS_KEPT
+    for version in range(turns):
+        await store.save(
+            "k", f"s{version}", version, answer=Answer(f"evt-{version}", f"[{version}]")
+        )
+    for version in range(turns - ANSWERS_KEPT, turns):
+        assert await store.answered("k", f"evt-{version}") == f"[{version}]"
+    assert await store.answered("k", "evt-0") is None
+
+
+async def test_deleting_a_session_forgets_its_answers(store: SessionStore) -> None:
+    await store.save("k", "s1", 0, answer=Answer("evt-1", "[]"))
+    await store.delete("k")
+    assert await store.answered("k", "evt-1") is None
+
+
+async def test_snapshots_are_write_once_by_digest(store: SessionStore) -> None:
+    assert await store.get_snapshot("d1") is None
+    await store.put_snapshot("d1", '{"plan": 1}')
+    await store.put_snapshot("d1", '{"plan": "changed"}')
+    assert await store.get_snapshot("d1") == '{"plan": 1}'
+
+
+async def test_sqlite_answers_and_snapshots_survive_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = SqliteStore(path)
+    await first.save("k", "kept", 0, answer=Answer("evt-1", "[1]"))
+    await first.put_snapshot("d1", "plan")
+    await first.aclose()
+    second = SqliteStore(path)
+    try:
+        assert await second.answered("k", "evt-1") == "[1]"
+        assert await second.get_snapshot("d1") == "plan"
+    finally:
+        await second.aclose()
