@@ -8,6 +8,8 @@ fallback). What it adds is what Slack itself demands:
 - every envelope is acked at once (a catch-all listener acks what nothing else
   handles; bolt would leave it unacked and Slack would redeliver it), and the
   turn runs in the background, one at a time per session, in arrival order;
+  turns start one per event-loop iteration, so a burst of them cannot hold up
+  the acks of the envelopes that arrive behind it;
 - a redelivered event (same ``event_id``, or same channel and ``ts``) produces
   replies once, even while its first delivery is still being processed;
 - one message per turn, since ``chat.postMessage`` allows about one per second
@@ -26,7 +28,7 @@ import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +57,21 @@ MAX_SECTION = 3000
 MAX_FIELDS = 10
 MAX_BUTTONS = 25
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+
+
+class _SameToken(logging.Filter):
+    """Drops bolt's warning that ``SLACK_BOT_TOKEN`` goes unused beside our client.
+
+    ``AsyncApp`` reads that variable on its own, and ``techassist serve`` reads the
+    token from it too, so the client it warns about carries that very token.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("As you gave `client` as well")
+
+
+_BOLT_LOG = logging.getLogger("techassist.slack.bolt")
+_BOLT_LOG.addFilter(_SameToken())
 
 
 @dataclass(frozen=True)
@@ -180,11 +197,21 @@ class _Recent:
 
 
 class _Lanes:
-    """One lane per session: its jobs run one at a time, in the order they came."""
+    """One lane per session: its jobs run one at a time, in the order they came.
+
+    Across lanes, jobs start in the order they reach the head of their lane, at
+    most one per event-loop iteration. A turn does most of its work before its
+    first real wait (the session, the plan, the store, the Web API request), so
+    a burst of envelopes would otherwise start a burst of turns that run back to
+    back in one iteration, while the envelopes behind them wait on the socket
+    for their acks. Between two starts the loop reads the socket and acks.
+    """
 
     def __init__(self) -> None:
         self._tails: dict[SessionKey, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._admissions: deque[asyncio.Future[None]] = deque()
+        self._gate: asyncio.Task[None] | None = None
 
     def submit(self, key: SessionKey, job: Callable[[], Awaitable[None]]) -> None:
         previous = self._tails.get(key)
@@ -193,6 +220,7 @@ class _Lanes:
             if previous is not None:
                 await asyncio.wait([previous])  # its outcome is its own business
             try:
+                await self._admit()
                 await job()
             except Exception:
                 log.exception("a Slack turn failed for %s", key.as_str())
@@ -205,12 +233,30 @@ class _Lanes:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
+    async def _admit(self) -> None:
+        """Wait until this job may start: one start per event-loop iteration."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._admissions.append(waiter)
+        if self._gate is None or self._gate.done():
+            self._gate = asyncio.create_task(self._open_gate())
+        await waiter
+
+    async def _open_gate(self) -> None:
+        while self._admissions:
+            waiter = self._admissions.popleft()
+            if not waiter.done():  # a cancelled job is skipped
+                waiter.set_result(None)
+                await asyncio.sleep(0)  # one loop iteration, with its socket reads, per start
+
     async def drain(self, timeout: float) -> None:
         """Wait for the jobs under way, then cancel what is left."""
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=timeout)
             for task in pending:
                 task.cancel()
+        if self._gate is not None:
+            self._gate.cancel()
+            await asyncio.gather(self._gate, return_exceptions=True)
 
 
 # ---------------------------------------------------------------------- the bridge
@@ -267,7 +313,14 @@ class SlackBridge:
             session=aiohttp.ClientSession(),
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
         )
-        app = AsyncApp(client=client, logger=logging.getLogger("techassist.slack.bolt"))
+        app = AsyncApp(
+            client=client,
+            logger=_BOLT_LOG,
+            # The listeners only queue work, so bolt may run them before it answers:
+            # the ack then goes out in the same step, and a button click's ack no
+            # longer waits for bolt's 10 ms poll of a listener running in a task.
+            process_before_response=True,
+        )
         app.event("message")(self._on_message)
         app.event("app_mention")(self._on_mention)
         app.action(re.compile(".*"))(self._on_action)

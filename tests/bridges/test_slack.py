@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import pytest
 
 from bot.logs import configure_logging
 from bot.wiring import Services
-from bridges.slack import SlackBridge, SlackConfig
+from bridges.slack import SlackBridge, SlackConfig, _Lanes, session_key
 from tests.conftest import ServicesFactory
 from tests.fake_slack import FakeSlack, app_mention, bot_message, message_changed, message_im
 
@@ -287,3 +288,108 @@ async def test_messages_sent_in_a_burst_are_answered_in_order(rig: Rig) -> None:
     texts = [p["text"] for p in rig.posts_to("D1")]
     assert "ORD-1003" in texts[0] and "FSAN" in texts[1]
     assert "model" in texts[2].lower() and "Ethernet" in texts[3]
+
+
+async def test_turns_start_one_per_event_loop_iteration(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of envelopes must not start a burst of turns in one iteration: between two
+    starts the loop reads the socket, so the envelopes behind them are acked in time."""
+    iteration = 0
+
+    async def count_iterations() -> None:
+        nonlocal iteration
+        while True:
+            iteration += 1
+            await asyncio.sleep(0)  # once per iteration of the loop
+
+    started_in: list[int] = []
+    real = rig.services.orchestrator.handle_turn
+
+    async def handle_turn(turn: Any, **kw: Any) -> Any:
+        started_in.append(iteration)
+        return await real(turn, **kw)
+
+    monkeypatch.setattr(rig.services.orchestrator, "handle_turn", handle_turn)
+    counter = asyncio.create_task(count_iterations())
+    try:
+        channels = [f"D{i}" for i in range(30)]
+        for channel in channels:  # all on the socket before the bridge reads any
+            await rig.fake.send_event(message_im(ALICE, "hi", channel=channel))
+        await rig.fake.wait_for(
+            lambda: all(rig.posts_to(c) for c in channels), timeout=15, what="30 replies"
+        )
+    finally:
+        counter.cancel()
+    assert len(started_in) == 30 and len(set(started_in)) == 30, started_in
+    assert all(e.acked for e in rig.fake.envelopes_sent)
+
+
+async def test_lanes_keep_each_sessions_order_and_start_in_arrival_order() -> None:
+    lanes = _Lanes()
+    ran: list[str] = []
+
+    def job(name: str) -> Callable[[], Any]:
+        async def run() -> None:
+            ran.append(name + "+")
+            await asyncio.sleep(0.01 if name == "a1" else 0)
+            ran.append(name + "-")
+
+        return run
+
+    a, b = session_key("T1", "D1", "U1"), session_key("T1", "D2", "U2")
+    for key, name in ((a, "a1"), (b, "b1"), (a, "a2"), (b, "b2")):
+        lanes.submit(key, job(name))
+    await lanes.drain(timeout=5)
+    assert ran.index("a1-") < ran.index("a2+") and ran.index("b1-") < ran.index("b2+")
+    assert ran.index("a1+") < ran.index("b1+")  # arrival order across sessions
+    assert len(ran) == 8
+
+
+async def test_a_cancelled_waiting_job_never_starts() -> None:
+    lanes = _Lanes()
+    ran: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(10)
+
+    async def never() -> None:
+        ran.append("never")
+
+    key = session_key("T1", "D1", "U1")
+    lanes.submit(key, slow)
+    lanes.submit(key, never)
+    await lanes.drain(timeout=0.05)  # cancels both
+    await asyncio.sleep(0.01)
+    assert ran == []
+
+
+async def test_a_button_click_is_acked_without_bolts_ack_poll(rig: Rig) -> None:
+    """Bolt polls every 10 ms for the ack of a listener run in a task; ours run inline."""
+    proposal = await rig.say(ALICE, "hello")
+
+    async def click(value: str) -> float:
+        sent = await rig.fake.send_action(ALICE, value, channel="D1", message_ts=proposal["ts"])
+        envelope = rig.fake.envelope(sent)
+        await rig.fake.wait_for(lambda: envelope.acked, what="the ack")
+        assert envelope.acked_at is not None
+        return envelope.acked_at - envelope.sent_at
+
+    # The first click acts, the others are only acked.
+    latencies = [await click(value) for value in ("yes", "no", "yes")]
+    assert min(latencies) < 0.010, latencies
+
+
+async def test_a_bot_token_in_the_environment_raises_no_warning(
+    fake_slack: FakeSlack,
+    make_rig: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`techassist serve` reads SLACK_BOT_TOKEN, and so does bolt, which then warned that
+    the token it found goes unused beside our client (which carries that same token)."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", fake_slack.bot_token)
+    caplog.set_level(logging.WARNING)
+    rig: Rig = await make_rig()
+    await rig.say(ALICE, "hi")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
