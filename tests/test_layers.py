@@ -1,0 +1,45 @@
+"""The layers stay clean: the core imports no bridge, web framework or Slack library, and
+only the Slack bridge imports Slack's libraries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SLACK = {"slack_bolt", "slack_sdk"}
+WEB = {"fastapi", "starlette", "uvicorn", "websockets", "aiohttp"}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The top-level packages a module imports, at any depth of its code."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules("orchestrator_core"), ids=lambda p: p.name)
+def test_the_core_imports_no_bridge_web_framework_or_slack_library(path: Path) -> None:
+    forbidden = imported_packages(path) & (SLACK | WEB | {"bridges", "bot"})
+    assert not forbidden, f"{path.relative_to(ROOT)} imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize(
+    "path", modules("bot") + modules("bridges") + modules("plans"), ids=lambda p: p.name
+)
+def test_only_the_slack_bridge_imports_slacks_libraries(path: Path) -> None:
+    slack = imported_packages(path) & SLACK
+    if path == ROOT / "bridges" / "slack.py":
+        assert slack == SLACK  # the check itself would miss a renamed module
+    else:
+        assert not slack, f"{path.relative_to(ROOT)} imports {sorted(slack)}"
