@@ -48,7 +48,7 @@ def build_store(settings: Settings) -> SessionStore:
 def open_workorders(settings: Settings) -> WorkOrderDB:
     """Open the work-order database, seeding the demo data into an empty one if enabled."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = WorkOrderDB(settings.workorders_path)
+    db = WorkOrderDB(settings.workorders_path, synchronous=settings.sqlite_synchronous)
     if settings.seed_demo and db.seed_demo():
         log.info("seeded the demo work orders into %s", settings.workorders_path)
     return db

@@ -43,7 +43,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator_core.errors import WorkOrderError
-from orchestrator_core.sqlite_wal import WalCheckpointer, connect_wal
+from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
 
 OrderStatus = Literal["assigned", "in_progress", "completed", "cancelled", "escalated"]
 InventoryStatus = Literal["available", "installed", "faulty"]
@@ -293,7 +293,7 @@ def prioritize(orders: Iterable[Order]) -> list[Order]:
 class WorkOrderDB:
     """The work-order database in one SQLite file; create the schema on open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: Synchronous = "NORMAL") -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +301,7 @@ class WorkOrderDB:
         # a read never holds a lock and a write never upgrades one mid-way.
         # check_same_thread=False with our own lock lets a CLI or test thread use it too.
         try:
-            self._conn = connect_wal(self.path)
+            self._conn = connect_wal(self.path, synchronous=synchronous)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from bot.wiring import build
+from orchestrator_core.stores import SqliteStore
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -47,3 +49,19 @@ def test_the_default_data_directory_is_under_home_not_the_repository() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.data_dir.is_relative_to(Path.home())
     assert not settings.data_dir.is_relative_to(README.parent)
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [("NORMAL", 1), ("FULL", 2)])
+async def test_the_synchronous_setting_covers_the_sessions_and_the_work_orders(
+    tmp_path: Path, setting: str, pragma: int
+) -> None:
+    """An operator who asks for FULL durability gets it for the orders closed and the audit
+    records as well as for the sessions."""
+    services = build(Settings(data_dir=tmp_path, sqlite_synchronous=setting))
+    try:
+        assert isinstance(services.store, SqliteStore)
+        # PRAGMA synchronous is per connection: ask the connections the services write with.
+        for connection in (services.store._db, services.workorders._conn):
+            assert connection.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    finally:
+        await services.aclose()
