@@ -1,9 +1,11 @@
 """Benchmark: full installation conversations through the in-memory bridge on SQLite.
 
-Run ``python -m bench.core [--conversations N]``. In the same run it measures a
-bare store load-and-save round trip of a session of the same size, and prints
-the turn figures next to it as a ratio. Everything runs in a temporary data
-directory; nothing touches the network.
+Run ``python -m bench.core [--conversations N] [--synchronous NORMAL|FULL]``. In
+the same run it measures a bare store load-and-save round trip of a session of
+the same size, and prints the turn figures next to it as a ratio. The turns and
+the round trips run with the same SQLite ``synchronous`` setting
+(``TECHASSIST_SQLITE_SYNCHRONOUS``; NORMAL by default, as the server runs).
+Everything runs in a temporary data directory; nothing touches the network.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bridges.memory import MemoryBridge
 from orchestrator_core.session import Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, rx_power_dbm
+from orchestrator_core.sqlite_wal import Synchronous
 from orchestrator_core.stores import SqliteStore
 
 MODEL = "716GE"
@@ -86,8 +89,10 @@ async def conversation(
     assert "Orders completed this session" in replies[-1].text, replies[-1].text
 
 
-async def store_round_trips(path: Path, payload: str, n: int) -> list[float]:
-    store = SqliteStore(path)
+async def store_round_trips(
+    path: Path, payload: str, n: int, synchronous: Synchronous
+) -> list[float]:
+    store = SqliteStore(path, synchronous=synchronous)
     try:
         version = await store.save("bench", payload, 0)
         times = []
@@ -103,10 +108,10 @@ async def store_round_trips(path: Path, payload: str, n: int) -> list[float]:
 
 
 async def session_round_trips(
-    path: Path, payload: str, snapshot: tuple[str, str], n: int
+    path: Path, payload: str, snapshot: tuple[str, str], n: int, synchronous: Synchronous
 ) -> list[float]:
     """Load and save the same session through SessionManager: the store plus (de)serialization."""
-    store = SqliteStore(path)
+    store = SqliteStore(path, synchronous=synchronous)
     manager = SessionManager(store)
     key = Session.model_validate_json(payload).key
     try:
@@ -147,10 +152,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(conversations: int) -> None:
+async def main(conversations: int, synchronous: Synchronous) -> None:
     with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
         data_dir = Path(tmp)
-        settings = Settings(data_dir=data_dir, seed_demo=False, log_level="WARNING")
+        settings = Settings(
+            data_dir=data_dir,
+            seed_demo=False,
+            log_level="WARNING",
+            sqlite_synchronous=synchronous,
+        )
         services = build(settings)
         serials = good_serials(conversations + 1)
         services.workorders.import_data(dataset(serials))
@@ -168,9 +178,9 @@ async def main(conversations: int) -> None:
             payload, snapshot = await mid_plan_payload(services, spare, cuid)
         finally:
             await services.aclose()
-        trips = await store_round_trips(data_dir / "rt.db", payload, len(latencies))
+        trips = await store_round_trips(data_dir / "rt.db", payload, len(latencies), synchronous)
         session_trips = await session_round_trips(
-            data_dir / "st.db", payload, snapshot, len(latencies)
+            data_dir / "st.db", payload, snapshot, len(latencies), synchronous
         )
 
     turn_p50, turn_p99 = pct(latencies, 0.50), pct(latencies, 0.99)
@@ -180,7 +190,7 @@ async def main(conversations: int) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}")
     print(
         f"conversations: {conversations}, turns: {len(latencies)}, "
-        f"session size mid-plan: {len(payload)} B"
+        f"session size mid-plan: {len(payload)} B, SQLite synchronous={synchronous}"
     )
     print(f"turns/s:          {len(latencies) / elapsed:10.0f}")
     ms = 1e3
@@ -203,4 +213,11 @@ async def main(conversations: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conversations", type=int, default=300)
-    asyncio.run(main(parser.parse_args().conversations))
+    parser.add_argument(
+        "--synchronous",
+        choices=["NORMAL", "FULL"],
+        default="NORMAL",
+        help="SQLite's synchronous setting for the turns and the round trips (default: NORMAL)",
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.conversations, args.synchronous))
