@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import SCRIPT, dataset, good_serials
+from bench.processes import child
 from tests.fake_slack import FakeSlack, bot_message, message_im
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -437,33 +438,6 @@ def app_env(fake: FakeSlack, **settings: str) -> dict[str, str]:
     return env
 
 
-async def _ready(proc: asyncio.subprocess.Process, marker: bytes) -> None:
-    assert proc.stdout is not None
-    for _ in range(1000):  # an app prints a few lines at most before it is ready
-        line = await proc.stdout.readline()
-        if not line:
-            break
-        if marker in line:
-            return
-    raise RuntimeError("it exited, or never said it was ready")
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.read(1 << 16):  # keep the pipe from filling; ends at EOF
-        pass
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-
-
 @asynccontextmanager
 async def running(
     name: str, argv: list[str], env: dict[str, str], marker: bytes, fake: FakeSlack, tmp: Path
@@ -471,26 +445,22 @@ async def running(
     """Start an app's process, wait until it says it is ready and its socket is open on
     ``fake``; always stop it (SIGTERM, then SIGKILL after STOP_TIMEOUT)."""
     log = tmp / f"{name.replace(' ', '-')}.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=stderr, env=env, cwd=tmp
-        )
-    drain: asyncio.Task[None] | None = None
-    try:
+    async with child(
+        argv,
+        env=env,
+        cwd=tmp,
+        log=log,
+        ready=lambda line: True if marker in line else None,
+        start_timeout=START_TIMEOUT,
+        stop_timeout=STOP_TIMEOUT,
+    ) as (proc, _):
         try:
-            await asyncio.wait_for(_ready(proc, marker), START_TIMEOUT)
             await fake.wait_connected(count=1, timeout=START_TIMEOUT)
-        except (RuntimeError, TimeoutError, AssertionError) as exc:
+        except AssertionError as exc:
             tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{name} did not start: {str(exc).splitlines()[0]}\n{tail}") from exc
-        assert proc.stdout is not None
-        drain = asyncio.create_task(_drain(proc.stdout))
+            first = str(exc).splitlines()[0]
+            raise RuntimeError(f"{name} did not connect: {first}\n{tail}") from exc
         yield App(name, proc, log)
-    finally:
-        await _stop(proc)
-        if drain is not None:
-            drain.cancel()
-            await asyncio.gather(drain, return_exceptions=True)
 
 
 def import_dataset(serials: list[str], env: dict[str, str], tmp: Path) -> None:

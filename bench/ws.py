@@ -43,6 +43,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.core import SCRIPT, dataset, good_serials
+from bench.processes import child
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE = "Orders completed this session"
@@ -110,55 +111,24 @@ def bench_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-async def _announced_url(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stdout is not None
-    for _ in range(1000):  # a server prints a few lines at most before it listens
-        line = await proc.stdout.readline()
-        if not line:
-            break
-        match = LISTENING.search(line)
-        if match:
-            return match.group(1).decode()
-    raise RuntimeError("the server exited or never said where it listens")
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.read(1 << 16):  # keep the pipe from filling; ends at EOF
-        pass
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+def _listening_url(line: bytes) -> str | None:
+    match = LISTENING.search(line)
+    return match.group(1).decode() if match else None
 
 
 @asynccontextmanager
 async def running(argv: list[str], env: dict[str, str], log: Path) -> AsyncIterator[Server]:
     """Start a server subprocess, wait for its "listening on" line, and always stop it."""
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=stderr, env=env, cwd=ROOT
-        )
-    drain: asyncio.Task[None] | None = None
-    try:
-        try:
-            url = await asyncio.wait_for(_announced_url(proc), START_TIMEOUT)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{' '.join(argv[2:])}: {exc}\n{tail}") from exc
-        assert proc.stdout is not None
-        drain = asyncio.create_task(_drain(proc.stdout))
+    async with child(
+        argv,
+        env=env,
+        cwd=ROOT,
+        log=log,
+        ready=_listening_url,
+        start_timeout=START_TIMEOUT,
+        stop_timeout=STOP_TIMEOUT,
+    ) as (proc, url):
         yield Server(proc, url)
-    finally:
-        await _stop(proc)
-        if drain is not None:
-            drain.cancel()
 
 
 def import_dataset(serials: list[str], data_dir: Path) -> None:
