@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator_core.errors import ToolFailed, TransientToolError
 from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
+from orchestrator_core.workorders import audit_json
 
 log = logging.getLogger("techassist.inner_agent")
 
@@ -105,7 +106,9 @@ class InnerAgent:
             )
 
     async def _execute(self, tool: str, args: Mapping[str, Any], call: CallContext) -> ToolResult:
-        masked = _mask(args, call.sensitive)
+        # The masked arguments as the audit keeps them: made once, for the replay check and
+        # for every try's record.
+        masked = audit_json(_mask(args, call.sensitive))
         spec = self.registry.get(tool)
         if spec is None:
             message = f"There is no tool called {tool!r}."
@@ -142,7 +145,7 @@ class InnerAgent:
         return await self._run(spec, kwargs, masked, call)
 
     async def _run(
-        self, spec: ToolSpec, kwargs: dict[str, Any], masked: dict[str, Any], call: CallContext
+        self, spec: ToolSpec, kwargs: dict[str, Any], masked: str, call: CallContext
     ) -> ToolResult:
         tries = 1 + (max(self.retries, 0) if spec.idempotent else 0)
         started = time.perf_counter()
@@ -215,13 +218,16 @@ class InnerAgent:
         call: CallContext,
         try_no: int,
         tool: str,
-        masked: dict[str, Any],
+        masked: str,
         outputs: dict[str, Any] | None,
         error_kind: str | None,
         message: str,
         duration_ms: float,
     ) -> None:
-        """Audit one try (try_no 0: refused before running); a failing audit only logs."""
+        """Audit one try (try_no 0: refused before running); a failing audit only logs.
+
+        ``masked`` is the call's masked arguments as ``audit_json`` text.
+        """
         result = _mask(outputs, call.sensitive) if outputs is not None else {"message": message}
         try:
             self.context.db.record_call(

@@ -33,7 +33,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,13 +126,27 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else _utc(value).isoformat()
 
 
-def audit_json(args: dict[str, Any]) -> str:
+# One encoder each rather than json.dumps(..., default=str): dumps builds a new
+# encoder on every call that passes options, and the audit encodes on every tool call.
+_AUDIT_ARGS = json.JSONEncoder(default=str, sort_keys=True)
+_AUDIT_RESULT = json.JSONEncoder(default=str)
+
+
+def audit_json(args: Mapping[str, Any]) -> str:
     """The one text form of a call's arguments in the audit, so equal calls compare equal."""
-    return json.dumps(args, default=str, sort_keys=True)
+    return _AUDIT_ARGS.encode(args)
+
+
+_stamp: tuple[int, str] = (0, "")
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current UTC time to the second, as ISO 8601 text (formatted once per second)."""
+    global _stamp
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds"))
+    return _stamp[1]
 
 
 class Technician(BaseModel):
@@ -595,13 +610,16 @@ class WorkOrderDB:
         attempt: int,
         try_no: int,
         tool: str,
-        args: dict[str, Any],
+        args: Mapping[str, Any] | str,
         ok: bool,
         error_kind: str | None,
         result: dict[str, Any],
         duration_ms: float,
     ) -> None:
         """Append one tool try to the audit; ``args`` must already be masked.
+
+        ``args`` may also be given as its ``audit_json`` text, which the caller
+        may have made already (to look for an earlier success).
 
         One autocommitted statement rather than BEGIN/INSERT/COMMIT: it is on
         every tool call's path, and a single INSERT is atomic by itself.
@@ -620,10 +638,10 @@ class WorkOrderDB:
                         attempt,
                         try_no,
                         tool,
-                        audit_json(args),
+                        args if isinstance(args, str) else audit_json(args),
                         int(ok),
                         error_kind,
-                        json.dumps(result, default=str),
+                        _AUDIT_RESULT.encode(result),
                         round(duration_ms, 3),
                     ),
                 )
@@ -637,15 +655,16 @@ class WorkOrderDB:
         step_id: str,
         attempt: int,
         tool: str | None = None,
-        args: dict[str, Any] | None = None,
+        args: Mapping[str, Any] | str | None = None,
     ) -> dict[str, Any] | None:
         """The outputs of the successful call recorded for exactly this tuple, if any.
 
         With ``tool`` and ``args`` (masked, as recorded), only a success of that
         tool with those arguments counts: a call slot reused by a different call
         (after a turn that was never saved) must not get someone else's outputs.
+        ``args`` may also be given as its ``audit_json`` text.
         """
-        recorded_args = audit_json(args) if args is not None else None
+        recorded_args = args if args is None or isinstance(args, str) else audit_json(args)
         rows = self._query(
             "SELECT result FROM audit WHERE session_id = ? AND step_id = ? AND attempt = ?"
             " AND order_id IS ? AND ok = 1 AND (? IS NULL OR tool = ?)"

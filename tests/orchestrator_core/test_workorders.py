@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orchestrator_core.errors import WorkOrderError
-from orchestrator_core.workorders import WorkOrderDB, prioritize
+from orchestrator_core.workorders import WorkOrderDB, audit_json, prioritize
 
 
 @pytest.fixture
@@ -272,6 +272,17 @@ def test_a_success_is_found_only_for_its_exact_call(db: WorkOrderDB) -> None:
     assert db.find_success("s1", None, "other", 3) == {"line_status": "ok"}
     assert db.find_success("s1", "ORD-1", "line", 2, tool="escalate") is None
     assert len(db.audit_rows("s1")) == 3
+
+
+def test_audit_arguments_can_be_given_as_their_audit_text(db: WorkOrderDB) -> None:
+    args = {"order_id": "ORD-1", "fsan": "ALCL1234ABCD"}
+    db.record_call("s1", "ORD-1", "act", 1, 1, "activate_ont", audit_json(args), True, None, {}, 1)
+    assert db.find_success("s1", "ORD-1", "act", 1, tool="activate_ont", args=args) == {}
+    assert db.find_success("s1", "ORD-1", "act", 1, args=audit_json(args)) == {}
+    assert db.find_success("s1", "ORD-1", "act", 1, args={"order_id": "ORD-2"}) is None
+    (row,) = db.audit_rows("s1")
+    assert row["args"] == args
+    assert datetime.fromisoformat(row["at"]).tzinfo is not None
 
 
 def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
