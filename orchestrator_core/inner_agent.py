@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import types
-from collections.abc import Awaitable, Coroutine, Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -64,55 +63,6 @@ class CallContext:
 
 def _mask(values: Mapping[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
     return {k: (MASK if k in sensitive else v) for k, v in values.items()}
-
-
-T = TypeVar("T")
-
-
-async def _with_deadline(timeout: float, work: Awaitable[T]) -> T:
-    """Await ``work``, failing with ``TimeoutError`` after ``timeout`` seconds.
-
-    A timeout can only stop a coroutine where it waits: code that runs straight
-    through cannot be interrupted. Most tools (the work-order lookups and
-    updates) never wait, and arming ``asyncio.timeout`` for them puts a timer
-    in the loop for nothing, about 4 µs a call. So the coroutine runs up to its
-    first wait first, exactly as ``await`` would run it, and only if it has to
-    wait does the rest run under the deadline, counted from the start.
-    """
-    if not isinstance(work, Coroutine):
-        async with asyncio.timeout(timeout):
-            return await work
-    deadline = asyncio.get_running_loop().time() + timeout
-    try:
-        waiting_on = work.send(None)
-    except StopIteration as finished:
-        result: T = finished.value
-        return result
-    async with asyncio.timeout_at(deadline):
-        return await _resume(work, waiting_on)
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, T], waiting_on: Any) -> Generator[Any, Any, T]:
-    """What ``await coro`` does from here, for a coroutine already run up to ``waiting_on``."""
-    while True:
-        try:
-            sent = yield waiting_on
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # thrown in by the task, e.g. the deadline's cancellation
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration as finished:
-                result: T = finished.value
-                return result
-        else:
-            try:
-                waiting_on = coro.send(sent)
-            except StopIteration as finished:
-                result = finished.value
-                return result
 
 
 def _sentence(text: str) -> str:
@@ -204,7 +154,8 @@ class InnerAgent:
         for try_no in range(1, tries + 1):
             begun = time.perf_counter()
             try:
-                outputs = await _with_deadline(self.timeout, spec.func(self.context, **kwargs))
+                async with asyncio.timeout(self.timeout):
+                    outputs = await spec.func(self.context, **kwargs)
                 if not isinstance(outputs, dict):
                     raise TypeError(f"tool {spec.name} returned {type(outputs).__name__}, not dict")
             except TransientToolError as exc:

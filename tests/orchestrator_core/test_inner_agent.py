@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator_core.errors import ToolFailed
-from orchestrator_core.inner_agent import CallContext, InnerAgent, _with_deadline
+from orchestrator_core.inner_agent import CallContext, InnerAgent
 from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.tools import ToolContext, default_registry
 from orchestrator_core.workorders import WorkOrderDB
@@ -196,58 +193,3 @@ async def test_a_read_only_tool_simply_runs_again_on_a_replay(db: WorkOrderDB) -
     again = await runner.execute_task("check_light_levels", args, call("light", attempt=2))
     assert again.ok and not again.replayed
     assert runner.context.sim.calls("check_light_levels") == 2
-
-
-async def test_a_tool_that_never_waits_arms_no_timer() -> None:
-    async def straight() -> int:
-        return 7
-
-    loop = asyncio.get_running_loop()
-    before = len(loop._scheduled)  # type: ignore[attr-defined]
-    assert await _with_deadline(0.01, straight()) == 7
-    assert len(loop._scheduled) == before  # type: ignore[attr-defined]
-
-
-async def test_the_deadline_counts_from_the_start_and_stops_a_waiting_tool() -> None:
-    finished = []
-
-    async def busy_then_slow() -> None:
-        time.sleep(0.03)  # runs straight through: longer than the whole timeout
-        await asyncio.sleep(0)  # the first wait: the deadline has passed by now
-        finished.append(True)
-
-    with pytest.raises(TimeoutError):
-        await _with_deadline(0.02, busy_then_slow())
-    assert not finished
-
-
-async def test_a_waiting_tool_gets_its_results_and_errors_through() -> None:
-    async def waits(value: int) -> int:
-        await asyncio.sleep(0)
-        await asyncio.sleep(0.001)
-        return value
-
-    async def fails_after_waiting() -> None:
-        await asyncio.sleep(0)
-        raise ToolFailed("no light")
-
-    assert await _with_deadline(1.0, waits(3)) == 3
-    with pytest.raises(ToolFailed, match="no light"):
-        await _with_deadline(1.0, fails_after_waiting())
-
-
-async def test_cancelling_the_caller_cancels_a_waiting_tool() -> None:
-    cleaned = asyncio.Event()
-
-    async def waits_forever() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            cleaned.set()
-
-    task = asyncio.create_task(_with_deadline(5.0, waits_forever()))
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert cleaned.is_set()
