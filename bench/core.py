@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import statistics
@@ -28,6 +29,8 @@ from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, rx_power_dbm
 from orchestrator_core.sqlite_wal import Synchronous
 from orchestrator_core.stores import SqliteStore
+from orchestrator_core.stores.base import Answer
+from orchestrator_core.workorders import WorkOrderDB
 
 MODEL = "716GE"
 
@@ -107,6 +110,45 @@ async def store_round_trips(
         await store.aclose()
 
 
+async def required_store_work(
+    data_dir: Path, payload: str, n: int, synchronous: Synchronous
+) -> tuple[list[float], list[float]]:
+    """What the store must do in every turn, whatever the code around it.
+
+    A turn with a message id looks for an earlier answer, loads the session and
+    saves it together with its replies (so a repeat runs nothing again); each
+    tool call adds one audit record. Returns the times of the first and of the
+    second, on the same SQLite setting as the turns.
+    """
+    store = SqliteStore(data_dir / "floor.db", synchronous=synchronous)
+    workorders = WorkOrderDB(data_dir / "floor-workorders.db", synchronous=synchronous)
+    replies = json.dumps([{"kind": "prompt", "text": "x" * 300}])
+    result = {"ok": True, "rx_power_dbm": -18.2}
+    try:
+        version = await store.save("bench", payload, 0)
+        turns, audits = [], []
+        for i in range(n):
+            message_id = f"m{i}"
+            t0 = time.perf_counter()
+            assert await store.answered("bench", message_id) is None
+            loaded = await store.load("bench")
+            assert loaded is not None
+            answer = Answer(message_id, replies)
+            version = await store.save("bench", loaded.data, version, answer=answer)
+            t1 = time.perf_counter()
+            workorders.record_call(
+                "bench", "BENCH-00000", "light", 1, 1, "check_light_levels",
+                {"fsan": "ALCL00000000"}, True, None, result, 0.1,
+            )  # fmt: skip
+            t2 = time.perf_counter()
+            turns.append(t1 - t0)
+            audits.append(t2 - t1)
+        return turns, audits
+    finally:
+        await store.aclose()
+        workorders.close()
+
+
 async def session_round_trips(
     path: Path, payload: str, snapshot: tuple[str, str], n: int, synchronous: Synchronous
 ) -> list[float]:
@@ -175,6 +217,7 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
                 )
             elapsed = time.perf_counter() - t0
             cuid = f"BT{conversations:04d}"
+            tool_calls = len(services.workorders.audit_rows())
             payload, snapshot = await mid_plan_payload(services, spare, cuid)
         finally:
             await services.aclose()
@@ -182,6 +225,7 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
         session_trips = await session_round_trips(
             data_dir / "st.db", payload, snapshot, len(latencies), synchronous
         )
+        required, audits = await required_store_work(data_dir, payload, len(latencies), synchronous)
 
     turn_p50, turn_p99 = pct(latencies, 0.50), pct(latencies, 0.99)
     trip_p50, trip_p99 = pct(trips, 0.50), pct(trips, 0.99)
@@ -208,6 +252,20 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
     print(f"ratio turn / store round trip, p50:   {turn_p50 / trip_p50:6.1f}   (target <= 3)")
     print(f"ratio turn / session round trip, p50: {turn_p50 / st_p50:6.1f}")
     print(f"mean turn {statistics.fmean(latencies) * 1e3:.3f} ms")
+    per_turn = tool_calls / len(latencies)
+    floor, audit = pct(required, 0.50) / trip_p50, pct(audits, 0.50) / trip_p50
+    print(
+        f"store work no turn can skip, p50: {pct(required, 0.50) * 1e6:.1f} us = {floor:.2f} "
+        "round trips (repeat check, load, save with the replies)"
+    )
+    print(
+        f"  and per tool call, p50: {pct(audits, 0.50) * 1e6:.1f} us = {audit:.2f} round trips "
+        f"(its audit record); tool calls per turn here: {per_turn:.2f}"
+    )
+    print(
+        f"  so no turn of this script can go below a ratio of about {floor + per_turn * audit:.1f} "
+        "(mean tool calls; before the tools' own work and any Python)"
+    )
 
 
 if __name__ == "__main__":
