@@ -190,6 +190,9 @@ async def mid_plan_payload(
 
 
 def pct(values: list[float], q: float) -> float:
+    """The q-quantile of ``values`` (nearest rank); NaN for none."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 Process = asyncio.subprocess.Process
@@ -80,3 +84,22 @@ async def _first(stream: asyncio.StreamReader, ready: Callable[[bytes], T | None
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.read(1 << 16):  # keep the pipe from filling; ends at EOF
         pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def import_orders(data: dict[str, Any], *, env: dict[str, str], cwd: Path, timeout: float) -> None:
+    """Load ``data`` with ``techassist orders import``, as an operator would; the file it
+    reads is written to ``cwd``."""
+    path = cwd / "bench-dataset.json"
+    path.write_text(json.dumps(data))
+    argv = [sys.executable, "-m", "bot.cli", "orders", "import", str(path)]
+    result = subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"techassist orders import failed:\n{result.stderr[-2000:]}")

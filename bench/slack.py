@@ -36,12 +36,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import math
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +51,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench.core import SCRIPT, dataset, good_serials
-from bench.processes import child
+from bench.core import SCRIPT, dataset, good_serials, pct
+from bench.processes import child, cpu_seconds, import_orders
 from tests.fake_slack import FakeSlack, bot_message, message_im
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -396,9 +394,7 @@ class App:
     log: Path
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of the process, from ``/proc/<pid>/stat``."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def problems(self) -> list[str]:
         """What it wrote to stderr: both apps log at WARNING and above only, so any line is
@@ -461,18 +457,6 @@ async def running(
             first = str(exc).splitlines()[0]
             raise RuntimeError(f"{name} did not connect: {first}\n{tail}") from exc
         yield App(name, proc, log)
-
-
-def import_dataset(serials: list[str], env: dict[str, str], tmp: Path) -> None:
-    """Import the synthetic dataset with ``techassist orders import``, as an operator would."""
-    path = tmp / "bench-dataset.json"
-    path.write_text(json.dumps(slack_dataset(serials)))
-    argv = [sys.executable, "-m", "bot.cli", "orders", "import", str(path)]
-    result = subprocess.run(
-        argv, env=env, cwd=tmp, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"techassist orders import failed:\n{result.stderr[-2000:]}")
 
 
 @contextmanager
@@ -554,7 +538,7 @@ async def techassist_phase(
             TECHASSIST_SLACK_PING_INTERVAL=str(PING_INTERVAL),
             TECHASSIST_SLACK_PROGRESS_AFTER=str(PROGRESS_AFTER),
         )
-        import_dataset(serials, env, tmp)
+        import_orders(slack_dataset(serials), env=env, cwd=tmp, timeout=START_TIMEOUT)
         argv = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
         answers = Answers(fake)
         async with running("techassist", argv, env, b"TechAssist listening on", fake, tmp) as app:
@@ -589,13 +573,6 @@ async def techassist_phase(
 
 
 # --- report --------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def ms(values: list[float], q: float) -> float:

@@ -29,7 +29,6 @@ import random
 import re
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,8 +41,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.core import SCRIPT, dataset, good_serials
-from bench.processes import child
+from bench.core import SCRIPT, dataset, good_serials, pct
+from bench.processes import child, cpu_seconds, import_orders
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE = "Orders completed this session"
@@ -95,9 +94,7 @@ class Server:
         return int(match.group(1))
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the process used, from ``/proc/<pid>/stat``."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
 
 def bench_env(data_dir: Path) -> dict[str, str]:
@@ -129,20 +126,6 @@ async def running(argv: list[str], env: dict[str, str], log: Path) -> AsyncItera
         stop_timeout=STOP_TIMEOUT,
     ) as (proc, url):
         yield Server(proc, url)
-
-
-def import_dataset(serials: list[str], data_dir: Path) -> None:
-    """Import the synthetic dataset with ``techassist orders import``."""
-    path = data_dir / "bench-dataset.json"
-    path.write_text(json.dumps(dataset(serials)))
-    subprocess.run(
-        [sys.executable, "-m", "bot.cli", "orders", "import", str(path)],
-        env=bench_env(data_dir),
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 # --- clients ------------------------------------------------------------------------
@@ -338,7 +321,7 @@ async def techassist_phase(n: int, serials: list[str], tmp: Path, think: float) 
     """Rounds of n clients through ``techassist serve``; one technician per serial."""
     data_dir = tmp / f"techassist-{n}"
     data_dir.mkdir()
-    import_dataset(serials, data_dir)
+    import_orders(dataset(serials), env=bench_env(data_dir), cwd=data_dir, timeout=120)
     argv = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
     how = Conversation(check_techassist, server_closes=True, think=think)
     async with running(argv, bench_env(data_dir), data_dir / "server.log") as server:
@@ -356,13 +339,6 @@ async def echo_phase(n: int, serials: list[str], tmp: Path, think: float) -> lis
 
 
 # --- report -------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
