@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from pydantic import (
@@ -43,9 +44,9 @@ from pydantic import (
 from orchestrator_core.conditions import Condition, is_union_tag, references
 from orchestrator_core.errors import PlanError
 from orchestrator_core.params import MASK, Parameter, ParamType, normalize_key
-from orchestrator_core.tools import legacy_tool_for_task
 
 __all__ = [
+    "LEGACY_TASK_TOOLS",
     "ORDER_FIELDS",
     "ParamType",
     "Parameter",
@@ -57,6 +58,7 @@ __all__ = [
     "check_plan",
     "done_message",
     "load_plan",
+    "legacy_tool_for_task",
     "load_plans",
     "plan_json_schema",
     "step_inputs",
@@ -564,6 +566,41 @@ def _order_type_key(order_type: str) -> str:
 
 
 # -- legacy plans ---------------------------------------------------------------
+
+#: Tools that legacy plans name by task text (case, spacing and a final period ignored).
+LEGACY_TASK_TOOLS: Mapping[str, str] = MappingProxyType(
+    {
+        "Find technician": "find_technician",
+        "Find technician by account": "find_technician_by_account",
+        "Get orders": "get_orders",
+        "Get order details": "get_order_details",
+        "Start order": "start_order",
+        "Release order": "release_order",
+        "Activate ONT": "activate_ont",
+        "Check light levels": "check_light_levels",
+        "Configure WiFi": "configure_wifi",
+        "Configure Wi-Fi": "configure_wifi",
+        "Run speed test": "run_speed_test",
+        "Confirm customer online": "confirm_customer_online",
+        "Run line test": "run_line_test",
+        "Replace equipment": "replace_equipment",
+        "Close order": "close_order",
+        "Escalate": "escalate",
+    }
+)
+
+
+def _task_key(task: str) -> str:
+    return " ".join(task.replace("_", " ").split()).rstrip(".").casefold()
+
+
+_LEGACY_BY_KEY = {_task_key(task): tool for task, tool in LEGACY_TASK_TOOLS.items()}
+
+
+def legacy_tool_for_task(task: str) -> str | None:
+    """The tool a legacy plan's task text means, ignoring case, spacing and a final period."""
+    return _LEGACY_BY_KEY.get(_task_key(task))
+
 
 LEGACY_PARAMETERS: dict[str, Parameter] = {
     "fsan": Parameter(

@@ -9,27 +9,6 @@ arguments (``args_model``), applies timeouts and retries, and audits every try.
 
 A tool is declared idempotent when calling it twice with the same arguments
 leaves the world as calling it once did; only those are retried.
-
-Legacy plans name steps by task text; ``LEGACY_TASK_TOOLS`` maps those texts to tools:
-
-==========================  ========================
-legacy task                 tool
-==========================  ========================
-Find technician             find_technician
-Get orders                  get_orders
-Get order details           get_order_details
-Start order                 start_order
-Release order               release_order
-Activate ONT                activate_ont
-Check light levels          check_light_levels
-Configure WiFi / Wi-Fi      configure_wifi
-Run speed test              run_speed_test
-Confirm customer online     confirm_customer_online
-Run line test               run_line_test
-Replace equipment           replace_equipment
-Close order                 close_order
-Escalate                    escalate
-==========================  ========================
 """
 
 from __future__ import annotations
@@ -445,44 +424,7 @@ async def replace_equipment(
     return done
 
 
-# ---------------------------------------------------------------------- legacy plans
-
-LEGACY_TASK_TOOLS: Mapping[str, str] = MappingProxyType(
-    {
-        "Find technician": "find_technician",
-        "Find technician by account": "find_technician_by_account",
-        "Get orders": "get_orders",
-        "Get order details": "get_order_details",
-        "Start order": "start_order",
-        "Release order": "release_order",
-        "Activate ONT": "activate_ont",
-        "Check light levels": "check_light_levels",
-        "Configure WiFi": "configure_wifi",
-        "Configure Wi-Fi": "configure_wifi",
-        "Run speed test": "run_speed_test",
-        "Confirm customer online": "confirm_customer_online",
-        "Run line test": "run_line_test",
-        "Replace equipment": "replace_equipment",
-        "Close order": "close_order",
-        "Escalate": "escalate",
-    }
-)
-
-
-def _task_key(task: str) -> str:
-    return " ".join(task.replace("_", " ").split()).rstrip(".").casefold()
-
-
-_LEGACY_BY_KEY = {_task_key(task): tool for task, tool in LEGACY_TASK_TOOLS.items()}
-
-
-def legacy_tool_for_task(task: str) -> str | None:
-    """The tool a legacy plan's task text means, ignoring case, spacing and a final period."""
-    return _LEGACY_BY_KEY.get(_task_key(task))
-
-
 __all__ = [
-    "LEGACY_TASK_TOOLS",
     "ORDER_ESCALATION_KINDS",
     "ToolContext",
     "ToolFunc",
@@ -490,5 +432,4 @@ __all__ = [
     "ToolSpec",
     "args_model_for",
     "default_registry",
-    "legacy_tool_for_task",
 ]

@@ -39,21 +39,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from orchestrator_core.errors import WorkOrderError
+from orchestrator_core.orders import (
+    CLOSED_STATUSES,
+    INVENTORY_STATUSES,
+    OPEN_STATUSES,
+    ORDER_STATUSES,
+    InventoryItem,
+    InventoryRecord,
+    Order,
+    OrderRecord,
+    Technician,
+    as_utc,
+)
 from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
-
-OrderStatus = Literal["assigned", "in_progress", "completed", "cancelled", "escalated"]
-InventoryStatus = Literal["available", "installed", "faulty"]
-ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
-INVENTORY_STATUSES: tuple[str, ...] = get_args(InventoryStatus)
-#: The statuses a technician still has work to do on.
-OPEN_STATUSES = frozenset({"assigned", "in_progress"})
-#: Statuses that close an order; entering one records ``closed_at``.
-CLOSED_STATUSES = frozenset({"completed", "cancelled"})
 
 DEMO_DATA = Path(__file__).with_name("demo_data.json")
 
@@ -115,15 +118,8 @@ CREATE INDEX IF NOT EXISTS audit_call ON audit (session_id, step_id, attempt);
 """
 
 
-def _utc(value: datetime) -> datetime:
-    """A zone-less timestamp is taken as UTC; every other is converted to UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _utc(value).isoformat()
+    return None if value is None else as_utc(value).isoformat()
 
 
 # One encoder each rather than json.dumps(..., default=str): dumps builds a new
@@ -149,73 +145,6 @@ def _now() -> str:
     return _stamp[1]
 
 
-class Technician(BaseModel):
-    """A field technician, known by CUID and optionally by e-mail and Slack user."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    cuid: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    email: str | None = None
-    slack_user_id: str | None = None
-
-
-class Order(BaseModel):
-    """A work order. ``details`` holds everything type-specific (a repair's trouble, serial)."""
-
-    model_config = ConfigDict(str_strip_whitespace=True)
-
-    order_id: str = Field(min_length=1)
-    cuid: str = Field(min_length=1)
-    order_type: str = Field(min_length=1)
-    status: OrderStatus
-    scheduled_start: datetime
-    scheduled_end: datetime | None = None
-    created_at: datetime
-    customer_name: str = Field(min_length=1)
-    address: str = Field(min_length=1)
-    service_tier: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
-    notes: str = ""
-    closed_at: datetime | None = None
-
-    @field_validator("scheduled_start", "scheduled_end", "created_at", "closed_at")
-    @classmethod
-    def _in_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _utc(value)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-
-class _OrderRecord(Order):
-    """An order as an import file gives it: unknown fields are allowed and go to details."""
-
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
-
-    def to_order(self) -> Order:
-        fields = {name: getattr(self, name) for name in Order.model_fields}
-        fields["details"] = {**self.details, **(self.model_extra or {})}
-        return Order(**fields)
-
-
-class _InventoryRecord(BaseModel):
-    """An inventory item as an import file gives it: where it went is the database's business."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    serial: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    status: InventoryStatus
-
-
-class InventoryItem(_InventoryRecord):
-    """One ONT in the warehouse or at a customer; ``order_id`` says which order it is on."""
-
-    order_id: str | None = None
-
-
 @dataclass(frozen=True)
 class ImportSummary:
     """How many records an import wrote, and how many of them replaced existing ones."""
@@ -234,8 +163,8 @@ class ImportSummary:
 
 _SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "technicians": (Technician, "cuid"),
-    "orders": (_OrderRecord, "order_id"),
-    "inventory": (_InventoryRecord, "serial"),
+    "orders": (OrderRecord, "order_id"),
+    "inventory": (InventoryRecord, "serial"),
 }
 
 

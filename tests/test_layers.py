@@ -4,6 +4,8 @@ only the Slack bridge imports Slack's libraries."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,22 @@ def test_a_bridge_imports_neither_bot_nor_another_bridge(path: Path) -> None:
     """bot builds the bridges; a bridge reaches only the core and its own library."""
     forbidden = imported_packages(path) & {"bot", "bridges"}
     assert not forbidden, f"{path.relative_to(ROOT)} imports {sorted(forbidden)}"
+
+
+def test_plan_models_load_without_the_tool_runtime() -> None:
+    """Loading plans imports neither the tools nor the work-order database."""
+    code = (
+        "import sys, orchestrator_core.plans, orchestrator_core.orders; "
+        "print(sorted(m for m in sys.modules if m.startswith('orchestrator_core.') "
+        "or m == 'sqlite3'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    loaded = set(ast.literal_eval(out))
+    assert not loaded & {
+        "orchestrator_core.tools",
+        "orchestrator_core.workorders",
+        "orchestrator_core.simulator",
+        "sqlite3",
+    }, loaded

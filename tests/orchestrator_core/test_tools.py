@@ -11,12 +11,12 @@ import pytest
 
 from orchestrator_core import tools
 from orchestrator_core.errors import ToolFailed
+from orchestrator_core.plans import LEGACY_TASK_TOOLS, legacy_tool_for_task
 from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.tools import (
     ToolContext,
     ToolRegistry,
     default_registry,
-    legacy_tool_for_task,
 )
 from orchestrator_core.workorders import DEMO_DATA, WorkOrderDB
 
@@ -189,7 +189,7 @@ def test_the_default_registry_declares_arguments_and_retry_safety() -> None:
     assert escalate is not None and not escalate.idempotent
     assert escalate.required == {"cuid", "reason"}
     assert "close_order" in registry and "nope" not in registry
-    assert set(registry.names()) == set(tools.LEGACY_TASK_TOOLS.values())
+    assert set(registry.names()) == set(LEGACY_TASK_TOOLS.values())
 
 
 def test_the_registry_refuses_what_cannot_be_a_tool() -> None:
