@@ -7,6 +7,9 @@ to know which backend or transport was underneath.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class TechAssistError(Exception):
     """The root of every error TechAssist raises on purpose."""
@@ -55,6 +58,35 @@ class ToolFailed(TechAssistError):
 
 class TransientToolError(ToolFailed):
     """A tool failed in a way that may succeed if tried again (network blip, busy system)."""
+
+
+class ArgumentRefused(ToolFailed):
+    """The tool refused the values of some of its arguments; new values can fix it, a retry not.
+
+    ``arguments`` names the tool arguments, ``choices`` the values it accepts where
+    it has a fixed set.
+    """
+
+    def __init__(self, message: str, arguments: Sequence[str], *, choices: Sequence[str] = ()):
+        super().__init__(message)
+        self.arguments = tuple(arguments)
+        self.choices = tuple(choices)
+
+
+class FieldFault(ToolFailed):
+    """Something on site stops the tool that the technician can fix.
+
+    After doing ``remedy`` the technician answers ``confirm``, and the tool is
+    called again with ``retry_args`` added to its arguments.
+    """
+
+    def __init__(
+        self, message: str, *, remedy: str, confirm: str, retry_args: Mapping[str, Any]
+    ) -> None:
+        super().__init__(message)
+        self.remedy = remedy
+        self.confirm = confirm
+        self.retry_args = dict(retry_args)
 
 
 class BridgeError(TechAssistError):

@@ -19,13 +19,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from orchestrator_core.errors import ToolFailed, TransientToolError
+from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed, TransientToolError
 from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
 from orchestrator_core.workorders import audit_json
 
 log = logging.getLogger("techassist.inner_agent")
 
-ErrorKind = Literal["failed", "transient", "timeout", "bad_arguments", "unknown_tool", "internal"]
+ErrorKind = Literal[
+    "failed",
+    "transient",
+    "timeout",
+    "bad_arguments",
+    "unknown_tool",
+    "internal",
+    "refused",
+    "fault",
+]
 MASK = "***"
 
 
@@ -42,6 +51,15 @@ class ToolResult(BaseModel):
     duration_ms: float = 0.0
     replayed: bool = False
     """True when the outputs come from the audit of an earlier identical call."""
+    refused: tuple[str, ...] = ()
+    """The arguments whose values were refused or missing ("refused", "bad_arguments")."""
+    choices: tuple[str, ...] = ()
+    """The values the tool accepts for a refused argument, where it has a fixed set."""
+    remedy: str = ""
+    """What the technician can do about a "fault"; ``confirm`` is the word that says it is done."""
+    confirm: str = ""
+    retry_args: dict[str, Any] = Field(default_factory=dict)
+    """Arguments added to the call that follows the technician's ``confirm``."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +158,10 @@ class InnerAgent:
         except ValidationError as exc:
             message = self._bad_arguments(spec, exc, call.sensitive)
             self._record(call, 0, tool, masked, None, "bad_arguments", message, 0.0)
-            return ToolResult(ok=False, error_kind="bad_arguments", message=message)
+            refused = tuple(dict.fromkeys(str(err["loc"][0]) for err in exc.errors() if err["loc"]))
+            return ToolResult(
+                ok=False, error_kind="bad_arguments", message=message, refused=refused
+            )
         kwargs = {name: getattr(validated, f"arg_{name}") for name in spec.accepted}
         return await self._run(spec, kwargs, masked, call)
 
@@ -151,6 +172,7 @@ class InnerAgent:
         started = time.perf_counter()
         kind: ErrorKind = "internal"
         message = ""
+        detail: dict[str, Any] = {}
         for try_no in range(1, tries + 1):
             begun = time.perf_counter()
             try:
@@ -160,6 +182,16 @@ class InnerAgent:
                     raise TypeError(f"tool {spec.name} returned {type(outputs).__name__}, not dict")
             except TransientToolError as exc:
                 kind, message = "transient", str(exc)
+            except ArgumentRefused as exc:
+                kind, message = "refused", str(exc)
+                detail = {"refused": exc.arguments, "choices": exc.choices}
+            except FieldFault as exc:
+                kind, message = "fault", str(exc)
+                detail = {
+                    "remedy": exc.remedy,
+                    "confirm": exc.confirm,
+                    "retry_args": exc.retry_args,
+                }
             except ToolFailed as exc:
                 kind, message = "failed", str(exc)
             except TimeoutError:
@@ -188,6 +220,7 @@ class InnerAgent:
             message=self._failure_text(spec, kind, message, try_no),
             attempts=try_no,
             duration_ms=(time.perf_counter() - started) * 1000,
+            **detail,
         )
 
     def _failure_text(self, spec: ToolSpec, kind: ErrorKind, message: str, tries: int) -> str:

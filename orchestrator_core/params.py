@@ -115,6 +115,11 @@ class Parameter(BaseModel):
 
     name: str = Field(description="Filled from the key in the plan's 'parameters' when omitted.")
     prompt: str = Field(min_length=1, description="The question the technician sees.")
+    label: str | None = Field(
+        default=None,
+        description="What the value is called in a sentence, like \"the replacement ONT's "
+        'serial"; the name with spaces when omitted.',
+    )
     type: ParamType = ParamType.STRING
     pattern: str | None = Field(
         default=None, description="A regular expression the whole (normalized) string must match."
@@ -131,6 +136,11 @@ class Parameter(BaseModel):
     normalize: Literal["upper", "lower"] | None = Field(
         default=None, description="Case applied to a string before it is checked."
     )
+
+    @property
+    def title(self) -> str:
+        """What the value is called in a sentence."""
+        return self.label or self.name.replace("_", " ")
 
     @field_validator("pattern")
     @classmethod

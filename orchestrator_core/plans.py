@@ -55,32 +55,42 @@ __all__ = [
     "Step",
     "ToolCatalog",
     "ToolSignature",
+    "check_files",
     "check_plan",
     "done_message",
     "load_plan",
     "legacy_tool_for_task",
     "load_plans",
     "plan_json_schema",
+    "plan_warnings",
+    "readable",
+    "label",
+    "order_value",
+    "output_value",
     "step_inputs",
     "validate_files",
     "write_schema",
 ]
 
-ORDER_FIELDS = frozenset(
+REQUIRED_ORDER_FIELDS = frozenset(
     {
         "order_id",
         "cuid",
         "order_type",
         "status",
         "scheduled_start",
-        "scheduled_end",
         "created_at",
         "customer_name",
         "address",
-        "service_tier",
     }
 )
-"""Fields every order has. ``order.<anything>`` is allowed too: orders carry free details."""
+"""Fields every imported order has a value for."""
+
+ORDER_FIELDS = REQUIRED_ORDER_FIELDS | {"scheduled_end", "service_tier"}
+"""Fields every order may have. ``order.<anything>`` is allowed too: orders carry free details."""
+
+NOT_RECORDED = "not recorded"
+"""What a message shows for a value the data does not hold."""
 
 CUID = "cuid"
 ORDER_PREFIX = "order."
@@ -121,16 +131,25 @@ class Step(BaseModel):
         default_factory=dict,
         description="Tool argument -> 'order.<field>', 'cuid' or the name of a value.",
     )
-    outputs: dict[str, str] = Field(
-        default_factory=dict, description="Stored value name -> key of the tool's result."
+    outputs: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Stored value name -> key of the tool's result, or a list of keys of "
+        "which the first that has a value is stored (details differ from one system to another).",
+    )
+    fallbacks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tool argument -> parameter asked for when the order has no usable value "
+        "for that argument (missing, empty, or one the tool does not accept).",
     )
     when: Condition | None = Field(
         default=None,
         description="Run the step only if this holds; it reads values from earlier steps.",
     )
     skippable: bool = False
-    done: str | None = Field(
-        default=None, description="Success message; '{name}' is replaced by a stored value."
+    done: str | list[str] | None = Field(
+        default=None,
+        description="Success message; '{name}' is replaced by a value. A list of parts is "
+        "joined as is; a part whose every value is unknown is left out.",
     )
 
 
@@ -213,49 +232,106 @@ def step_inputs(
     """
     args: dict[str, Any] = {}
     for arg, ref in step.inputs.items():
-        value = _resolve(ref, values, order or {}, cuid)
+        # A fallback the technician answered wins over the order's value, which it corrects.
+        fallback = step.fallbacks.get(arg)
+        value = values.get(fallback) if fallback is not None else None
+        if value is None:
+            value = _resolve(ref, values, order or {}, cuid)
         if value is not None:
             args[arg] = value
     return args
+
+
+def order_value(order: Mapping[str, Any], field: str) -> Any:
+    """An order's field, or the detail of that name; ``None`` when neither has a value."""
+    value = order.get(field)
+    if value is None or value == "":
+        details = order.get("details")
+        value = details.get(field) if isinstance(details, Mapping) else None
+    return None if value == "" else value
+
+
+def output_value(outputs: Mapping[str, Any], key: str | list[str]) -> Any:
+    """A tool result's value for an output key, or the first of several that has one."""
+    for name in [key] if isinstance(key, str) else key:
+        value = outputs.get(name)
+        if value is not None and value != "":
+            return value
+    return None
 
 
 def _resolve(
     ref: str, values: Mapping[str, Any], order: Mapping[str, Any], cuid: str | None
 ) -> Any:
     if ref.startswith(ORDER_PREFIX):
-        field = ref[len(ORDER_PREFIX) :]
-        if order.get(field) is not None:
-            return order[field]
-        details = order.get("details")
-        return details.get(field) if isinstance(details, Mapping) else None
+        return order_value(order, ref[len(ORDER_PREFIX) :])
     if ref == CUID:
         return cuid or None
     return values.get(ref)
 
 
 def done_message(plan: Plan, step: Step, values: Mapping[str, Any]) -> str | None:
-    """``step.done`` filled in with ``values`` (sensitive ones masked, missing ones '?')."""
+    """``step.done`` filled in with ``values``, read as a technician reads them.
+
+    Sensitive values are masked. A part of the message whose every value is
+    unknown is left out; an unknown value in a part that has others reads
+    "not recorded". Never "?", "None" or a raw dict.
+    """
     if step.done is None:
         return None
-    sensitive = plan.sensitive_names()
+    parts = [step.done] if isinstance(step.done, str) else step.done
+    return "".join(_fill(part, values, plan.sensitive_names()) for part in parts).strip()
+
+
+def _fill(template: str, values: Mapping[str, Any], sensitive: frozenset[str]) -> str:
     try:
-        parts = list(string.Formatter().parse(step.done))
+        parsed = list(string.Formatter().parse(template))
     except ValueError:
-        return step.done
+        return template
+    fields = [field for _, field, _, _ in parsed if field is not None]
+    if fields and all(readable(values.get(field)) == "" for field in fields):
+        return ""
     out: list[str] = []
-    for literal, field, spec, conversion in parts:
+    for literal, field, spec, _conversion in parsed:
         out.append(literal)
         if field is None:
             continue
-        value = MASK if field in sensitive else values.get(field)
-        if value is None:
-            out.append("?")
+        value = values.get(field)
+        if field in sensitive and value is not None:
+            out.append(MASK)
+            continue
+        shown = readable(value)
+        if shown == "":
+            out.append(NOT_RECORDED)
             continue
         try:
-            out.append(format(repr(value) if conversion == "r" else value, spec or ""))
+            out.append(format(value, spec) if spec else shown)
         except (TypeError, ValueError):
-            out.append(str(value))
+            out.append(shown)
     return "".join(out)
+
+
+def readable(value: Any) -> str:
+    """A value as a technician reads it: yes/no, lists joined, "" for nothing at all."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return "; ".join(
+            f"{label(str(k))}: {readable(v)}" for k, v in value.items() if readable(v) != ""
+        )
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(shown for shown in (readable(v) for v in value) if shown)
+    return str(value).strip()
+
+
+def label(name: str) -> str:
+    """A value name as a heading: ``access_notes`` reads "Access notes"."""
+    text = " ".join(name.replace("_", " ").replace("-", " ").split())
+    return text[:1].upper() + text[1:] if text else name
 
 
 # -- checking -----------------------------------------------------------------
@@ -316,7 +392,7 @@ def _plan_problems(plan: Plan, tools: ToolCatalog) -> list[tuple[str, str]]:
                     )
                 )
         own = available | set(step.parameters)
-        problems += _tool_problems(step, where, own, tools)
+        problems += _tool_problems(step, where, own, tools, plan.parameters)
         for name in step.outputs:
             at = f"{where}.outputs{_path_part(name)}"
             if not _NAME.fullmatch(name):
@@ -332,17 +408,44 @@ def _plan_problems(plan: Plan, tools: ToolCatalog) -> list[tuple[str, str]]:
             elif name in stored_by:
                 problems.append((at, f"{name!r} is already stored by step {stored_by[name]!r}"))
             stored_by.setdefault(name, step.id)
+            if not isinstance(step.outputs[name], str) and not step.outputs[name]:
+                problems.append((at, "a list of result keys needs at least one key"))
         available = own | set(step.outputs)
         if step.done is not None:
-            problems += _template_problems(step.done, f"{where}.done", available | ORDER_FIELDS)
+            parts = [step.done] if isinstance(step.done, str) else step.done
+            for position, part in enumerate(parts):
+                at = f"{where}.done" if isinstance(step.done, str) else f"{where}.done[{position}]"
+                problems += _template_problems(part, at, available | ORDER_FIELDS)
     return problems
 
 
+def plan_warnings(plan: Plan) -> list[tuple[str, str]]:
+    """What is legal but will cost a technician: a tool input read from an order field
+    that orders may lack, with no fallback parameter to ask for it."""
+    found: list[tuple[str, str]] = []
+    for index, step in enumerate(plan.steps):
+        for arg, ref in step.inputs.items():
+            if not ref.startswith(ORDER_PREFIX) or arg in step.fallbacks:
+                continue
+            field = ref[len(ORDER_PREFIX) :]
+            if field not in REQUIRED_ORDER_FIELDS:
+                found.append(
+                    (
+                        f"$.steps[{index}].inputs{_path_part(arg)}",
+                        f"{ref!r} is optional in an order and has no fallback: an order "
+                        f"without it stops this step; name a parameter in 'fallbacks'",
+                    )
+                )
+    return found
+
+
 def _tool_problems(
-    step: Step, where: str, own: set[str], tools: ToolCatalog
+    step: Step, where: str, own: set[str], tools: ToolCatalog, parameters: Mapping[str, Parameter]
 ) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if step.tool is None:
+        if step.fallbacks:
+            problems.append((f"{where}.fallbacks", "fallbacks need a 'tool'"))
         if step.inputs:
             problems.append((f"{where}.inputs", "inputs need a 'tool'"))
         if step.outputs:
@@ -362,6 +465,14 @@ def _tool_problems(
             problems.append(
                 (at, f"no earlier step (and no parameter of this step) provides {ref!r}")
             )
+    for arg, name in step.fallbacks.items():
+        at = f"{where}.fallbacks{_path_part(arg)}"
+        if arg not in step.inputs:
+            problems.append((at, f"{arg!r} is not one of this step's inputs"))
+        if name not in parameters:
+            problems.append((at, f"unknown parameter {name!r}: 'parameters' does not define it"))
+        elif name in step.parameters:
+            problems.append((at, f"{name!r} is already asked for by this step"))
     if spec is not None:
         mapped = set(step.inputs) | (set(step.parameters) & spec.accepted)
         for arg in sorted(spec.required - mapped):
@@ -427,7 +538,7 @@ def load_plans(directory: Path, tools: ToolCatalog) -> PlanLibrary:
     paths = _plan_files(directory)
     if not paths:
         raise PlanError([f"{_shown_path(directory)}: no plan files (*.json) found"])
-    plans, problems = _load_all(paths, tools)
+    plans, problems, _ = _load_all(paths, tools)
     if problems:
         raise PlanError(problems)
     return PlanLibrary(tuple(plans))
@@ -438,15 +549,22 @@ def validate_files(paths: Sequence[Path], tools: ToolCatalog) -> list[str]:
     return _load_all(paths, tools)[1]
 
 
+def check_files(paths: Sequence[Path], tools: ToolCatalog) -> tuple[list[str], list[str]]:
+    """The problems of the given plan files, and the warnings of those that load."""
+    plans, problems, found = _load_all(paths, tools)
+    return problems, found
+
+
 def _plan_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.glob("*.json") if not p.name.endswith(".schema.json"))
 
 
-def _load_all(paths: Iterable[Path], tools: ToolCatalog) -> tuple[list[Plan], list[str]]:
+def _load_all(paths: Iterable[Path], tools: ToolCatalog) -> tuple[list[Plan], list[str], list[str]]:
     plans: list[Plan] = []
     problems: list[str] = []
+    found_warnings: list[str] = []
     claimed: dict[str, str] = {}
     ids: dict[str, str] = {}
     for path in paths:
@@ -455,6 +573,7 @@ def _load_all(paths: Iterable[Path], tools: ToolCatalog) -> tuple[list[Plan], li
         if plan is None:
             continue
         shown = _shown_path(path)
+        found_warnings += [f"{shown}: {at}: {message}" for at, message in plan_warnings(plan)]
         if plan.id in ids:
             problems.append(f"{shown}: $.id: plan id {plan.id!r} is already used by {ids[plan.id]}")
         ids.setdefault(plan.id, shown)
@@ -467,7 +586,7 @@ def _load_all(paths: Iterable[Path], tools: ToolCatalog) -> tuple[list[Plan], li
                 )
             claimed.setdefault(key, shown)
         plans.append(plan)
-    return plans, problems
+    return plans, problems, found_warnings
 
 
 def _load(path: Path, tools: ToolCatalog, stacklevel: int) -> tuple[Plan | None, list[str]]:
