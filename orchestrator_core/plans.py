@@ -189,12 +189,7 @@ class Plan(BaseModel):
 
     def sensitive_names(self) -> frozenset[str]:
         """Names of the values that are masked wherever they are shown."""
-        # Asked on every tool call and every masked display; see ``Session.plan`` for why
-        # this does not read ``self._sensitive``.
-        private = self.__pydantic_private__
-        assert private is not None
-        names: frozenset[str] = private["_sensitive"]
-        return names
+        return self._sensitive
 
     def model_post_init(self, context: Any, /) -> None:
         # Asked on every tool call; a plan's parameters never change once loaded.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator
 
+from orchestrator_core.orders import Order
 from orchestrator_core.turns import Reply, SessionKey
 
 if TYPE_CHECKING:
@@ -43,6 +44,22 @@ class Phase(str, Enum):
     """The technician ended the conversation; the next message starts afresh."""
 
 
+class Failure(BaseModel):
+    """A step's tool failed: what the technician was told, and which ways out help.
+
+    ``transient``: trying again may work. ``fault``: something on site the
+    technician can fix; answering ``confirm`` checks again with ``retry_args``.
+    ``failed``: nothing the technician can retry or re-enter fixes it.
+    """
+
+    message: str
+    kind: Literal["transient", "fault", "failed"] = "failed"
+    confirm: str | None = None
+    retry_args: dict[str, Any] = Field(default_factory=dict)
+    tries: int = 1
+    """Failures of this step in a row."""
+
+
 class Session(BaseModel):
     """Everything a conversation needs to continue in any process that reaches the store.
 
@@ -59,9 +76,11 @@ class Session(BaseModel):
 
     cuid: str | None = None
     technician_name: str | None = None
-    orders: list[dict[str, Any]] = Field(default_factory=list)
-    """The technician's open orders, most urgent first."""
-    order: dict[str, Any] | None = None
+    orders: list[Order] = Field(default_factory=list)
+    """The technician's open orders that a plan can guide, most urgent first."""
+    waiting: list[Order] = Field(default_factory=list)
+    """Open orders of a type no plan serves yet: listed, never proposed."""
+    order: Order | None = None
     """The order being worked on."""
 
     plan_digest: str | None = None
@@ -76,19 +95,26 @@ class Session(BaseModel):
     values: dict[str, Any] = Field(default_factory=dict)
     """Values collected from the technician and outputs stored by steps."""
     pending_param: str | None = None
+    why: str | None = None
+    """Why the pending value is asked for, when it is not the plan's own question: the
+    order lacks it, or a tool refused the value given."""
     bad_attempts: int = 0
     edit_queue: list[str] = Field(default_factory=list)
     """Parameters being entered again after a tool failure."""
     calls: int = 0
     """Tool calls made so far; each call's number keys its audit record, so a turn
     replayed after a crash finds the side effects it already caused."""
-    failure: str | None = None
-    """The last tool failure, in plain words."""
+    failure: Failure | None = None
+    """The current step's tool failure."""
     return_phase: Phase | None = None
     """Where HELP_TEXT and CANCEL_REASON go back to."""
 
     completed: list[str] = Field(default_factory=list)
     escalated: list[str] = Field(default_factory=list)
+
+    last_question: str | None = None
+    repeats: int = 0
+    """How many turns in a row ended on ``last_question``."""
 
     undelivered: str | None = None
     """Replies (JSON text) a bridge could not deliver; shown first when the technician is back."""
@@ -96,15 +122,16 @@ class Session(BaseModel):
     version: int = Field(default=0, exclude=True)
     _plan: Plan | None = PrivateAttr(default=None)
 
+    @field_validator("failure", mode="before")
+    @classmethod
+    def _failure_from_text(cls, value: Any) -> Any:
+        # Sessions saved before failures were classified kept the message alone.
+        return {"message": value, "kind": "transient"} if isinstance(value, str) else value
+
     @property
     def plan(self) -> Plan | None:
         """The current order's plan snapshot, parsed; ``None`` between orders."""
-        # Read from pydantic's store of private attributes: ``self._plan`` would go through
-        # BaseModel.__getattr__ (about 1.4 µs), and a turn asks for the plan several times.
-        private = self.__pydantic_private__
-        assert private is not None  # a model with private attributes always has the store
-        plan: Plan | None = private["_plan"]
-        return plan
+        return self._plan
 
     def attach_plan(self, plan: Plan, digest: str) -> None:
         """Work the current order with ``plan``, whose snapshot is kept under ``digest``."""
@@ -132,6 +159,7 @@ class Session(BaseModel):
         self.step_index = 0
         self.values = {}
         self.pending_param = None
+        self.why = None
         self.bad_attempts = 0
         self.edit_queue = []
         self.failure = None

@@ -468,7 +468,7 @@ def test_step_inputs_reads_order_details_and_cuid(tools: ToolRegistry) -> None:
 
 
 def test_done_messages_fill_values_and_mask_secrets(tools: ToolRegistry) -> None:
-    """done_message masks sensitive values and shows '?' for missing ones."""
+    """done_message masks sensitive values and says "not recorded" for missing ones."""
     plan = check_plan(
         Plan.model_validate(
             _minimal(
@@ -491,7 +491,7 @@ def test_done_messages_fill_values_and_mask_secrets(tools: ToolRegistry) -> None
         tools,
     )
     values = {"ssid": "Home", "wifi_password": "hunter22"}
-    assert done_message(plan, plan.steps[0], values) == f"Home / {MASK} / ? /   'Home'"
+    assert done_message(plan, plan.steps[0], values) == f"Home / {MASK} / not recorded /     Home"
 
 
 # -- JSON schema --------------------------------------------------------------------------

@@ -56,7 +56,7 @@ async def test_an_installation_with_no_plan_for_its_type_is_explained(
 ) -> None:
     services = make_services(plans_dir=plans_dir(tmp_path, SHORT_REPAIR))
     chat = MemoryBridge(services.orchestrator, "AB1234")
-    await chat.start("AB1234")
-    refused = await chat.say("yes")  # ORD-1003 is an installation; only repairs have a plan
-    assert "no plan for installation orders" in said(refused)
-    assert question(refused).text.startswith("Which order would you like instead?")
+    opened = await chat.start("AB1234")  # only repairs have a plan here
+    assert "ORD-1003 (installation)" in said(opened) and "waiting for a plan" in said(opened)
+    proposal = question(opened)
+    assert "repair" in proposal.text and "installation" not in proposal.text

@@ -97,8 +97,10 @@ async def test_an_unknown_serial_fails_in_plain_words_and_can_be_escalated(
 ) -> None:
     chat = await start_top_installation(services)
     failed = await chat.say("fsan=ALCL00000000 model=716GE ethernet_port=1")
-    assert "ALCL00000000 is not in inventory" in said(failed)
-    assert question(failed).choices == ["retry", "edit", "escalate"]
+    asked = question(failed)
+    assert "ALCL00000000 is not in inventory" in asked.text
+    assert "These stay as they are: model 716GE and ethernet port 1" in asked.text
+    assert asked.needs == "fsan" and "retry" not in asked.choices
     escalated = await chat.say("escalate")
     assert "escalated ORD-1003" in said(escalated)
     assert question(escalated).choices == ["next", "help", "end"]

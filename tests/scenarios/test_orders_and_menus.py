@@ -41,9 +41,9 @@ async def test_declining_lists_the_others_and_one_can_be_picked(services: Servic
     await chat.start("AB1234")
     listed = await chat.say("no")
     pick = question(listed)
-    assert pick.text.splitlines()[1].startswith("1. ORD-1004")
+    assert pick.text.splitlines()[1].startswith("1. ORD-1005")  # ORD-1004 has no plan
     assert pick.choices[-1] == "none"
-    started = await chat.say("2")
+    started = await chat.say("1")
     assert "Starting ORD-1005" in said(started)
 
 
@@ -51,10 +51,12 @@ async def test_an_order_type_without_a_plan_is_explained_and_the_others_offered(
     services: Services,
 ) -> None:
     chat = MemoryBridge(services.orchestrator, "AB1234")
-    await chat.start("AB1234")
+    opened = await chat.start("AB1234")
+    assert "ORD-1004 (relocation) is waiting for a plan" in said(opened)
+    assert "relocation" not in question(opened).text
     await chat.say("no")
     refused = await chat.say("ORD-1004")
-    assert "no plan for relocation orders" in said(refused)
+    assert "waiting for a plan" in said(refused)
     assert "ORD-1004" not in question(refused).text
     order = services.workorders.get_order("ORD-1004")
     assert order is not None and order.status == "assigned"
@@ -74,11 +76,11 @@ async def test_next_order_clears_the_values_and_keeps_the_order_list(services: S
     chat = await start_top_installation(services)
     await finish_top_installation(chat)
     before = await chat.say("status")
-    assert "Open orders: 7" in said(before)
+    assert "Open orders: 6" in said(before) and "Waiting for a plan: ORD-1004" in said(before)
     proposal = await chat.say("next")
-    assert "ORD-1004" in question(proposal).text
+    assert "ORD-1005" in question(proposal).text
     status = await chat.say("status")
-    assert "Open orders: 7" in said(status)
+    assert "Open orders: 6" in said(status)
     assert "ORD-1003" not in question(proposal).text
     session = await services.sessions.get_session_data(chat.key)
     assert session is not None

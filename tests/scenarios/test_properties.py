@@ -111,7 +111,7 @@ async def _probe(services: Services, start: str, messages: list[str]) -> None:
             before is not None
             and before.order
             and after.order
-            and (before.order["order_id"] == after.order["order_id"])
+            and before.order.order_id == after.order.order_id
         ):
             lost = set(before.values) - set(after.values)
             assert not lost, f"{text!r} lost {lost}"
