@@ -720,15 +720,17 @@ LEGACY_PARAMETERS: dict[str, Parameter] = {
     "fsan": Parameter(
         name="fsan",
         prompt="What is the ONT serial number (FSAN)? It is on the label on the ONT, "
-        "for example ALCL1234ABCD.",
+        "for example ALCL1A2B3C4D.",
+        label="the ONT's serial number",
         pattern="^[A-Z]{4}[0-9A-F]{8}$",
         normalize="upper",
-        example="ALCL1234ABCD",
+        example="ALCL1A2B3C4D",
     ),
     "model": Parameter(
         name="model",
         prompt="Which ONT model are you installing? It is printed on the same label as the "
         "serial number.",
+        label="the ONT model",
         type=ParamType.CHOICE,
         choices=["G-010G-P", "G-240W-F", "716GE", "XS-010X-Q"],
         example="G-240W-F",
@@ -736,6 +738,7 @@ LEGACY_PARAMETERS: dict[str, Parameter] = {
     "ethernet_port": Parameter(
         name="ethernet_port",
         prompt="Which Ethernet port on the ONT is the customer's router plugged into (1 to 4)?",
+        label="the Ethernet port",
         type=ParamType.INTEGER,
         min=1,
         max=4,
@@ -747,10 +750,20 @@ LEGACY_PARAMETERS: dict[str, Parameter] = {
         name="wifi_password",
         prompt="What Wi-Fi password does the customer want? 8 to 63 characters; "
         "I'll keep it masked from here on.",
+        label="the Wi-Fi password",
         min=8,
         max=63,
         sensitive=True,
         example="blue-kettle-on-tuesday",
+    ),
+    # Asked when an order has no service tier (or one the speed test does not know).
+    "service_tier": Parameter(
+        name="service_tier",
+        prompt="Which service tier did the customer buy?",
+        label="the service tier",
+        type=ParamType.CHOICE,
+        choices=["300M", "500M", "1G"],
+        example="1G",
     ),
 }
 """Definitions for parameters that legacy plans name; the same as in plans/installation.json."""
@@ -797,13 +810,23 @@ def _legacy_plan(
                 )
             )
         spec = tools.get(tool) if tool is not None else None
+        inputs = _legacy_inputs(spec, names, earlier) if spec is not None else {}
+        # An order field with a known question is asked for when the order lacks it.
+        fallbacks = {
+            arg: arg
+            for arg, ref in inputs.items()
+            if ref == ORDER_PREFIX + arg and arg in LEGACY_PARAMETERS and arg not in names
+        }
+        for name in fallbacks.values():
+            parameters.setdefault(name, LEGACY_PARAMETERS[name])
         steps.append(
             Step(
                 id=f"step{index + 1}",
                 task=task.task,
                 parameters=names,
                 tool=tool,
-                inputs=_legacy_inputs(spec, names, earlier) if spec is not None else {},
+                inputs=inputs,
+                fallbacks=fallbacks,
             )
         )
     if problems:
