@@ -7,6 +7,9 @@ to know which backend or transport was underneath.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class TechAssistError(Exception):
     """The root of every error TechAssist raises on purpose."""
@@ -50,11 +53,52 @@ class WorkOrderError(TechAssistError):
 
 
 class ToolFailed(TechAssistError):
-    """A tool could not do its job; the message is shown to the technician as is."""
+    """A tool could not do its job; the message is shown to the technician as is.
+
+    Raised as such, the failure is permanent: nothing the technician can enter
+    again or retry fixes it (only escalating, or skipping where the plan allows).
+    The subclasses below say when something can.
+    """
 
 
 class TransientToolError(ToolFailed):
     """A tool failed in a way that may succeed if tried again (network blip, busy system)."""
+
+
+class ArgumentRefused(ToolFailed):
+    """The tool refused the values of some of its arguments; other values may work.
+
+    ``arguments`` names the tool arguments whose values were refused (e.g.
+    ``("fsan", "model")`` for a serial registered under another model);
+    ``choices`` lists the accepted values when the tool takes a fixed set
+    (e.g. the service tiers). Retrying with the same values cannot help;
+    entering them again can.
+    """
+
+    def __init__(
+        self, message: str, arguments: Sequence[str], *, choices: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.arguments: tuple[str, ...] = tuple(arguments)
+        self.choices: tuple[str, ...] = tuple(choices)
+
+
+class FieldFault(ToolFailed):
+    """Something on site is wrong that the technician can fix, then try again.
+
+    After doing ``remedy`` (e.g. "Clean and re-seat the fiber connector") the
+    technician answers ``confirm`` (one word, e.g. "cleaned"), and the tool is
+    called again with its arguments updated by ``retry_args`` (e.g.
+    ``{"cleaned": True}``).
+    """
+
+    def __init__(
+        self, message: str, *, remedy: str, confirm: str, retry_args: Mapping[str, Any]
+    ) -> None:
+        super().__init__(message)
+        self.remedy = remedy
+        self.confirm = confirm
+        self.retry_args: dict[str, Any] = dict(retry_args)
 
 
 class BridgeError(TechAssistError):
