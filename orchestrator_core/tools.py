@@ -262,6 +262,11 @@ def _unknown_model_text(item: InventoryItem) -> str:
     )
 
 
+def _serial_or_none(value: Any) -> str | None:
+    """A serial recorded somewhere, upper-cased; None for a blank or a non-string."""
+    return value.strip().upper() if isinstance(value, str) and value.strip() else None
+
+
 def _order_dict(order: Order) -> dict[str, Any]:
     return order.model_dump(mode="json")
 
@@ -483,9 +488,13 @@ async def run_line_test(ctx: ToolContext, order_id: str) -> dict[str, Any]:
 # already installed there and returns the same answer without touching anything.
 @builtin(idempotent=True, action="Replacing the equipment")
 async def replace_equipment(
-    ctx: ToolContext, order_id: str, new_serial: str, old_serial: str | None = None
+    ctx: ToolContext, order_id: str, new_serial: str, old_serial: Any = None
 ) -> dict[str, Any]:
-    """Swap the customer's ONT for one from inventory; the old one is marked faulty."""
+    """Swap the customer's ONT for one from inventory; the old one is marked faulty.
+
+    ``old_serial`` (else the order's ``current_serial`` detail) is whatever the
+    order recorded: anything but a non-blank string is taken as unknown.
+    """
     order = _order(ctx, order_id)
     new = _fsan(new_serial, "new_serial")
     item = ctx.db.get_inventory(new)
@@ -500,10 +509,7 @@ async def replace_equipment(
         )
     if not _known_model(item.model):
         raise ArgumentRefused(_unknown_model_text(item), ("new_serial",))
-    old: Any = old_serial if old_serial and old_serial.strip() else None
-    if old is None:
-        old = order.details.get("current_serial")
-    old = old.strip().upper() if isinstance(old, str) and old.strip() else None
+    old = _serial_or_none(old_serial) or _serial_or_none(order.details.get("current_serial"))
     if old is not None and old.casefold() == new.casefold():
         raise ArgumentRefused(
             f"The new serial {new} is the same as the old one: give the replacement's serial.",

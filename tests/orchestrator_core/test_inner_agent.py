@@ -248,3 +248,21 @@ async def test_a_read_only_tool_simply_runs_again_on_a_replay(db: WorkOrderDB) -
     again = await runner.execute_task("check_light_levels", args, call("light", attempt=2))
     assert again.ok and not again.replayed
     assert runner.context.sim.calls("check_light_levels") == 2
+
+
+async def test_a_current_serial_the_order_recorded_as_a_number_does_not_block_a_repair(
+    db: WorkOrderDB,
+) -> None:
+    order = db.get_order("ORD-1009")
+    assert order is not None
+    record = order.model_dump(mode="json", exclude={"closed_at"})
+    db.import_data({"orders": [dict(record, details={"current_serial": 770011})]})
+    trouble = await agent(db).execute_task("get_order_details", {"order_id": "ORD-1009"}, call())
+    # A plan maps the replaced serial from the order's details, whatever they hold.
+    args = {
+        "order_id": "ORD-1009",
+        "new_serial": "ALCL5E6F7A8B",
+        "old_serial": trouble.outputs["current_serial"],
+    }
+    replaced = await agent(db).execute_task("replace_equipment", args, call("replace"))
+    assert replaced.ok, replaced.message

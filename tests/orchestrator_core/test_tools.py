@@ -284,6 +284,57 @@ async def test_wifi_names_and_passwords_the_device_refuses_name_the_argument(
     assert ok == {"wifi_configured": True, "ssid": "Home"}
 
 
+def bare_order(order_id: str, order_type: str) -> dict[str, Any]:
+    """An order with only the fields the import format requires."""
+    return {
+        "order_id": order_id,
+        "cuid": "MN0001",
+        "order_type": order_type,
+        "status": "assigned",
+        "scheduled_start": "2026-12-01T08:00:00Z",
+        "created_at": "2026-11-01T08:00:00Z",
+        "customer_name": "Nadia",
+        "address": "3 Quay",
+    }
+
+
+async def test_orders_with_none_of_the_optional_fields_work_with_every_tool(
+    ctx: ToolContext,
+) -> None:
+    ctx.db.import_data(
+        {
+            "technicians": [{"cuid": "MN0001", "name": "Mo Nash"}],
+            "orders": [
+                bare_order("NEW-1", "installation"),
+                bare_order("NEW-2", "repair"),
+                # Null optional fields, and details that are not strings.
+                dict(bare_order("NEW-3", "repair"), details={"current_serial": 12345, "n": None}),
+                dict(bare_order("NEW-4", "repair"), details=None, service_tier=None, notes=None),
+            ],
+        }
+    )
+    listed = (await tools.get_orders(ctx, "MN0001"))["orders"]
+    assert [o["order_id"] for o in listed] == ["NEW-1", "NEW-2", "NEW-3", "NEW-4"]
+    assert listed[0]["service_tier"] is None and listed[0]["details"] == {}
+    details = await tools.get_order_details(ctx, "NEW-1")
+    assert details["order"]["customer_name"] == "Nadia" and "current_serial" not in details
+    assert (await tools.get_order_details(ctx, "NEW-3"))["current_serial"] == 12345
+    speed = await tools.run_speed_test(ctx, "ALCL90ABCDEF", "500M")  # the technician's tier
+    assert speed["tier_met"] is True
+    for order_id, serial in (("NEW-2", "ALCLF00D0001"), ("NEW-3", "ALCL1A2B3C4D")):
+        line = await tools.run_line_test(ctx, order_id)
+        assert line["line_status"] in ("ok", "fault")
+        replaced = await tools.replace_equipment(ctx, order_id, serial)
+        assert replaced["replaced"] is True
+        assert (await tools.run_line_test(ctx, order_id))["line_status"] == "ok"
+    # The same again, with what a plan maps from the order's details: a number, nothing.
+    await tools.replace_equipment(ctx, "NEW-4", "ALCL5E6F7A8B", 12345)
+    assert await tools.start_order(ctx, "NEW-1", "MN0001") == {"status": "in_progress"}
+    for order_id in ("NEW-1", "NEW-2", "NEW-3", "NEW-4"):
+        assert (await tools.close_order(ctx, order_id))["status"] == "completed"
+    assert (await tools.get_orders(ctx, "MN0001"))["orders"] == []
+
+
 def test_the_default_registry_declares_arguments_and_retry_safety() -> None:
     registry = default_registry()
     activate = registry.get("activate_ont")
