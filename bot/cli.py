@@ -136,12 +136,47 @@ def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestrator_core.plans import load_plans
+    from orchestrator_core.simulator import MODELS, TIERS
+    from orchestrator_core.workorders import ImportExpectations
+
+    # Warn about what technicians will have to make up for: the known tiers and
+    # models, and the order types the configured plans serve and ask a tier for.
+    notes: list[str] = []
+    expect = ImportExpectations(service_tiers=tuple(TIERS), models=MODELS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            plans = load_plans(settings.plans_dir, default_registry())
+    except PlanError:
+        notes.append(
+            f"the plans in {settings.plans_dir} do not load (see `techassist plans validate`), "
+            "so orders were not checked against them"
+        )
+    else:
+        tiered = [
+            order_type
+            for plan in plans.plans
+            if any(
+                "order.service_tier" in step.inputs.values() or "service_tier" in step.parameters
+                for step in plan.steps
+            )
+            for order_type in plan.order_types
+        ]
+        expect = ImportExpectations(
+            service_tiers=tuple(TIERS),
+            models=MODELS,
+            tier_order_types=tiered,
+            planned_order_types=[t for plan in plans.plans for t in plan.order_types],
+        )
     db = open_workorders(settings.model_copy(update={"seed_demo": False}))
     try:
-        summary = db.import_file(args.file)
+        summary = db.import_file(args.file, expect)
     finally:
         db.close()
     print(f"Imported {summary}.")
+    for line in [*summary.warnings, *notes]:
+        print(f"warning: {line}")
     return 0
 
 

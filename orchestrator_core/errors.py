@@ -53,7 +53,12 @@ class WorkOrderError(TechAssistError):
 
 
 class ToolFailed(TechAssistError):
-    """A tool could not do its job; the message is shown to the technician as is."""
+    """A tool could not do its job; the message is shown to the technician as is.
+
+    Raised as such, the failure is permanent: nothing the technician can enter
+    again or retry fixes it (only escalating, or skipping where the plan allows).
+    The subclasses below say when something can.
+    """
 
 
 class TransientToolError(ToolFailed):
@@ -61,23 +66,30 @@ class TransientToolError(ToolFailed):
 
 
 class ArgumentRefused(ToolFailed):
-    """The tool refused the values of some of its arguments; new values can fix it, a retry not.
+    """The tool refused the values of some of its arguments; other values may work.
 
-    ``arguments`` names the tool arguments, ``choices`` the values it accepts where
-    it has a fixed set.
+    ``arguments`` names the tool arguments whose values were refused (e.g.
+    ``("fsan", "model")`` for a serial registered under another model);
+    ``choices`` lists the accepted values when the tool takes a fixed set
+    (e.g. the service tiers). Retrying with the same values cannot help;
+    entering them again can.
     """
 
-    def __init__(self, message: str, arguments: Sequence[str], *, choices: Sequence[str] = ()):
+    def __init__(
+        self, message: str, arguments: Sequence[str], *, choices: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
-        self.arguments = tuple(arguments)
-        self.choices = tuple(choices)
+        self.arguments: tuple[str, ...] = tuple(arguments)
+        self.choices: tuple[str, ...] = tuple(choices)
 
 
 class FieldFault(ToolFailed):
-    """Something on site stops the tool that the technician can fix.
+    """Something on site is wrong that the technician can fix, then try again.
 
-    After doing ``remedy`` the technician answers ``confirm``, and the tool is
-    called again with ``retry_args`` added to its arguments.
+    After doing ``remedy`` (e.g. "Clean and re-seat the fiber connector") the
+    technician answers ``confirm`` (one word, e.g. "cleaned"), and the tool is
+    called again with its arguments updated by ``retry_args`` (e.g.
+    ``{"cleaned": True}``).
     """
 
     def __init__(
@@ -86,7 +98,7 @@ class FieldFault(ToolFailed):
         super().__init__(message)
         self.remedy = remedy
         self.confirm = confirm
-        self.retry_args = dict(retry_args)
+        self.retry_args: dict[str, Any] = dict(retry_args)
 
 
 class BridgeError(TechAssistError):

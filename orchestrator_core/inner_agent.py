@@ -3,7 +3,8 @@
 For each call it validates and coerces the arguments against the tool's
 signature, applies a timeout to every try, retries transient failures of
 idempotent tools with a short backoff, and records every try in the audit
-table with sensitive arguments masked. A call whose (session, order, step,
+table with sensitive arguments masked. A failure's ``error_kind`` says what can
+fix it (see ``ToolResult``). A call whose (session, order, step,
 attempt) already succeeded is answered from the audit without running the
 tool again, so a turn replayed after a crash repeats no side effect.
 """
@@ -27,39 +28,56 @@ log = logging.getLogger("techassist.inner_agent")
 
 ErrorKind = Literal[
     "failed",
+    "refused",
+    "fault",
     "transient",
     "timeout",
     "bad_arguments",
     "unknown_tool",
     "internal",
-    "refused",
-    "fault",
 ]
 MASK = "***"
 
 
 class ToolResult(BaseModel):
-    """How a tool call went: outputs on success, an error kind and a plain message otherwise."""
+    """How a tool call went: outputs on success, an error kind and a plain message otherwise.
+
+    The error kinds, by what can fix them:
+
+    - ``refused``: the tool refused the values of the arguments in ``refused``
+      (``choices``: the accepted values, when there is a fixed set); entering
+      them again can fix it, retrying as is cannot;
+    - ``bad_arguments``: the arguments did not fit the tool's signature; ``refused``
+      names the missing or invalid ones (``choices`` as above);
+    - ``fault``: something on site; after ``remedy`` the technician answers
+      ``confirm`` and the tool is called again with its arguments updated by
+      ``retry_args``;
+    - ``transient``, ``timeout``: trying again may help (already retried for
+      idempotent tools);
+    - ``failed``: nothing the technician enters or retries fixes it;
+    - ``unknown_tool``, ``internal``: a bug or a misconfiguration.
+    """
 
     ok: bool
     outputs: dict[str, Any] = Field(default_factory=dict)
     error_kind: ErrorKind | None = None
     message: str = ""
     """For the technician: says what failed and why, in plain words."""
+    refused: tuple[str, ...] = ()
+    """Tool argument names whose values were refused, missing or invalid."""
+    choices: tuple[str, ...] = ()
+    """The values accepted for the refused argument, when it takes a fixed set."""
+    remedy: str = ""
+    """What the technician can do on site about a ``fault``."""
+    confirm: str = ""
+    """The word the technician answers once ``remedy`` is done."""
+    retry_args: dict[str, Any] = Field(default_factory=dict)
+    """Arguments to change when calling the tool again after ``remedy``."""
     attempts: int = 0
     """Tries actually made: 0 when the tool did not run (bad arguments, a replay)."""
     duration_ms: float = 0.0
     replayed: bool = False
     """True when the outputs come from the audit of an earlier identical call."""
-    refused: tuple[str, ...] = ()
-    """The arguments whose values were refused or missing ("refused", "bad_arguments")."""
-    choices: tuple[str, ...] = ()
-    """The values the tool accepts for a refused argument, where it has a fixed set."""
-    remedy: str = ""
-    """What the technician can do about a "fault"; ``confirm`` is the word that says it is done."""
-    confirm: str = ""
-    retry_args: dict[str, Any] = Field(default_factory=dict)
-    """Arguments added to the call that follows the technician's ``confirm``."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,23 @@ class CallContext:
 
 def _mask(values: Mapping[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
     return {k: (MASK if k in sensitive else v) for k, v in values.items()}
+
+
+def _invalid_arguments(spec: ToolSpec, exc: ValidationError) -> tuple[str, ...]:
+    """The tool's own arguments that a validation error found missing or invalid, in order."""
+    names: list[str] = []
+    for err in exc.errors(include_url=False):
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if name in spec.accepted and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _choices_for(spec: ToolSpec, arguments: tuple[str, ...]) -> tuple[str, ...]:
+    """The fixed values of the one refused argument, if it has them."""
+    if len(arguments) != 1:
+        return ()
+    return tuple(spec.choices.get(arguments[0], ()))
 
 
 def _sentence(text: str) -> str:
@@ -158,9 +193,13 @@ class InnerAgent:
         except ValidationError as exc:
             message = self._bad_arguments(spec, exc, call.sensitive)
             self._record(call, 0, tool, masked, None, "bad_arguments", message, 0.0)
-            refused = tuple(dict.fromkeys(str(err["loc"][0]) for err in exc.errors() if err["loc"]))
+            refused = _invalid_arguments(spec, exc)
             return ToolResult(
-                ok=False, error_kind="bad_arguments", message=message, refused=refused
+                ok=False,
+                error_kind="bad_arguments",
+                message=message,
+                refused=refused,
+                choices=_choices_for(spec, refused),
             )
         kwargs = {name: getattr(validated, f"arg_{name}") for name in spec.accepted}
         return await self._run(spec, kwargs, masked, call)
@@ -172,7 +211,7 @@ class InnerAgent:
         started = time.perf_counter()
         kind: ErrorKind = "internal"
         message = ""
-        detail: dict[str, Any] = {}
+        failure: ToolFailed | None = None
         for try_no in range(1, tries + 1):
             begun = time.perf_counter()
             try:
@@ -181,19 +220,13 @@ class InnerAgent:
                 if not isinstance(outputs, dict):
                     raise TypeError(f"tool {spec.name} returned {type(outputs).__name__}, not dict")
             except TransientToolError as exc:
-                kind, message = "transient", str(exc)
+                kind, message, failure = "transient", str(exc), exc
             except ArgumentRefused as exc:
-                kind, message = "refused", str(exc)
-                detail = {"refused": exc.arguments, "choices": exc.choices}
+                kind, message, failure = "refused", str(exc), exc
             except FieldFault as exc:
-                kind, message = "fault", str(exc)
-                detail = {
-                    "remedy": exc.remedy,
-                    "confirm": exc.confirm,
-                    "retry_args": exc.retry_args,
-                }
+                kind, message, failure = "fault", str(exc), exc
             except ToolFailed as exc:
-                kind, message = "failed", str(exc)
+                kind, message, failure = "failed", str(exc), exc
             except TimeoutError:
                 kind, message = "timeout", ""
             except Exception:
@@ -214,14 +247,26 @@ class InnerAgent:
                 break
             log.info("tool %s try %d/%d: %s; retrying", spec.name, try_no, tries, kind)
             await asyncio.sleep(self.backoff * 2 ** (try_no - 1))
-        return ToolResult(
+        result = ToolResult(
             ok=False,
             error_kind=kind,
             message=self._failure_text(spec, kind, message, try_no),
             attempts=try_no,
             duration_ms=(time.perf_counter() - started) * 1000,
-            **detail,
         )
+        if isinstance(failure, ArgumentRefused) and kind == "refused":
+            refused = failure.arguments
+            choices = failure.choices or _choices_for(spec, refused)
+            result = result.model_copy(update={"refused": refused, "choices": choices})
+        elif isinstance(failure, FieldFault) and kind == "fault":
+            result = result.model_copy(
+                update={
+                    "remedy": failure.remedy,
+                    "confirm": failure.confirm,
+                    "retry_args": dict(failure.retry_args),
+                }
+            )
+        return result
 
     def _failure_text(self, spec: ToolSpec, kind: ErrorKind, message: str, tries: int) -> str:
         after = f" after {tries} tries" if tries > 1 else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 OrderStatus = Literal["assigned", "in_progress", "completed", "cancelled", "escalated"]
 InventoryStatus = Literal["available", "installed", "faulty"]
@@ -62,6 +62,20 @@ class Order(BaseModel):
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else as_utc(value)
+
+    @field_validator("details", "notes", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        """An optional field given as null is the same as one left out."""
+        if value is None:
+            return {} if info.field_name == "details" else ""
+        return value
+
+    @field_validator("service_tier", mode="before")
+    @classmethod
+    def _blank_tier_is_none(cls, value: Any) -> Any:
+        """A blank service tier is no service tier: the speed test will ask for it."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def is_open(self) -> bool:

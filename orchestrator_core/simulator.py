@@ -12,12 +12,17 @@ only state is a call counter per operation, used to inject failures:
 - ``latency_ms`` delays every call, to exercise timeouts and benchmarks.
 
 Operation names are the names of the tools that call them, so a failure key is
-always a tool name. Permanent problems (an unknown model, a bad Wi-Fi password)
-raise ``ToolFailed`` with a message for the technician.
+always a tool name. Values the systems refuse (an unknown model or tier, a bad
+Wi-Fi password) raise ``ArgumentRefused`` naming the argument, with a message
+for the technician.
 
 Readings:
 
-- ``check_light_levels``: rx from -8 to -27 dBm, ``light_ok`` when rx >= -25 dBm;
+- ``check_light_levels``: rx from -8 to -27 dBm, ``light_ok`` when rx >= -25 dBm.
+  A serial that reads below -25 dBm has one cause, fixed by its serial (see
+  ``light_cause``): a dirty connector, which reads a good level once the check
+  is made with ``cleaned=True``, or a damaged fiber, which never does. The
+  simulator keeps no state: the caller says whether the connector was cleaned;
 - ``run_speed_test``: download and upload at 100-112 % of the tier's nominal speed;
 - ``run_line_test``: a fault for about half of all order ids, chosen by hash,
   unless the caller says new equipment went in (then the line tests OK).
@@ -29,9 +34,9 @@ import asyncio
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from orchestrator_core.errors import ConfigError, ToolFailed, TransientToolError
+from orchestrator_core.errors import ArgumentRefused, ConfigError, TransientToolError
 
 #: The ONT models the provisioning system knows.
 MODELS: tuple[str, ...] = ("G-010G-P", "G-240W-F", "716GE", "XS-010X-Q")
@@ -41,6 +46,10 @@ ETHERNET_PORTS = range(1, 5)
 TIERS: dict[str, int] = {"300M": 300, "500M": 500, "1G": 1000}
 #: Received optical power at or above this is good enough to bring a customer online.
 LIGHT_THRESHOLD_DBM = -25.0
+
+LightCause = Literal["dirty_connector", "damaged_fiber"]
+DIRTY_CONNECTOR: LightCause = "dirty_connector"
+DAMAGED_FIBER: LightCause = "damaged_fiber"
 
 _FAULT_LOCATIONS = ("drop cable", "splitter port", "fiber distribution hub", "ONT fiber jumper")
 
@@ -104,6 +113,21 @@ def rx_power_dbm(fsan: str) -> float:
     return round(-8.0 - 19.0 * unit("rx", fsan), 1)
 
 
+def light_cause(fsan: str) -> LightCause | None:
+    """Why a serial reads too little light, fixed by its serial; None when its light is good.
+
+    About half of the dark serials have a dirty connector, the rest a damaged fiber.
+    """
+    if rx_power_dbm(fsan) >= LIGHT_THRESHOLD_DBM:
+        return None
+    return DIRTY_CONNECTOR if unit("cause", fsan) < 0.5 else DAMAGED_FIBER
+
+
+def cleaned_rx_power_dbm(fsan: str) -> float:
+    """What a dark serial with a dirty connector reads once cleaned: -14 to -22 dBm."""
+    return round(-14.0 - 8.0 * unit("cleaned", fsan), 1)
+
+
 class NetworkSimulator:
     """Answers tools as the network would, deterministically; see the module docstring."""
 
@@ -130,40 +154,69 @@ class NetworkSimulator:
             raise TransientToolError("The network system did not respond.")
 
     @staticmethod
-    def _check_model(model: str) -> None:
+    def _check_model(model: str, argument: str) -> None:
         if model not in MODELS:
-            raise ToolFailed(f"{model} is not a known ONT model (known: {', '.join(MODELS)}).")
+            raise ArgumentRefused(
+                f"{model} is not a known ONT model (known: {', '.join(MODELS)}).",
+                (argument,),
+                choices=MODELS,
+            )
 
     async def activate_ont(
         self, order_id: str, fsan: str, model: str, ethernet_port: int
     ) -> dict[str, Any]:
         """Provision an ONT; the same serial on the same order always gets the same ont_id."""
         await self._begin("activate_ont", order_id, fsan, model, ethernet_port)
-        self._check_model(model)
+        self._check_model(model, "model")
         if ethernet_port not in ETHERNET_PORTS:
-            raise ToolFailed(
+            raise ArgumentRefused(
                 f"The {model} has Ethernet ports {ETHERNET_PORTS.start} to "
-                f"{ETHERNET_PORTS.stop - 1}; port {ethernet_port} does not exist."
+                f"{ETHERNET_PORTS.stop - 1}; port {ethernet_port} does not exist.",
+                ("ethernet_port",),
+                choices=tuple(str(port) for port in ETHERNET_PORTS),
             )
         return {
             "ont_id": "ONT-" + _digest("ont", fsan, order_id).hex()[:8].upper(),
             "activation_status": "active",
         }
 
-    async def check_light_levels(self, fsan: str) -> dict[str, Any]:
-        """Optical power at the ONT: rx from -8 to -27 dBm, tx from 0.5 to 5 dBm."""
+    async def check_light_levels(self, fsan: str, cleaned: bool = False) -> dict[str, Any]:
+        """Optical power at the ONT: rx from -8 to -27 dBm, tx from 0.5 to 5 dBm.
+
+        ``cleaned`` says the fiber connector was cleaned and re-seated: a dirty
+        connector then reads a good level; a damaged fiber still reads dark. A
+        dark reading carries its ``cause`` (``dirty_connector``, ``damaged_fiber``).
+        """
         await self._begin("check_light_levels", fsan)
+        cause = light_cause(fsan)
         rx = rx_power_dbm(fsan)
+        if cause == DIRTY_CONNECTOR and cleaned:
+            cause, rx = None, cleaned_rx_power_dbm(fsan)
         tx = round(0.5 + 4.5 * unit("tx", fsan), 1)
-        return {"rx_power_dbm": rx, "tx_power_dbm": tx, "light_ok": rx >= LIGHT_THRESHOLD_DBM}
+        reading: dict[str, Any] = {
+            "rx_power_dbm": rx,
+            "tx_power_dbm": tx,
+            "light_ok": rx >= LIGHT_THRESHOLD_DBM,
+        }
+        if cause is not None:
+            reading["cause"] = cause
+        return reading
 
     async def configure_wifi(self, fsan: str, ssid: str, wifi_password: str) -> dict[str, Any]:
         """Set the ONT's Wi-Fi; the device refuses names and passwords WPA2 does not allow."""
         await self._begin("configure_wifi", fsan, ssid)  # never the password, even hashed
         if not 1 <= len(ssid.encode()) <= 32:
-            raise ToolFailed("The Wi-Fi name must be 1 to 32 characters long.")
-        if not 8 <= len(wifi_password) <= 63:
-            raise ToolFailed("The Wi-Fi password must be 8 to 63 characters long.")
+            raise ArgumentRefused(
+                "The device refused the Wi-Fi name: it must be 1 to 32 bytes long "
+                "(accented letters and symbols count as 2 to 4).",
+                ("ssid",),
+            )
+        if not 8 <= len(wifi_password) <= 63 or not wifi_password.isascii():
+            raise ArgumentRefused(
+                "The device refused the Wi-Fi password: it must be 8 to 63 characters long, "
+                "letters, digits and plain symbols only.",
+                ("wifi_password",),
+            )
         return {"wifi_configured": True, "ssid": ssid}
 
     async def run_speed_test(self, fsan: str, service_tier: str) -> dict[str, Any]:
@@ -171,8 +224,8 @@ class NetworkSimulator:
         await self._begin("run_speed_test", fsan, service_tier)
         nominal = TIERS.get(service_tier)
         if nominal is None:
-            raise ToolFailed(
-                f"Unknown service tier {service_tier!r}; expected one of {', '.join(TIERS)}."
+            raise ArgumentRefused(
+                unknown_tier_text(service_tier), ("service_tier",), choices=tuple(TIERS)
             )
         down = round(nominal * (1.0 + 0.12 * unit("down", fsan, service_tier)), 1)
         up = round(nominal * (1.0 + 0.12 * unit("up", fsan, service_tier)), 1)
@@ -193,7 +246,7 @@ class NetworkSimulator:
     ) -> dict[str, Any]:
         """Swap the ONT registered on an order for a new one."""
         await self._begin("replace_equipment", order_id, new_serial, old_serial)
-        self._check_model(new_model)
+        self._check_model(new_model, "new_model")
         return {"ont_id": "ONT-" + _digest("ont", new_serial, order_id).hex()[:8].upper()}
 
     async def escalate(self, cuid: str, order_id: str | None, kind: str) -> dict[str, Any]:
@@ -202,13 +255,27 @@ class NetworkSimulator:
         return {"notified": True}
 
 
+def unknown_tier_text(service_tier: str) -> str:
+    """Says a service tier is unknown, whether it came from the order or the technician."""
+    known = ", ".join(TIERS)
+    if not service_tier.strip():
+        return f"No service tier was given; the speed test needs one of {known}."
+    return f"The service tier {service_tier} is not one the speed test knows (known: {known})."
+
+
 __all__ = [
+    "DAMAGED_FIBER",
+    "DIRTY_CONNECTOR",
     "ETHERNET_PORTS",
     "LIGHT_THRESHOLD_DBM",
+    "LightCause",
+    "cleaned_rx_power_dbm",
+    "light_cause",
     "rx_power_dbm",
     "MODELS",
     "NetworkSimulator",
     "SimulatorConfig",
     "TIERS",
     "unit",
+    "unknown_tier_text",
 ]

@@ -1,11 +1,19 @@
 """The tool registry and every built-in tool.
 
 A tool is a typed async function ``async def name(ctx: ToolContext, ...) -> dict``
-registered by name. It returns a flat dict of outputs, raises ``ToolFailed``
-with plain words for a technician when it cannot do its job, and
-``TransientToolError`` when trying again may help. Argument names are a
-contract: plans map their inputs onto them. The inner agent validates the
-arguments (``args_model``), applies timeouts and retries, and audits every try.
+registered by name. It returns a flat dict of outputs, or raises with plain
+words for a technician; what it raises says what can fix it:
+
+- ``ArgumentRefused``: the values of the named arguments were refused; entering
+  them again (or correcting the order's data they came from) can fix it;
+- ``FieldFault``: something on site the technician can fix, then confirm;
+- ``TransientToolError``: trying again may help;
+- ``ToolFailed`` itself: nothing the technician enters or retries fixes it.
+
+Argument names are a contract: plans map their inputs onto them. Arguments
+that take a fixed set of values declare it (``choices``), so a conversation can
+offer them. The inner agent validates the arguments (``args_model``), applies
+timeouts and retries, and audits every try.
 
 A tool is declared idempotent when calling it twice with the same arguments
 leaves the world as calling it once did; only those are retried.
@@ -17,16 +25,24 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from orchestrator_core.errors import ToolFailed
-from orchestrator_core.simulator import MODELS, TIERS, NetworkSimulator
-from orchestrator_core.workorders import Order, WorkOrderDB
+from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed
+from orchestrator_core.simulator import (
+    DIRTY_CONNECTOR,
+    ETHERNET_PORTS,
+    LIGHT_THRESHOLD_DBM,
+    MODELS,
+    TIERS,
+    NetworkSimulator,
+    unknown_tier_text,
+)
+from orchestrator_core.workorders import InventoryItem, Order, WorkOrderDB
 
 ToolFunc = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -60,6 +76,9 @@ class ToolSpec:
     read_only: bool = False
     """The tool changes nothing, so running it again on a replayed turn is harmless and
     the inner agent need not look for an earlier result in the audit."""
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    """Arguments that take one of a fixed set of values, with those values
+    (e.g. ``service_tier``: 300M, 500M, 1G), for asking a technician."""
 
     @property
     def args_model(self) -> type[BaseModel]:
@@ -103,6 +122,7 @@ class ToolRegistry:
         description: str = "",
         action: str = "",
         read_only: bool = False,
+        choices: Mapping[str, Sequence[str]] | None = None,
     ) -> ToolSpec:
         """Add ``func`` as a tool; raise TypeError/ValueError if it cannot be one."""
         name = name or func.__name__
@@ -117,6 +137,13 @@ class ToolRegistry:
         if name in self._specs:
             raise ValueError(f"a tool named {name!r} is already registered")
         args_model_for(func)  # An annotation pydantic cannot validate fails here, not mid-turn.
+        accepted = frozenset(p.name for p in params[1:])
+        fixed = {arg: tuple(values) for arg, values in (choices or {}).items()}
+        for arg, values in fixed.items():
+            if arg not in accepted:
+                raise ValueError(f"tool {name!r} has no argument {arg!r} to give choices for")
+            if not values:
+                raise ValueError(f"tool {name!r}: the choices for {arg!r} are empty")
         doc = inspect.getdoc(func) or ""
         spec = ToolSpec(
             name=name,
@@ -124,9 +151,10 @@ class ToolRegistry:
             idempotent=idempotent,
             description=description or doc.partition("\n")[0],
             required=frozenset(p.name for p in params[1:] if p.default is p.empty),
-            accepted=frozenset(p.name for p in params[1:]),
+            accepted=accepted,
             action=action or f"Running {name}",
             read_only=read_only,
+            choices=MappingProxyType(fixed),
         )
         self._specs[name] = spec
         return spec
@@ -139,6 +167,7 @@ class ToolRegistry:
         description: str = "",
         action: str = "",
         read_only: bool = False,
+        choices: Mapping[str, Sequence[str]] | None = None,
     ) -> Callable[[ToolFunc], ToolFunc]:
         """Decorator form of ``register``; returns the function unchanged."""
 
@@ -150,6 +179,7 @@ class ToolRegistry:
                 description=description,
                 action=action,
                 read_only=read_only,
+                choices=choices,
             )
             return func
 
@@ -199,12 +229,13 @@ def _order(ctx: ToolContext, order_id: str) -> Order:
     return order
 
 
-def _fsan(value: str) -> str:
+def _fsan(value: str, argument: str = "fsan") -> str:
     fsan = value.strip().upper()
     if not _FSAN.fullmatch(fsan):
-        raise ToolFailed(
+        raise ArgumentRefused(
             f"{value.strip()!r} doesn't look like an ONT serial: 4 letters then 8 hex digits, "
-            "like ALCL1234ABCD."
+            "like ALCL1234ABCD.",
+            (argument,),
         )
     return fsan
 
@@ -213,7 +244,27 @@ def _model(value: str) -> str:
     for model in MODELS:
         if model.casefold() == value.strip().casefold():
             return model
-    raise ToolFailed(f"{value.strip()} is not a known ONT model (known: {', '.join(MODELS)}).")
+    raise ArgumentRefused(
+        f"{value.strip()} is not a known ONT model (known: {', '.join(MODELS)}).",
+        ("model",),
+        choices=MODELS,
+    )
+
+
+def _known_model(value: str) -> bool:
+    return any(model.casefold() == value.strip().casefold() for model in MODELS)
+
+
+def _unknown_model_text(item: InventoryItem) -> str:
+    return (
+        f"Serial {item.serial} is a {item.model} in inventory, a model the provisioning "
+        f"system doesn't know (known: {', '.join(MODELS)}); use another ONT."
+    )
+
+
+def _serial_or_none(value: Any) -> str | None:
+    """A serial recorded somewhere, upper-cased; None for a blank or a non-string."""
+    return value.strip().upper() if isinstance(value, str) and value.strip() else None
 
 
 def _order_dict(order: Order) -> dict[str, Any]:
@@ -318,39 +369,70 @@ async def escalate(
 # ---------------------------------------------------------------------- installation
 
 
-@builtin(idempotent=True, action="Activating the ONT")
+@builtin(
+    idempotent=True,
+    action="Activating the ONT",
+    choices={"model": MODELS, "ethernet_port": tuple(str(port) for port in ETHERNET_PORTS)},
+)
 async def activate_ont(
     ctx: ToolContext, order_id: str, fsan: str, model: str, ethernet_port: int
 ) -> dict[str, Any]:
     """Activate an ONT from inventory on an order's line."""
     order = _order(ctx, order_id)
-    fsan, model = _fsan(fsan), _model(model)
+    fsan = _fsan(fsan)
     item = ctx.db.get_inventory(fsan)
     if item is None:
-        raise ToolFailed(f"Serial {fsan} is not in inventory.")
-    if item.model != model:
-        raise ToolFailed(f"Serial {fsan} is a {item.model} in inventory, not a {model}.")
+        raise ArgumentRefused(f"Serial {fsan} is not in inventory.", ("fsan",))
+    if not _known_model(item.model):
+        raise ArgumentRefused(_unknown_model_text(item), ("fsan",))
+    model = _model(model)
+    if item.model.casefold() != model.casefold():
+        # Either value may be the mistyped one.
+        raise ArgumentRefused(
+            f"Serial {fsan} is a {item.model} in inventory, not a {model}.", ("fsan", "model")
+        )
     this_order = (item.order_id or "").casefold() == order.order_id.casefold()
     if item.status == "installed" and not this_order:
-        raise ToolFailed(f"Serial {fsan} is already installed on another order.")
+        raise ArgumentRefused(f"Serial {fsan} is already installed on another order.", ("fsan",))
     if item.status == "faulty":
-        raise ToolFailed(f"Serial {fsan} is marked faulty in inventory; use another ONT.")
+        raise ArgumentRefused(
+            f"Serial {fsan} is marked faulty in inventory; use another ONT.", ("fsan",)
+        )
     result = await ctx.sim.activate_ont(order.order_id, fsan, model, ethernet_port)
     ctx.db.set_inventory_status(fsan, "installed", order.order_id)
     return {"ont_id": result["ont_id"], "activation_status": "active"}
 
 
+#: What a technician does about a dirty connector, and the word that says it is done.
+CLEAN_CONNECTOR = "Clean and re-seat the fiber connector"
+CLEANED = "cleaned"
+
+
 @builtin(idempotent=True, read_only=True, action="Checking the light levels")
-async def check_light_levels(ctx: ToolContext, fsan: str) -> dict[str, Any]:
-    """Read the optical power at the ONT; too little light is a failure."""
-    reading = await ctx.sim.check_light_levels(_fsan(fsan))
-    if not reading["light_ok"]:
-        # Nothing after this step can work on a dark line, so stop here.
-        raise ToolFailed(
-            f"The light level is too low: {reading['rx_power_dbm']} dBm received, "
-            "-25 dBm or better is needed. Clean and re-seat the fiber connector."
+async def check_light_levels(ctx: ToolContext, fsan: str, cleaned: bool = False) -> dict[str, Any]:
+    """Read the optical power at the ONT; too little light is a failure.
+
+    ``cleaned`` says the fiber connector was cleaned and re-seated since the last
+    reading. A dark reading that cleaning can fix is a ``FieldFault``; one it
+    cannot (a damaged fiber) needs a fiber crew.
+    """
+    reading = await ctx.sim.check_light_levels(_fsan(fsan), cleaned)
+    if reading["light_ok"]:
+        return {key: reading[key] for key in ("rx_power_dbm", "tx_power_dbm", "light_ok")}
+    # Nothing after this step can work on a dark line, so stop here.
+    too_low = (
+        f"The light level is too low: {reading['rx_power_dbm']} dBm received, "
+        f"{LIGHT_THRESHOLD_DBM:g} dBm or better is needed."
+    )
+    if reading.get("cause") == DIRTY_CONNECTOR and not cleaned:
+        raise FieldFault(
+            too_low, remedy=CLEAN_CONNECTOR, confirm=CLEANED, retry_args={"cleaned": True}
         )
-    return reading
+    after = " even with the connector cleaned" if cleaned else ""
+    raise ToolFailed(
+        f"{too_low} The fiber between the ONT and the splitter is damaged{after}: "
+        "it needs a fiber crew."
+    )
 
 
 @builtin(idempotent=True, action="Configuring the Wi-Fi")
@@ -361,13 +443,18 @@ async def configure_wifi(
     return await ctx.sim.configure_wifi(_fsan(fsan), ssid, wifi_password)
 
 
-@builtin(idempotent=True, read_only=True, action="Running the speed test")
+@builtin(
+    idempotent=True,
+    read_only=True,
+    action="Running the speed test",
+    choices={"service_tier": tuple(TIERS)},
+)
 async def run_speed_test(ctx: ToolContext, fsan: str, service_tier: str) -> dict[str, Any]:
     """Measure the line's speed against the customer's service tier."""
     tier = service_tier.strip().upper()
     if tier not in TIERS:
-        raise ToolFailed(
-            f"Unknown service tier {service_tier.strip()!r}; expected one of {', '.join(TIERS)}."
+        raise ArgumentRefused(
+            unknown_tier_text(service_tier.strip()), ("service_tier",), choices=tuple(TIERS)
         )
     return await ctx.sim.run_speed_test(_fsan(fsan), tier)
 
@@ -376,9 +463,10 @@ async def run_speed_test(ctx: ToolContext, fsan: str, service_tier: str) -> dict
 async def confirm_customer_online(ctx: ToolContext, customer_online: bool) -> dict[str, Any]:
     """Record the technician's confirmation that the customer is online."""
     if not customer_online:
-        raise ToolFailed(
+        raise ArgumentRefused(
             "The customer is not online yet. Check the cabling and the customer's device, "
-            "then confirm again."
+            "then confirm again.",
+            ("customer_online",),
         )
     return {"customer_online": True}
 
@@ -400,24 +488,34 @@ async def run_line_test(ctx: ToolContext, order_id: str) -> dict[str, Any]:
 # already installed there and returns the same answer without touching anything.
 @builtin(idempotent=True, action="Replacing the equipment")
 async def replace_equipment(
-    ctx: ToolContext, order_id: str, new_serial: str, old_serial: str | None = None
+    ctx: ToolContext, order_id: str, new_serial: str, old_serial: Any = None
 ) -> dict[str, Any]:
-    """Swap the customer's ONT for one from inventory; the old one is marked faulty."""
+    """Swap the customer's ONT for one from inventory; the old one is marked faulty.
+
+    ``old_serial`` (else the order's ``current_serial`` detail) is whatever the
+    order recorded: anything but a non-blank string is taken as unknown.
+    """
     order = _order(ctx, order_id)
-    new = _fsan(new_serial)
+    new = _fsan(new_serial, "new_serial")
     item = ctx.db.get_inventory(new)
     if item is None:
-        raise ToolFailed(f"Serial {new} is not in inventory.")
+        raise ArgumentRefused(f"Serial {new} is not in inventory.", ("new_serial",))
     done = {"new_serial": item.serial, "new_model": item.model, "replaced": True}
     if item.status == "installed" and (item.order_id or "").casefold() == order.order_id.casefold():
         return done
     if item.status != "available":
-        raise ToolFailed(f"Serial {new} is not available: it is {item.status}.")
-    old = old_serial or order.details.get("current_serial")
-    old = old.strip().upper() if isinstance(old, str) and old.strip() else None
+        raise ArgumentRefused(
+            f"Serial {new} is not available: it is {item.status}.", ("new_serial",)
+        )
+    if not _known_model(item.model):
+        raise ArgumentRefused(_unknown_model_text(item), ("new_serial",))
+    old = _serial_or_none(old_serial) or _serial_or_none(order.details.get("current_serial"))
     if old is not None and old.casefold() == new.casefold():
-        raise ToolFailed("The new serial is the same as the old one.")
-    await ctx.sim.replace_equipment(order.order_id, item.serial, item.model, old)
+        raise ArgumentRefused(
+            f"The new serial {new} is the same as the old one: give the replacement's serial.",
+            ("new_serial",),
+        )
+    await ctx.sim.replace_equipment(order.order_id, item.serial, _model(item.model), old)
     if old is not None and ctx.db.get_inventory(old) is not None:
         ctx.db.set_inventory_status(old, "faulty", order.order_id)
     ctx.db.set_inventory_status(item.serial, "installed", order.order_id)
@@ -425,6 +523,8 @@ async def replace_equipment(
 
 
 __all__ = [
+    "CLEANED",
+    "CLEAN_CONNECTOR",
     "ORDER_ESCALATION_KINDS",
     "ToolContext",
     "ToolFunc",

@@ -25,7 +25,13 @@ Import format (JSON; keys starting with ``_`` at the top level are comments)::
 - inventory ``status`` is one of available, installed, faulty;
 - the whole file is validated first and imported in one transaction: an
   invalid record imports nothing, and the error names the record and field,
-  e.g. ``orders[3] (order_id=ORD-1007): status: Input should be ...``.
+  e.g. ``orders[3] (order_id=ORD-1007): status: Input should be ...``;
+- an optional field may be left out or given as null;
+- data that is valid but that a technician will have to make up for (an
+  installation without a service tier, a tier or an ONT model the network
+  systems don't know, an order type no plan serves) is imported, and the
+  summary warns about it when the caller says what is known
+  (``ImportExpectations``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,18 +153,118 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """How many records an import wrote, and how many of them replaced existing ones."""
+    """How many records an import wrote, how many of them replaced existing ones, and
+    ``warnings``: what technicians will be asked for or cannot do because of the data."""
 
     technicians: int = 0
     orders: int = 0
     inventory: int = 0
     updated: int = 0
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return (
             f"{self.technicians} technicians, {self.orders} orders, "
             f"{self.inventory} inventory items ({self.updated} updated)"
         )
+
+
+@dataclass(frozen=True)
+class ImportExpectations:
+    """What the rest of TechAssist accepts, so that an import can warn about the rest.
+
+    Nothing here refuses a record. An empty collection (or None) is not checked.
+    """
+
+    service_tiers: Collection[str] = ()
+    """The service tiers the speed test knows."""
+    models: Collection[str] = ()
+    """The ONT models the provisioning system knows."""
+    tier_order_types: Collection[str] = ()
+    """Order types whose plan reads the order's service tier (the speed test)."""
+    planned_order_types: Collection[str] | None = None
+    """Order types some plan serves; None: not checked."""
+
+
+_SHOWN_IDS = 5
+
+
+def _some(ids: list[str]) -> str:
+    """Up to five ids, then how many more."""
+    shown = ", ".join(ids[:_SHOWN_IDS])
+    more = len(ids) - _SHOWN_IDS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _key(value: str) -> str:
+    return value.strip().casefold()
+
+
+def import_warnings(
+    orders: Iterable[Order], inventory: Iterable[InventoryRecord], expect: ImportExpectations
+) -> list[str]:
+    """What technicians will have to make up for in this data; see ``ImportExpectations``.
+
+    Only open orders count: nobody works on the others.
+    """
+    warnings: list[str] = []
+    open_orders = [o for o in orders if o.is_open]
+    tier_types = {_key(t) for t in expect.tier_order_types}
+    tiered = [o for o in open_orders if not tier_types or _key(o.order_type) in tier_types]
+
+    if tier_types:
+        by_type: dict[str, list[str]] = {}
+        for order in tiered:
+            if order.service_tier is None:
+                by_type.setdefault(order.order_type, []).append(order.order_id)
+        for order_type, ids in sorted(by_type.items()):
+            have = "has" if len(ids) == 1 else "have"
+            warnings.append(
+                f"{_count(len(ids), f'open {order_type} order')} {have} no service_tier: "
+                f"the speed test will ask the technician for it ({_some(ids)})"
+            )
+
+    if expect.service_tiers:
+        known = {t.strip().upper() for t in expect.service_tiers}
+        odd = [o for o in tiered if o.service_tier and o.service_tier.upper() not in known]
+        if odd:
+            values = ", ".join(sorted({str(o.service_tier) for o in odd}))
+            have = "has" if len(odd) == 1 else "have"
+            warnings.append(
+                f"{_count(len(odd), 'open order')} {have} a service_tier the speed test "
+                f"doesn't know ({values}; known: {', '.join(expect.service_tiers)}): "
+                f"the technician will be asked for it ({_some([o.order_id for o in odd])})"
+            )
+
+    if expect.planned_order_types is not None:
+        planned = {_key(t) for t in expect.planned_order_types}
+        lost = [o for o in open_orders if _key(o.order_type) not in planned]
+        if lost:
+            types = ", ".join(sorted({o.order_type for o in lost}))
+            have = "has" if len(lost) == 1 else "have"
+            warnings.append(
+                f"{_count(len(lost), 'open order')} {have} an order_type no plan serves "
+                f"({types}): TechAssist cannot guide the technician through "
+                f"{'it' if len(lost) == 1 else 'them'} ({_some([o.order_id for o in lost])})"
+            )
+
+    if expect.models:
+        models = {_key(m) for m in expect.models}
+        unknown = [item for item in inventory if _key(item.model) not in models]
+        if unknown:
+            names = ", ".join(sorted({item.model for item in unknown}))
+            have = "has" if len(unknown) == 1 else "have"
+            warnings.append(
+                f"{_count(len(unknown), 'inventory item')} {have} a model the provisioning "
+                f"system doesn't know ({names}; known: {', '.join(expect.models)}): "
+                f"{'it' if len(unknown) == 1 else 'they'} cannot be activated or used as a "
+                f"replacement ({_some([item.serial for item in unknown])})"
+            )
+    return warnings
 
 
 _SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
@@ -296,8 +402,14 @@ class WorkOrderDB:
 
     # ------------------------------------------------------------------ import
 
-    def import_data(self, data: dict[str, Any]) -> ImportSummary:
-        """Validate and upsert a whole data set in one transaction; see the module docstring."""
+    def import_data(
+        self, data: dict[str, Any], expect: ImportExpectations | None = None
+    ) -> ImportSummary:
+        """Validate and upsert a whole data set in one transaction; see the module docstring.
+
+        With ``expect``, the summary warns about valid data a technician will
+        have to make up for (``import_warnings``).
+        """
         technicians, orders, inventory = _validate(data)
         with self._write() as db:
             known = {t.cuid.casefold() for t in technicians}
@@ -368,21 +480,24 @@ class WorkOrderDB:
                     " 'available' THEN NULL ELSE inventory.order_id END",
                     (item.serial, item.model, item.status),
                 )
-        return ImportSummary(len(technicians), len(orders), len(inventory), updated)
+        warnings = import_warnings(orders, inventory, expect) if expect is not None else []
+        return ImportSummary(
+            len(technicians), len(orders), len(inventory), updated, tuple(warnings)
+        )
 
     @staticmethod
     def _exists(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
         row = db.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone()
         return 1 if row else 0
 
-    def import_file(self, path: Path) -> ImportSummary:
+    def import_file(self, path: Path, expect: ImportExpectations | None = None) -> ImportSummary:
         """Import a JSON file in the import format; a bad file names itself in the error."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise WorkOrderError(f"cannot read {path}: {exc}") from exc
         try:
-            return self.import_data(data)
+            return self.import_data(data, expect)
         except WorkOrderError as exc:
             raise WorkOrderError(f"{path}: {exc}") from exc
 
@@ -625,6 +740,7 @@ class WorkOrderDB:
 __all__ = [
     "DEMO_DATA",
     "INVENTORY_STATUSES",
+    "ImportExpectations",
     "ImportSummary",
     "InventoryItem",
     "OPEN_STATUSES",
@@ -632,5 +748,6 @@ __all__ = [
     "Order",
     "Technician",
     "WorkOrderDB",
+    "import_warnings",
     "prioritize",
 ]

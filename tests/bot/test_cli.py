@@ -86,6 +86,52 @@ def test_an_import_adds_orders_that_the_list_then_shows(tmp_path: Path) -> None:
     assert rows[0]["order_id"] == "ORD-9001" and rows[0]["details"]["gate_code"] == "1234"
 
 
+def test_an_import_says_what_technicians_will_be_asked_for(tmp_path: Path) -> None:
+    base = json.loads(gina_import(tmp_path).read_text())["orders"][0]
+    installation = dict(base, order_type="installation")
+    data = {
+        "technicians": [{"cuid": "GH3456", "name": "Gina Hale", "email": None}],
+        "orders": [
+            dict(installation, order_id="ORD-9001"),
+            dict(installation, order_id="ORD-9002", service_tier=None, details=None),
+            dict(installation, order_id="ORD-9003", service_tier="GIG1000"),
+            dict(base, order_id="ORD-9004", order_type="relocation"),
+        ],
+        "inventory": [{"serial": "HWTC00000001", "model": "HG8245", "status": "available"}],
+    }
+    path = tmp_path / "operator.json"
+    path.write_text(json.dumps(data))
+    done = techassist(tmp_path, "orders", "import", str(path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Imported 1 technicians, 4 orders, 1 inventory items (0 updated)."
+    warnings = lines[1:]
+    assert len(warnings) == 4 and all(w.startswith("warning: ") for w in warnings)
+    assert "2 open installation orders have no service_tier" in warnings[0]
+    assert "(ORD-9001, ORD-9002)" in warnings[0]
+    assert "doesn't know (GIG1000; known: 300M, 500M, 1G)" in warnings[1]
+    assert "no plan serves (relocation)" in warnings[2] and "ORD-9004" in warnings[2]
+    assert "(HG8245; known:" in warnings[3] and "HWTC00000001" in warnings[3]
+    rows = json.loads(techassist(tmp_path, "orders", "list", "--cuid", "GH3456", "--json").stdout)
+    assert len(rows) == 4  # warned about, all imported
+
+
+def test_an_import_checks_orders_against_the_configured_plans(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    plan = json.loads((Path(__file__).parents[2] / "plans" / "repair.json").read_text())
+    plan["order_types"] = ["repair", "relocation"]
+    (plans / "repair.json").write_text(json.dumps(plan))
+    path = gina_import(tmp_path, order_type="relocation")
+    done = techassist(tmp_path, "orders", "import", str(path), TECHASSIST_PLANS_DIR=str(plans))
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stdout
+    (plans / "repair.json").write_text("{}")
+    broken = techassist(tmp_path, "orders", "import", str(path), TECHASSIST_PLANS_DIR=str(plans))
+    assert broken.returncode == 0, broken.stderr
+    assert "warning: the plans in" in broken.stdout and "not checked against them" in broken.stdout
+
+
 def test_plans_validate_accepts_the_bundled_plans(tmp_path: Path) -> None:
     done = techassist(tmp_path, "plans", "validate")
     assert done.returncode == 0, done.stderr

@@ -78,14 +78,59 @@ async def test_a_slow_tool_times_out_and_counts_as_transient(db: WorkOrderDB) ->
     assert "timed out" in result.message
 
 
-async def test_a_tool_failure_is_explained_with_what_was_being_done(db: WorkOrderDB) -> None:
+async def test_a_refused_value_is_explained_and_names_the_argument(db: WorkOrderDB) -> None:
     result = await agent(db).execute_task(
         "activate_ont",
         {"order_id": "ORD-1005", "fsan": "ALCL00000000", "model": "G-240W-F", "ethernet_port": 1},
         call(),
     )
-    assert not result.ok and result.error_kind == "failed" and result.attempts == 1
+    assert not result.ok and result.error_kind == "refused" and result.attempts == 1
     assert result.message == "Activating the ONT failed: Serial ALCL00000000 is not in inventory."
+    assert result.refused == ("fsan",) and result.choices == ()
+    assert db.audit_rows("s1")[-1]["error_kind"] == "refused"
+
+
+async def test_an_unknown_tier_is_refused_once_with_the_tiers_to_choose_from(
+    db: WorkOrderDB,
+) -> None:
+    runner = agent(db)
+    result = await runner.execute_task(
+        "run_speed_test", {"fsan": "ALCL90ABCDEF", "service_tier": "GIG1000"}, call()
+    )
+    assert result.error_kind == "refused" and result.attempts == 1  # idempotent, not retried
+    assert result.refused == ("service_tier",) and result.choices == ("300M", "500M", "1G")
+    assert "GIG1000" in result.message and "300M, 500M, 1G" in result.message
+    port = await runner.execute_task(
+        "activate_ont",
+        {"order_id": "ORD-1005", "fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": 8},
+        call("port"),
+    )
+    assert port.refused == ("ethernet_port",) and port.choices == ("1", "2", "3", "4")
+
+
+async def test_a_field_fault_says_what_to_do_and_the_retry_it_calls_for_succeeds(
+    db: WorkOrderDB,
+) -> None:
+    runner = agent(db)
+    args = {"fsan": "ALCLC0FFEE02"}
+    dark = await runner.execute_task("check_light_levels", args, call("light"))
+    assert not dark.ok and dark.error_kind == "fault" and dark.attempts == 1
+    assert dark.message.startswith("Checking the light levels failed: The light level is too low")
+    assert dark.remedy == "Clean and re-seat the fiber connector" and dark.confirm == "cleaned"
+    assert dark.retry_args == {"cleaned": True}
+    assert db.audit_rows("s1")[-1]["error_kind"] == "fault"
+    cleaned = await runner.execute_task(
+        "check_light_levels", {**args, **dark.retry_args}, call("light", attempt=2)
+    )
+    assert cleaned.ok and cleaned.outputs["light_ok"] is True
+
+
+async def test_a_damaged_fiber_is_a_plain_failure_with_nothing_to_retry(db: WorkOrderDB) -> None:
+    result = await agent(db).execute_task(
+        "check_light_levels", {"fsan": "ALCLC0FFEE0E", "cleaned": True}, call()
+    )
+    assert result.error_kind == "failed" and "fiber crew" in result.message
+    assert result.remedy == "" and result.retry_args == {} and result.refused == ()
 
 
 async def test_arguments_are_coerced_to_the_tools_types(db: WorkOrderDB) -> None:
@@ -114,10 +159,20 @@ async def test_bad_arguments_are_named_and_the_tool_does_not_run(db: WorkOrderDB
         call(),
     )
     assert bad_port.error_kind == "bad_arguments" and "ethernet_port" in bad_port.message
+    assert bad_port.refused == ("ethernet_port",)
     missing = await runner.execute_task("run_speed_test", {"fsan": "ALCL90ABCDEF"}, call("b"))
     assert missing.error_kind == "bad_arguments" and "service_tier is missing" in missing.message
+    # What the order lacks can be asked for, with the values to choose from.
+    assert missing.refused == ("service_tier",) and missing.choices == ("300M", "500M", "1G")
+    wrong_type = await runner.execute_task(
+        "run_speed_test", {"fsan": "ALCL90ABCDEF", "service_tier": 1000}, call("d")
+    )
+    assert wrong_type.error_kind == "bad_arguments" and wrong_type.refused == ("service_tier",)
     extra = await runner.execute_task("run_line_test", {"order_id": "ORD-1", "x": 1}, call("c"))
     assert extra.error_kind == "bad_arguments" and "x is not an argument" in extra.message
+    assert extra.refused == ()
+    both = await runner.execute_task("activate_ont", {"order_id": "ORD-1005"}, call("e"))
+    assert both.refused == ("fsan", "model", "ethernet_port") and both.choices == ()
     assert db.get_inventory("ALCL90ABCDEF").status == "available"  # type: ignore[union-attr]
     assert runner.context.sim.calls("run_speed_test") == 0
 
@@ -193,3 +248,21 @@ async def test_a_read_only_tool_simply_runs_again_on_a_replay(db: WorkOrderDB) -
     again = await runner.execute_task("check_light_levels", args, call("light", attempt=2))
     assert again.ok and not again.replayed
     assert runner.context.sim.calls("check_light_levels") == 2
+
+
+async def test_a_current_serial_the_order_recorded_as_a_number_does_not_block_a_repair(
+    db: WorkOrderDB,
+) -> None:
+    order = db.get_order("ORD-1009")
+    assert order is not None
+    record = order.model_dump(mode="json", exclude={"closed_at"})
+    db.import_data({"orders": [dict(record, details={"current_serial": 770011})]})
+    trouble = await agent(db).execute_task("get_order_details", {"order_id": "ORD-1009"}, call())
+    # A plan maps the replaced serial from the order's details, whatever they hold.
+    args = {
+        "order_id": "ORD-1009",
+        "new_serial": "ALCL5E6F7A8B",
+        "old_serial": trouble.outputs["current_serial"],
+    }
+    replaced = await agent(db).execute_task("replace_equipment", args, call("replace"))
+    assert replaced.ok, replaced.message

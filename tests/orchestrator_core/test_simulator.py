@@ -6,8 +6,16 @@ import time
 
 import pytest
 
-from orchestrator_core.errors import ConfigError, ToolFailed, TransientToolError
-from orchestrator_core.simulator import MODELS, TIERS, NetworkSimulator, SimulatorConfig
+from orchestrator_core.errors import ArgumentRefused, ConfigError, TransientToolError
+from orchestrator_core.simulator import (
+    DAMAGED_FIBER,
+    DIRTY_CONNECTOR,
+    MODELS,
+    TIERS,
+    NetworkSimulator,
+    SimulatorConfig,
+    light_cause,
+)
 
 
 async def test_the_same_input_gives_the_same_reading_in_another_simulator() -> None:
@@ -35,13 +43,69 @@ async def test_a_speed_test_meets_the_service_tier(tier: str) -> None:
     assert result["download_mbps"] >= TIERS[tier] and result["upload_mbps"] >= TIERS[tier]
 
 
-async def test_an_unknown_tier_or_model_is_a_permanent_failure() -> None:
+async def test_an_unknown_tier_model_or_port_is_refused_naming_the_argument() -> None:
     sim = NetworkSimulator(SimulatorConfig())
-    with pytest.raises(ToolFailed, match="service tier"):
+    with pytest.raises(ArgumentRefused, match="service tier 2G") as tier:
         await sim.run_speed_test("ALCL90ABCDEF", "2G")
-    with pytest.raises(ToolFailed, match="not a known ONT model"):
+    assert tier.value.arguments == ("service_tier",) and tier.value.choices == tuple(TIERS)
+    with pytest.raises(ArgumentRefused, match="not a known ONT model") as model:
         await sim.activate_ont("ORD-1", "ALCL90ABCDEF", "HG8245", 1)
-    assert "716GE" in MODELS
+    assert model.value.arguments == ("model",) and model.value.choices == MODELS
+    with pytest.raises(ArgumentRefused, match="port 7 does not exist") as port:
+        await sim.activate_ont("ORD-1", "ALCL90ABCDEF", "716GE", 7)
+    assert port.value.arguments == ("ethernet_port",)
+
+
+async def test_the_device_refuses_a_wifi_name_or_password_without_repeating_the_password() -> None:
+    sim = NetworkSimulator(SimulatorConfig())
+    with pytest.raises(ArgumentRefused, match="Wi-Fi name") as name:
+        await sim.configure_wifi("ALCL90ABCDEF", "Café " * 7, "long enough")  # 35 bytes
+    assert name.value.arguments == ("ssid",)
+    for password in ("short", "pässwörd-with-umlauts"):
+        with pytest.raises(ArgumentRefused, match="Wi-Fi password") as refused:
+            await sim.configure_wifi("ALCL90ABCDEF", "Home", password)
+        assert refused.value.arguments == ("wifi_password",)
+        assert password not in str(refused.value)
+
+
+async def test_a_dirty_connector_reads_good_light_once_cleaned_even_in_a_fresh_simulator() -> None:
+    assert light_cause("ALCLC0FFEE02") == DIRTY_CONNECTOR
+    dark = await NetworkSimulator(SimulatorConfig()).check_light_levels("ALCLC0FFEE02")
+    assert dark["light_ok"] is False and dark["rx_power_dbm"] == -25.8
+    # The simulator keeps no state: the re-check says the connector was cleaned.
+    cleaned = await NetworkSimulator(SimulatorConfig()).check_light_levels(
+        "ALCLC0FFEE02", cleaned=True
+    )
+    assert cleaned["light_ok"] is True and cleaned["rx_power_dbm"] >= -22.0
+    again = await NetworkSimulator(SimulatorConfig()).check_light_levels(
+        "ALCLC0FFEE02", cleaned=True
+    )
+    assert again == cleaned
+
+
+async def test_a_damaged_fiber_stays_dark_whatever_is_cleaned() -> None:
+    assert light_cause("ALCLC0FFEE0E") == DAMAGED_FIBER
+    sim = NetworkSimulator(SimulatorConfig())
+    for cleaned in (False, True, True):
+        reading = await sim.check_light_levels("ALCLC0FFEE0E", cleaned=cleaned)
+        assert reading["light_ok"] is False and reading["cause"] == DAMAGED_FIBER
+
+
+async def test_dark_serials_have_either_cause_and_cleaning_fixes_exactly_the_dirty_ones() -> None:
+    sim = NetworkSimulator(SimulatorConfig())
+    causes = []
+    for i in range(400):
+        fsan = f"ALCL{i:08X}"
+        found, cleaned = (
+            await sim.check_light_levels(fsan),
+            await sim.check_light_levels(fsan, cleaned=True),
+        )
+        causes.append(found.get("cause"))
+        if found["light_ok"]:
+            assert "cause" not in found and cleaned == found  # cleaning a clean one changes nothing
+        else:
+            assert cleaned["light_ok"] is (found["cause"] == DIRTY_CONNECTOR)
+    assert causes.count(DIRTY_CONNECTOR) >= 5 and causes.count(DAMAGED_FIBER) >= 5
 
 
 async def test_the_demo_repairs_fault_as_documented() -> None:

@@ -11,7 +11,22 @@ from typing import Any
 import pytest
 
 from orchestrator_core.errors import WorkOrderError
-from orchestrator_core.workorders import WorkOrderDB, audit_json, prioritize
+from orchestrator_core.simulator import MODELS, TIERS
+from orchestrator_core.workorders import (
+    DEMO_DATA,
+    ImportExpectations,
+    WorkOrderDB,
+    audit_json,
+    prioritize,
+)
+
+#: What the bundled plans and the simulator accept, as the CLI passes it in.
+EXPECT = ImportExpectations(
+    service_tiers=tuple(TIERS),
+    models=MODELS,
+    tier_order_types=("installation",),
+    planned_order_types=("installation", "repair"),
+)
 
 
 @pytest.fixture
@@ -101,6 +116,89 @@ def test_unknown_order_fields_are_kept_as_details(db: WorkOrderDB) -> None:
     found = db.get_order("ORD-1")
     assert found is not None
     assert found.details == {"floor": 3, "gate_code": "4711"}
+
+
+def test_optional_fields_may_be_absent_or_null(db: WorkOrderDB) -> None:
+    nulls = {
+        "scheduled_end": None,
+        "service_tier": None,
+        "details": None,
+        "notes": None,
+        "closed_at": None,
+    }
+    db.import_data(
+        {
+            "technicians": [tech(), tech("CD5678", email=None, slack_user_id=None)],
+            "orders": [order("ORD-1"), order("ORD-2", cuid="CD5678", **nulls)],
+        }
+    )
+    for order_id in ("ORD-1", "ORD-2"):
+        found = db.get_order(order_id)
+        assert found is not None and found.details == {} and found.service_tier is None
+        assert found.scheduled_end is None and found.notes == ""
+    assert db.get_technician("CD5678").email is None  # type: ignore[union-attr]
+
+
+def test_a_blank_service_tier_counts_as_none(db: WorkOrderDB) -> None:
+    summary = db.import_data(
+        {"technicians": [tech()], "orders": [order("ORD-1", service_tier="  ")]}, EXPECT
+    )
+    assert db.get_order("ORD-1").service_tier is None  # type: ignore[union-attr]
+    assert any("no service_tier" in w for w in summary.warnings)
+
+
+def test_an_import_warns_about_what_technicians_will_have_to_make_up_for(
+    db: WorkOrderDB,
+) -> None:
+    orders = [order(f"ORD-{i}") for i in range(1, 4)]  # installations without a tier
+    orders += [order("ORD-4", service_tier="1g"), order("ORD-5", service_tier="500M")]
+    orders += [order(f"ORD-{i}", service_tier="GIG1000") for i in (6, 7)]
+    orders += [order("ORD-8", status="completed")]  # closed: nobody works on it
+    orders += [order("ORD-9", order_type="repair"), order("ORD-10", order_type="relocation")]
+    inventory = [
+        {"serial": "ALCL00000001", "model": "g-240w-f", "status": "available"},
+        {"serial": "HWTC00000001", "model": "HG8245", "status": "available"},
+    ]
+    summary = db.import_data(
+        {"technicians": [tech()], "orders": orders, "inventory": inventory}, EXPECT
+    )
+    assert (summary.orders, summary.inventory) == (10, 2)  # warned about, never refused
+    assert summary.warnings == (
+        "3 open installation orders have no service_tier: the speed test will ask the "
+        "technician for it (ORD-1, ORD-2, ORD-3)",
+        "2 open orders have a service_tier the speed test doesn't know (GIG1000; known: "
+        "300M, 500M, 1G): the technician will be asked for it (ORD-6, ORD-7)",
+        "1 open order has an order_type no plan serves (relocation): TechAssist cannot guide "
+        "the technician through it (ORD-10)",
+        "1 inventory item has a model the provisioning system doesn't know (HG8245; known: "
+        "G-010G-P, G-240W-F, 716GE, XS-010X-Q): it cannot be activated or used as a "
+        "replacement (HWTC00000001)",
+    )
+    assert db.get_order("ORD-6").service_tier == "GIG1000"  # type: ignore[union-attr]
+    assert db.get_inventory("HWTC00000001") is not None
+
+
+def test_long_warning_lists_are_cut_short(db: WorkOrderDB) -> None:
+    orders = [order(f"ORD-{i:02d}") for i in range(1, 13)]
+    summary = db.import_data({"technicians": [tech()], "orders": orders}, EXPECT)
+    assert summary.warnings == (
+        "12 open installation orders have no service_tier: the speed test will ask the "
+        "technician for it (ORD-01, ORD-02, ORD-03, ORD-04, ORD-05 and 7 more)",
+    )
+
+
+def test_the_demo_data_warns_only_about_the_order_type_without_a_plan(db: WorkOrderDB) -> None:
+    summary = db.import_file(DEMO_DATA, EXPECT)
+    assert summary.warnings == (
+        "1 open order has an order_type no plan serves (relocation): TechAssist cannot guide "
+        "the technician through it (ORD-1004)",
+    )
+
+
+def test_without_expectations_an_import_warns_about_nothing(db: WorkOrderDB) -> None:
+    orders = [order("ORD-1", service_tier="GIG1000"), order("ORD-2", order_type="moon")]
+    summary = db.import_data({"technicians": [tech()], "orders": orders})
+    assert summary.orders == 2 and summary.warnings == ()
 
 
 def test_timestamps_without_a_zone_are_read_as_utc(db: WorkOrderDB) -> None:
