@@ -219,7 +219,7 @@ def _enter_again(session: Session, plan: Plan, names: list[str], message: str) -
     session.failure = None
     step = plan.steps[session.step_index]
     staying = [
-        f"{plan.parameter(n).title} {readable(masked(plan, session.values)[n])}"
+        f"{plan.parameter(n).title} ({readable(masked(plan, session.values)[n])})"
         for n in step.parameters
         if n not in names and n in session.values
     ]
@@ -255,7 +255,9 @@ def ask_value(session: Session) -> Reply:
     text = param.prompt
     if param.example and param.example not in text:
         text += f" (e.g. {param.example})"
-    if session.edit_queue and name in session.values and not session.why:
+    # A value refused alone is wrong; of several refused together, any one may be right.
+    keepable = len(session.edit_queue) > 1 or not session.why
+    if session.edit_queue and name in session.values and keepable:
         current = mask(session.values[name]) if param.sensitive else session.values[name]
         text += f" Currently {readable(current)}; say 'keep' to keep it."
     if session.why:
@@ -320,7 +322,8 @@ def _take(session: Session, name: str, value: Any) -> None:
 
 def _invalid(param: Parameter, reason: str) -> Reply:
     example = f" For example: {param.example}." if param.example else ""
-    return Reply.display(f"That {param.title} isn't valid: {reason}.{example}".replace("..", "."))
+    title = param.title[:1].upper() + param.title[1:]
+    return Reply.display(f"{title} isn't valid: {reason}.{example}".replace("..", "."))
 
 
 def _bad_value(session: Session, param: Parameter, reason: str) -> Next:

@@ -62,6 +62,12 @@ async def tool_failed(chat: MemoryBridge) -> list[Reply]:
     return await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
 
 
+async def dirty_connector(chat: MemoryBridge) -> list[Reply]:
+    await confirm(chat)
+    await chat.say("yes")
+    return await chat.say("fsan=ALCLC0FFEE02 model=G-240W-F ethernet_port=2")
+
+
 async def offer_escalation(chat: MemoryBridge) -> list[Reply]:
     await confirm(chat)
     await chat.say("yes")
@@ -87,6 +93,7 @@ PATHS: dict[str, tuple[Path_, Phase]] = {
     "model choice": (model_choice, Phase.COLLECT),
     "yes/no value": (boolean_value, Phase.COLLECT),
     "tool failed": (tool_failed, Phase.TOOL_FAILED),
+    "dirty connector": (dirty_connector, Phase.TOOL_FAILED),
     "offer escalation": (offer_escalation, Phase.OFFER_ESCALATION),
     "post task": (post_task, Phase.POST_TASK),
     "idle": (idle, Phase.IDLE),
@@ -98,8 +105,8 @@ async def test_every_offered_choice_is_understood(
     name: str, make_services: ServicesFactory, tmp_path: Path
 ) -> None:
     path, phase = PATHS[name]
-    # The light check fails for good here (the retry fails too), so "tool failed" stays put.
-    settings = {"sim_failures": "check_light_levels:99", "tool_retries": 0}
+    # On the way to "tool failed" the light check does not answer, and not on a retry either.
+    settings = {"sim_failures": "check_light_levels:99"} if path is tool_failed else {}
     probe = make_services(data_dir=tmp_path / "probe", **settings)
     chat = MemoryBridge(probe.orchestrator, "AB1234")
     choices = question(await path(chat)).choices

@@ -76,7 +76,7 @@ async def test_a_bad_value_is_asked_again_with_the_reason_and_an_example(
     assert "isn't valid" in said(bad) and "ALCL1A2B3C4D" in said(bad)
     assert question(bad).needs == "fsan"
     bad_port = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=9")
-    assert "ethernet port isn't valid" in said(bad_port)
+    assert "The Ethernet port isn't valid" in said(bad_port)
     assert question(bad_port).needs == "ethernet_port"
     ok = await chat.say("3")
     assert "is active" in said(ok)
@@ -99,7 +99,7 @@ async def test_an_unknown_serial_fails_in_plain_words_and_can_be_escalated(
     failed = await chat.say("fsan=ALCL00000000 model=716GE ethernet_port=1")
     asked = question(failed)
     assert "ALCL00000000 is not in inventory" in asked.text
-    assert "These stay as they are: model 716GE and ethernet port 1" in asked.text
+    assert "These stay as they are: the ONT model (716GE) and the Ethernet port (1)" in asked.text
     assert asked.needs == "fsan" and "retry" not in asked.choices
     escalated = await chat.say("escalate")
     assert "escalated ORD-1003" in said(escalated)
@@ -111,12 +111,12 @@ async def test_an_unknown_serial_fails_in_plain_words_and_can_be_escalated(
 async def test_after_a_model_mismatch_the_values_can_be_entered_again(services: Services) -> None:
     chat = await start_top_installation(services)
     failed = await chat.say("fsan=CXNK00A1B2C3 model=716GE ethernet_port=1")
-    assert "is a G-240W-F in inventory, not a 716GE" in said(failed)
-    edit = await chat.say("edit")
-    assert question(edit).needs == "fsan" and "Currently CXNK00A1B2C3" in question(edit).text
+    edit = question(failed)
+    assert "is a G-240W-F in inventory, not a 716GE" in edit.text
+    assert "These stay as they are: the Ethernet port (1)" in edit.text
+    assert edit.needs == "fsan" and "Currently CXNK00A1B2C3" in edit.text
     assert question(await chat.say("keep")).needs == "model"
-    assert question(await chat.say("G-240W-F")).needs == "ethernet_port"
-    activated = await chat.say("keep")
+    activated = await chat.say("G-240W-F")
     assert "ONT CXNK00A1B2C3 (G-240W-F) is active" in said(activated)
 
 
@@ -180,3 +180,37 @@ async def test_a_sensitive_value_never_reaches_the_logs(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "hunter2" not in logged and "wifi_password=x" not in logged
     assert "hunter2" not in str(services.workorders.audit_rows())
+
+
+async def test_a_dirty_connector_clears_once_the_technician_has_cleaned_it(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    dark = question(await chat.say("fsan=ALCLC0FFEE02 model=G-240W-F ethernet_port=2"))
+    assert "Clean and re-seat the fiber connector" in dark.text
+    assert dark.choices == ["cleaned", "escalate"]  # a plain retry cannot help
+    checked = await chat.say("cleaned")
+    assert "Light levels OK" in said(checked)
+    assert question(checked).needs == "ssid"
+
+
+async def test_a_damaged_fiber_offers_only_escalation_to_a_fiber_crew(services: Services) -> None:
+    chat = await start_top_installation(services)
+    dark = question(await chat.say("fsan=ALCLC0FFEE0E model=G-240W-F ethernet_port=2"))
+    assert "fiber crew" in dark.text and dark.choices == ["escalate"]
+    retried = await chat.say("retry")
+    assert "Please answer “escalate”" in said(retried) and question(retried).choices == ["escalate"]
+    handed = await chat.say("escalate")
+    assert "escalated ORD-1003" in said(handed)
+    reasons = [e["reason"] for e in services.workorders.escalations("AB1234")]
+    assert any("fiber crew" in reason for reason in reasons)
+
+
+async def test_a_customer_not_online_yet_is_asked_again_not_retried(services: Services) -> None:
+    chat = await start_top_installation(services)
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    await chat.say("ssid=Home wifi_password=kettle-on-tuesday")
+    not_yet = question(await chat.say("no"))
+    assert not_yet.needs == "customer_online" and "retry" not in not_yet.choices
+    closed = await chat.say("yes")
+    assert "Order ORD-1003 is closed" in said(closed)
