@@ -320,3 +320,58 @@ async def test_an_empty_cuid_is_asked_for_again(server: Server, open_client: Any
     asked = await client.ask({"type": "cuid", "data": "  "})
     assert asked["data_needed"] == "cuid"
     assert "Hi Alice Brown" in (await client.ask({"type": "cuid", "data": "AB1234"}))["message"]
+
+
+async def test_an_order_without_a_service_tier_is_worked_to_the_end_over_the_websocket(
+    tmp_path: Path, open_client: Any
+) -> None:
+    """An operator's export without tiers: the speed test asks, with the tiers as choices."""
+    data = {
+        "technicians": [{"cuid": "ZZ0001", "name": "Zoë Zimmer"}],
+        "orders": [
+            {
+                "order_id": "EXP-1",
+                "cuid": "ZZ0001",
+                "order_type": "installation",
+                "status": "assigned",
+                "scheduled_start": "2026-12-02T09:00:00Z",
+                "created_at": "2026-11-20T08:00:00Z",
+                "customer_name": "Grace Hopper",
+                "address": "902 Birch Ave",
+                "gate_code": "4711",
+            }
+        ],
+        "inventory": [{"serial": "ALCL90ABCDEF", "model": "G-240W-F", "status": "available"}],
+    }
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(data))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
+    env.update(TECHASSIST_DATA_DIR=str(tmp_path), TECHASSIST_SEED_DEMO="false")
+    imported = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "orders", "import", str(export)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "service_tier" in imported.stdout  # it says what the conversation will ask
+    with running(tmp_path, TECHASSIST_SEED_DEMO="false") as srv:
+        client, proposal = await open_client(srv, "ZZ0001")
+        assert proposal is not None and "EXP-1" in proposal["message"]
+        started = await client.say("yes")
+        assert "Gate code: 4711" in started["message"] and started["data_needed"] == "fsan"
+        values = (
+            "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=1 ssid=Lab wifi_password=grace-1906"
+        )
+        tier = await client.say(values)
+        assert tier["data_needed"] == "service_tier" and tier["choices"] == ["300M", "500M", "1G"]
+        assert "This order has no service tier recorded." in tier["message"]
+        online = await client.say("1G")
+        assert "Speed test passed for the 1G tier" in online["message"]
+        closed = await client.say("yes")
+        assert "Order EXP-1 is closed" in closed["message"]
+        for frame in (proposal, started, tier, online, closed):
+            for placeholder in (": ?", " ?.", "?,", "None", "null", "{'", "{}"):
+                assert placeholder not in frame["message"], frame["message"]
