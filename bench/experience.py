@@ -79,13 +79,14 @@ def demo(no_tiers: bool) -> dict[str, Any]:
 
 async def work(case: Case, together: bool, directory: Path) -> Run:
     """Work the case's order from the CUID to ``end``; count what the technician sent."""
-    settings = Settings(_env_file=None, data_dir=directory, seed_demo=False)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=directory, seed_demo=False)
     services = build(settings)
     try:
         services.workorders.import_data(demo(case.no_tiers))
         chat = MemoryBridge(services.orchestrator, case.cuid)
-        asked = await chat.start()
-        turns, confirmations, parameters = 0, 0, set()
+        await chat.start()
+        turns, confirmations = 0, 0
+        parameters: set[str] = set()
 
         async def say(text: str) -> list[Reply]:
             nonlocal turns
@@ -139,7 +140,8 @@ CASES = [
         "installation, no tiers",
         "AB1234",
         "ORD-1003",
-        ["fsan", "model", "ethernet_port", "ssid", "wifi_password", "service_tier", "customer_online"],
+        [*["fsan", "model", "ethernet_port", "ssid", "wifi_password"], "service_tier"]
+        + ["customer_online"],
         no_tiers=True,
     ),
     Case("repair, no tiers", "CD5678", "ORD-2003", ["diagnosis_code", "new_serial"], no_tiers=True),
@@ -147,7 +149,8 @@ CASES = [
 
 
 async def main(cases: list[Case], say: Callable[[str], None]) -> bool:
-    say(f"machine: {platform.machine()}, CPython {platform.python_version()}, {platform.platform()}")
+    say(f"machine: {platform.machine()}, CPython {platform.python_version()}")
+    say(f"platform: {platform.platform()}")
     say(f"{'case':<24} {'one message':>12} {'one by one':>11} {'bound':>6}  within")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
