@@ -183,12 +183,10 @@ class Orchestrator:
             session.last_question, session.repeats = None, 0
             return outcome.said
         question = self._question(session)
-        if not answered:
-            pass
-        elif question.text == session.last_question:
-            session.repeats += 1
-        else:
-            session.last_question, session.repeats = question.text, 1
+        if answered:
+            same = question.text == session.last_question
+            session.last_question = question.text
+            session.repeats = session.repeats + 1 if same else 1
         if session.repeats >= MAX_REPEATS:
             question = _with_way_out(session, question)
         return [*outcome.said, question]
