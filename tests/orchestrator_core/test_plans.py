@@ -20,7 +20,9 @@ from orchestrator_core.plans import (
     done_message,
     load_plan,
     load_plans,
+    output_value,
     plan_json_schema,
+    plan_warnings,
     step_inputs,
     validate_files,
 )
@@ -381,6 +383,71 @@ def test_check_plan_accepts_a_plan_built_in_code(tools: ToolRegistry) -> None:
         )
 
 
+def test_an_optional_order_field_without_a_fallback_is_warned_about(tools: ToolRegistry) -> None:
+    """Legal, but an order without a tier would stop the speed test; a fallback asks instead."""
+    speed = {
+        "id": "speed",
+        "task": "Speed",
+        "parameters": ["fsan"],
+        "tool": "run_speed_test",
+        "inputs": {"service_tier": "order.service_tier"},
+    }
+    bare = check_plan(
+        Plan.model_validate(_minimal(parameters={"fsan": {"prompt": "FSAN?"}}, steps=[speed])),
+        tools,
+    )
+    [(path, message)] = plan_warnings(bare)
+    assert path == "$.steps[0].inputs.service_tier" and "no fallback" in message
+    tier = {"prompt": "Tier?", "type": "choice", "choices": ["1G"]}
+    with_fallback = {**speed, "fallbacks": {"service_tier": "service_tier"}}
+    fine = Plan.model_validate(
+        _minimal(
+            parameters={"fsan": {"prompt": "FSAN?"}, "service_tier": tier}, steps=[with_fallback]
+        )
+    )
+    assert plan_warnings(check_plan(fine, tools)) == []
+    broken = {**speed, "fallbacks": {"service_tier": "tier", "speed": "fsan"}}
+    with pytest.raises(PlanError) as caught:
+        check_plan(
+            Plan.model_validate(_minimal(parameters={"fsan": {"prompt": "FSAN?"}}, steps=[broken])),
+            tools,
+        )
+    assert caught.value.problems == [
+        "<plan>: $.steps[0].fallbacks.service_tier: unknown parameter 'tier': "
+        "'parameters' does not define it",
+        "<plan>: $.steps[0].fallbacks.speed: 'speed' is not one of this step's inputs",
+        "<plan>: $.steps[0].fallbacks.speed: 'fsan' is already asked for by this step",
+    ]
+
+
+def test_the_bundled_plans_have_no_warnings(library: PlanLibrary) -> None:
+    assert [plan_warnings(plan) for plan in library.plans] == [[], []]
+
+
+def test_done_parts_whose_values_are_all_unknown_are_left_out(library: PlanLibrary) -> None:
+    repair = library.for_order_type("repair")
+    assert repair is not None
+    step = repair.steps[0]
+    known = {"address": "9 Elm St", "trouble_description": "No sync", "current_model": "716GE"}
+    assert done_message(repair, step, known) == (
+        "Reported trouble at 9 Elm St: No sync. Installed ONT: 716GE, serial not recorded."
+    )
+    assert done_message(repair, step, {"address": "9 Elm St", "current_serial": None}) == (
+        "Reported trouble at 9 Elm St: not recorded."
+    )
+    shown = done_message(repair, step, {**known, "trouble_description": {"a": [1, True]}})
+    assert shown is not None and "A: 1, yes" in shown
+
+
+def test_an_output_takes_the_first_of_its_keys_that_has_a_value(library: PlanLibrary) -> None:
+    repair = library.for_order_type("repair")
+    assert repair is not None
+    keys = repair.steps[0].outputs["trouble_description"]
+    assert output_value({"trouble": "Dead ONT", "problem": "other"}, keys) == "Dead ONT"
+    assert output_value({"trouble_description": "", "symptom": "Slow"}, keys) == "Slow"
+    assert output_value({}, keys) is None
+
+
 # -- legacy plans ---------------------------------------------------------------------
 
 
@@ -407,6 +474,9 @@ def test_a_legacy_list_plan_loads_with_a_deprecation_warning(tools: ToolRegistry
     assert plan.steps[0].inputs["order_id"] == "order.order_id"
     assert plan.steps[3].inputs == {"fsan": "fsan", "service_tier": "order.service_tier"}
     assert plan.steps[2].inputs["fsan"] == "fsan"
+    # An order without a tier gets the tier asked for, with the bundled plan's question.
+    assert plan.steps[3].fallbacks == {"service_tier": "service_tier"}
+    assert plan.parameter("service_tier").choices == ["300M", "500M", "1G"]
 
 
 def test_a_legacy_task_without_a_tool_is_reported(tools: ToolRegistry) -> None:
