@@ -55,10 +55,9 @@ def masked(plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
     return {k: (mask(v) if k in sensitive else v) for k, v in values.items()}
 
 
-def _values(session: Session) -> dict[str, Any]:
-    """What templates and conditions read: the order's fields, then the collected values."""
-    order = texts.order_fields(session.order) if session.order is not None else {}
-    return {**order, **session.values}
+def _order(session: Session) -> dict[str, Any]:
+    """The current order's fields as plans read them; empty between orders."""
+    return texts.order_fields(session.order) if session.order is not None else {}
 
 
 # ------------------------------------------------------------------ running the steps
@@ -72,6 +71,7 @@ async def execute_plan_steps(
     ``extra`` is added to the first tool call's arguments (a re-check after a fix).
     """
     plan = working_plan(session)
+    order = _order(session)
     said: list[Reply] = []
     while session.step_index < len(plan.steps):
         step = plan.steps[session.step_index]
@@ -79,21 +79,21 @@ async def execute_plan_steps(
             said.append(Reply.display(f"{step_label(plan, session)} not needed: {step.task}"))
             session.step_index += 1
             continue
-        missing = [name for name in step.parameters if not _known(session, name)]
+        missing = [name for name in step.parameters if not _known(session, order, name)]
         if missing:
             session.pending_param = missing[0]
             return Next(Phase.COLLECT, said)
-        gap = _order_gap(session, step)
+        gap = _order_gap(session, order, step)
         if gap is not None:
             field, fallback = gap
             session.pending_param = fallback
             session.why = f"This order has no {label(field).lower()} recorded."
             return Next(Phase.COLLECT, said)
         if step.tool is None:
-            said.append(Reply.display(_done(plan, step, session)))
+            said.append(Reply.display(_done(plan, step, order, session)))
             session.step_index += 1
             continue
-        result = await _run_step(services, session, plan, step, extra or {})
+        result = await _run_step(services, session, plan, step, order, extra or {})
         extra = None
         if not result.ok:
             return _failed(session, plan, step, result).after(said)
@@ -105,7 +105,7 @@ async def execute_plan_steps(
         session.bad_attempts = 0
         said.append(
             Reply.display(
-                _done(plan, step, session),
+                _done(plan, step, order, session),
                 data={"step": step.id, "result": masked(plan, result.outputs)},
             )
         )
@@ -113,28 +113,25 @@ async def execute_plan_steps(
     return (await finish_order(services, session, plan)).after(said)
 
 
-def _done(plan: Plan, step: Step, session: Session) -> str:
-    return done_message(plan, step, _values(session)) or f"Done: {step.task}"
+def _done(plan: Plan, step: Step, order: dict[str, Any], session: Session) -> str:
+    """The step's success message, reading the order's fields and the collected values."""
+    return done_message(plan, step, {**order, **session.values}) or f"Done: {step.task}"
 
 
-def _known(session: Session, name: str) -> bool:
+def _known(session: Session, order: dict[str, Any], name: str) -> bool:
     """Whether a value is known; a value the order carries is copied into the session."""
     if name in session.values:
         return True
-    if session.order is not None:
-        value = order_value(texts.order_fields(session.order), name)
-        if value is not None:
-            session.values[name] = value
-            return True
+    value = order_value(order, name)
+    if value is not None:
+        session.values[name] = value
+        return True
     return False
 
 
-def _order_gap(session: Session, step: Step) -> tuple[str, str] | None:
+def _order_gap(session: Session, order: dict[str, Any], step: Step) -> tuple[str, str] | None:
     """An order field the step's tool reads that the order lacks, with the parameter that
     asks for it instead: ``(field, parameter)``."""
-    if session.order is None:
-        return None
-    order = texts.order_fields(session.order)
     for arg, ref in step.inputs.items():
         fallback = step.fallbacks.get(arg)
         if fallback is None or fallback in session.values or not ref.startswith(ORDER_PREFIX):
@@ -146,10 +143,14 @@ def _order_gap(session: Session, step: Step) -> tuple[str, str] | None:
 
 
 async def _run_step(
-    services: Services, session: Session, plan: Plan, step: Step, extra: dict[str, Any]
+    services: Services,
+    session: Session,
+    plan: Plan,
+    step: Step,
+    order: dict[str, Any],
+    extra: dict[str, Any],
 ) -> ToolResult:
     assert step.tool is not None and session.order is not None
-    order = texts.order_fields(session.order)
     args = {**step_inputs(plan, step, session.values, order, session.cuid), **extra}
     spec = services.agent.registry.get(step.tool)
     await services.progress(f"{spec.action if spec else step.task}…")
