@@ -157,6 +157,7 @@ async def test_redeliveries_of_an_event_produce_one_reply(rig: Rig) -> None:
     event = message_im(ALICE, "ALCL90ABCDEF")
     envelope = await rig.fake.send_event(event)
     first = rig.fake.envelope(envelope)
+    assert first.event_id is not None
     for attempt in (1, 2, 3):
         await rig.fake.resend_event(first.event_id, retry_attempt=attempt)
     # The same message again under a new event id (Slack does this too): same channel and ts.
