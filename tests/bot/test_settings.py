@@ -65,3 +65,25 @@ async def test_the_synchronous_setting_covers_the_sessions_and_the_work_orders(
             assert connection.execute("PRAGMA synchronous").fetchone()[0] == pragma
     finally:
         await services.aclose()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("TECHASSIST_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("TECHASSIST_SQLITE_SYNCHRONOUS", "full", "sqlite_synchronous", "FULL"),
+        ("TECHASSIST_STORE", "SQLite", "store", "sqlite"),
+        ("TECHASSIST_STORE", "Memory", "store", "memory"),
+    ],
+)
+def test_a_choice_is_accepted_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings(_env_file=None), field) == expected
+
+
+def test_an_unknown_choice_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TECHASSIST_STORE", "redis")
+    with pytest.raises(ValueError, match="store"):
+        Settings(_env_file=None)
