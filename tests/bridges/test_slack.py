@@ -274,7 +274,7 @@ async def test_the_watchdog_rebuilds_a_handler_that_stays_disconnected(
     await rig.say(ALICE, "hi")
     stuck = rig.bridge.handler
     assert stuck is not None
-    # A client whose own reconnects have stopped working (python-slack-sdk issue 1922).
+    # A client whose own reconnects have stopped working (slack_sdk's can stop for good).
     stuck.client.auto_reconnect_enabled = False
     await rig.fake.drop()
     await rig.fake.wait_connected(count=2, timeout=10)
