@@ -1,31 +1,52 @@
-# Two commands for a fresh machine with Python 3.11 and make: `make run`, `make test`.
-PYTHON ?= python3.11
+# Two commands for a fresh machine with Python 3.11 or newer and make: `make run`, `make test`.
+
+# The first of these that is Python 3.11 or newer; `make PYTHON=/path/to/python` overrides it.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	command -v $$p >/dev/null 2>&1 \
+	&& $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What running needs, and on top of it the test tools: `make run` never installs those.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test chat bench typecheck clean
+.PHONY: run test lint typecheck chat bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "error: TechAssist needs Python 3.11 or newer;" \
+		"none of python3.11, python3.12, python3.13, python3 is; run make PYTHON=/path/to/python" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/techassist orders seed
 	$(BIN)/techassist serve
 
-chat: $(STAMP)
+chat: $(RUN_STAMP)
 	$(BIN)/techassist chat
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.ws
 	$(BIN)/python -m bench.slack

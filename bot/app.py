@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +16,8 @@ import uvicorn
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 
-from bot.settings import Settings
+from bot.logs import UVICORN_LOG_CONFIG
+from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build
 from bridges import websocket as ws_bridge
 from bridges.slack import SlackBridge, SlackConfig
@@ -22,13 +26,16 @@ from orchestrator_core.errors import StoreError
 log = logging.getLogger("techassist.server")
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; its lifespan builds TechAssist's services and closes them at shutdown."""
+def create_app(services: Services) -> FastAPI:
+    """Build the app on ``services``; its lifespan runs the Slack bridge when Slack is set up.
+
+    The services are built before the app, so a start-up problem is reported before
+    anything listens; whoever built them closes them.
+    """
+    settings = services.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build(settings)
-        settle_heap()
         app.state.services = services
         app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator)
         app.state.slack = None
@@ -41,7 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if app.state.slack is not None:
                 await app.state.slack.stop()
-            await services.aclose()
 
     app = FastAPI(title="TechAssist", lifespan=lifespan, docs_url=None, redoc_url=None)
 
@@ -121,26 +127,96 @@ def uvicorn_config(app: Any, host: str, port: int, **overrides: Any) -> uvicorn.
         ws_max_size=ws_bridge.MAX_FRAME,
         ws_per_message_deflate=False,
         lifespan="on",
-        log_config=None,
+        log_config=UVICORN_LOG_CONFIG,
         access_log=False,
     )
     options.update(overrides)
     return uvicorn.Config(app, **options)
 
 
-def serve(settings: Settings) -> int:
-    """Run the server until interrupted; announce the bound address once it listens."""
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings.host, settings.port))
-    return asyncio.run(run_announced(server, "TechAssist", ws_bridge.PATH))
+def serve(settings: Settings, given: Collection[str] = ()) -> int:
+    """Run the server until interrupted; announce the bound address once it listens.
+
+    ``given`` names the settings that came from the command line (``host``, ``port``),
+    so that an error can say where a value came from. A port in use, a plans or data
+    directory that cannot be used raise StartupError before anything runs.
+    """
+    sock = listen(settings, given)
+    try:
+        return asyncio.run(_serve(settings, sock))
+    finally:
+        sock.close()
 
 
-async def run_announced(server: uvicorn.Server, name: str, path: str) -> int:
+async def _serve(settings: Settings, sock: socket.socket) -> int:
+    services = build(settings)
+    try:
+        settle_heap()
+        warning = slack_warning(settings)
+        if warning:
+            log.warning("%s", warning)
+        log.info(
+            "%d plan(s) from %s; data in %s (%s store); Slack %s",
+            len(services.plans.plans),
+            settings.plans_dir,
+            settings.data_dir,
+            settings.store,
+            "on" if slack_config(settings) else "off",
+        )
+        server = uvicorn.Server(uvicorn_config(create_app(services), settings.host, settings.port))
+        return await run_announced(server, "TechAssist", ws_bridge.PATH, sockets=[sock])
+    finally:
+        await services.aclose()
+
+
+def listen(settings: Settings, given: Collection[str] = ()) -> socket.socket:
+    """A socket bound to the configured host and port, or StartupError saying what to change."""
+    host, port = settings.host, settings.port
+
+    def origin(field: str) -> str:
+        return f"--{field}" if field in given else source(field)
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(
+            f"cannot listen on host {host!r} (from {origin('host')}): {exc.strerror}; "
+            "give another with --host or TECHASSIST_HOST"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use (the port is from {origin('port')}); "
+                "stop what is using it, or choose another port with --port or TECHASSIST_PORT"
+            ) from None
+        raise StartupError(
+            f"cannot listen on {host}:{port} (host from {origin('host')}, port from "
+            f"{origin('port')}): {exc.strerror}; choose another with --host/--port or "
+            "TECHASSIST_HOST/TECHASSIST_PORT"
+        ) from None
+    return sock
+
+
+async def run_announced(
+    server: uvicorn.Server, name: str, path: str, sockets: list[socket.socket] | None = None
+) -> int:
     """Serve until stopped, printing ``<name> listening on ws://HOST:PORT<path>`` once bound.
 
     With port 0 the line carries the port the OS picked: tests and benchmarks
-    wait for it instead of guessing a free port.
+    wait for it instead of guessing a free port. Returns 1 when the server never started.
     """
-    task = asyncio.create_task(server.serve())
+
+    async def serve() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's way to fail its start-up, logged
+            await server.serve(sockets=sockets)
+
+    task = asyncio.create_task(serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
     if server.started:

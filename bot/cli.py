@@ -6,41 +6,58 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import Any, TypeVar
 
 from bot.client import DEFAULT_URL, run_client
 from bot.logs import configure_logging
-from bot.settings import Settings
-from bot.wiring import build, open_workorders
-from bridges.memory import MemoryBridge, render
+from bot.screen import screen
+from bot.settings import Settings, StartupError, load_settings, source, unknown_variables
+from bot.wiring import Services, build, open_workorders, plan_files
+from bridges.memory import MemoryBridge
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
 from orchestrator_core.plans import validate_files
 from orchestrator_core.tools import default_registry
+from orchestrator_core.turns import Reply
 from orchestrator_core.workorders import prioritize
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``techassist`` command; returns the exit status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (``techassist orders list | head -1``): stop quietly,
+        # with stdout pointed at /dev/null so that the flush at exit has nowhere to fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print("error: invalid settings:", file=sys.stderr)
-        for error in exc.errors(include_url=False):
-            name = "TECHASSIST_" + ".".join(str(part) for part in error["loc"]).upper()
-            print(f"  {name}: {error['msg']}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        for warning in unknown_variables():
+            print(f"warning: {warning}", file=sys.stderr)
         status: int = args.run(settings, args)
         return status
+    except StartupError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     except PlanError as exc:
-        print("The plans are invalid, so TechAssist will not start:", file=sys.stderr)
+        print("error: the plans are invalid, so TechAssist will not start:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
@@ -51,42 +68,107 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _version() -> str:
+    try:
+        return version("techassist")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="techassist", description="TechAssist: guides field technicians through work orders."
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    chat = commands.add_parser("chat", help="chat in this terminal, with no server")
+    def command(group: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=summary, description=description)
+        return sub
+
+    chat = command(
+        commands,
+        "chat",
+        "chat in this terminal, with no server",
+        "Hold the technician's conversation in this terminal, on the local data, with no "
+        "server. 'quit' or Ctrl-C leaves; the session is kept.",
+    )
     chat.add_argument("--cuid", help="identify as this technician straight away")
     chat.set_defaults(run=_chat)
 
-    serve = commands.add_parser("serve", help="run the server (websocket bridge, health checks)")
+    serve = command(
+        commands,
+        "serve",
+        "run the server (websocket bridge, health checks)",
+        "Run the server: the websocket bridge at /start_task, /healthz and /readyz, and the "
+        "Slack bridge when both Slack tokens are set. Ctrl-C stops it.",
+    )
     serve.add_argument("--host", help="address to listen on (default: TECHASSIST_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on, 0 for any free one")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on, 0 for any free one (default: TECHASSIST_PORT)"
+    )
     serve.set_defaults(run=_serve)
 
-    client = commands.add_parser("client", help="talk to a running server from this terminal")
+    client = command(
+        commands,
+        "client",
+        "talk to a running server from this terminal",
+        "Talk to a running server over the websocket protocol, as client.py does. "
+        "'details' shows the data behind the last message; 'quit' or Ctrl-C leaves.",
+    )
     client.add_argument("--url", default=None, help=f"server URL (default: {DEFAULT_URL})")
     client.add_argument("--cuid", help="identify as this technician straight away")
     client.set_defaults(run=_client)
 
-    orders = commands.add_parser("orders", help="manage the work-order database")
+    orders = command(
+        commands,
+        "orders",
+        "manage the work-order database",
+        "Seed, import and list the technicians' work orders in the work-order database.",
+    )
     order_commands = orders.add_subparsers(required=True, metavar="ACTION")
-    seed = order_commands.add_parser("seed", help="load the demo data into an empty database")
+    seed = command(
+        order_commands,
+        "seed",
+        "load the demo data into an empty database",
+        "Load the demo technicians, orders and inventory into the work-order database, "
+        "if it is empty.",
+    )
     seed.set_defaults(run=_orders_seed)
-    imp = order_commands.add_parser("import", help="import technicians, orders and inventory")
+    imp = command(
+        order_commands,
+        "import",
+        "import technicians, orders and inventory",
+        "Import technicians, orders and inventory from a JSON file (the format is in the "
+        "README). Every record is checked first; on an error nothing is imported.",
+    )
     imp.add_argument("file", type=Path, help="a JSON file in the import format (see README)")
     imp.set_defaults(run=_orders_import)
-    lst = order_commands.add_parser("list", help="list a technician's orders, most urgent first")
-    lst.add_argument("--cuid", required=True)
+    lst = command(
+        order_commands,
+        "list",
+        "list a technician's orders, most urgent first",
+        "List a technician's orders: the open ones numbered by priority, then the others.",
+    )
+    lst.add_argument("--cuid", required=True, help="the technician's CUID, e.g. AB1234")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(run=_orders_list)
 
-    plans = commands.add_parser("plans", help="check plan files")
+    plans = command(
+        commands, "plans", "check plan files", "Check plan files before TechAssist loads them."
+    )
     plan_commands = plans.add_subparsers(required=True, metavar="ACTION")
-    validate = plan_commands.add_parser("validate", help="validate plan files")
-    validate.add_argument("files", nargs="*", type=Path, help="default: the configured plans")
+    validate = command(
+        plan_commands,
+        "validate",
+        "validate plan files",
+        "Validate plan files and list every problem with its file and JSON path.",
+    )
+    validate.add_argument(
+        "files", nargs="*", type=Path, help="plan files (default: those in TECHASSIST_PLANS_DIR)"
+    )
     validate.set_defaults(run=_plans_validate)
     return parser
 
@@ -95,7 +177,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import serve  # the web stack loads only for the commands that need it
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    return serve(settings.model_copy(update=overrides))
+    return serve(settings.model_copy(update=overrides), given=set(overrides))
 
 
 def _client(settings: Settings, args: argparse.Namespace) -> int:
@@ -103,25 +185,45 @@ def _client(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_chat_loop(settings, args.cuid))
+    """The terminal chat. Input is read on this thread, so Ctrl-C interrupts it at once."""
+    with asyncio.Runner() as runner:
+        services = runner.run(_build(settings))
+        try:
+            _chat_loop(runner, services, args.cuid)
+        finally:
+            runner.run(services.aclose())
+    return 0
 
 
-async def _chat_loop(settings: Settings, cuid: str | None) -> int:
-    services = build(settings)
+async def _build(settings: Settings) -> Services:
+    return build(settings)
+
+
+def _chat_loop(runner: asyncio.Runner, services: Services, cuid: str | None) -> None:
     user = cuid.upper() if cuid else getpass.getuser()
     bridge = MemoryBridge(services.orchestrator, user, bridge="terminal")
+
+    def turn(coroutine: Coroutine[Any, Any, T]) -> T:
+        return runner.run(coroutine)
+
     print("TechAssist chat. Type 'help' at any point, 'quit' to leave.\n")
     try:
-        print(render(await bridge.start(cuid)))
+        print(show_replies(turn(bridge.start(cuid))))
         while not bridge.closed:
             try:
-                line = await asyncio.to_thread(input, "> ")
-            except (EOFError, KeyboardInterrupt):
+                line = input("> ")
+            except EOFError:
                 line = "quit"
-            print(render(await bridge.say(line)))
-    finally:
-        await services.aclose()
-    return 0
+            print(show_replies(turn(bridge.say(line))))
+    except KeyboardInterrupt:
+        # Ctrl-C, at the prompt or during a turn: leave as 'quit' does (the session is kept).
+        print()
+        print(show_replies(turn(bridge.say("quit"))))
+
+
+def show_replies(replies: Sequence[Reply]) -> str:
+    """A turn's replies as the terminal shows them: each message, then its choices."""
+    return "\n".join(screen(reply.text, reply.choices) for reply in replies)
 
 
 def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -190,6 +292,9 @@ def _orders_list(settings: Settings, args: argparse.Namespace) -> int:
         orders = db.list_orders(cuid)
     finally:
         db.close()
+    if not orders:
+        print("[]" if args.json else f"{cuid} has no orders.")
+        return 0
     ranked = {o.order_id: i for i, o in enumerate(prioritize(orders), 1)}
     orders.sort(key=lambda o: (ranked.get(o.order_id, len(ranked) + 1), o.order_id))
     if args.json:
@@ -207,8 +312,21 @@ def _orders_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _plans_validate(settings: Settings, args: argparse.Namespace) -> int:
-    files: list[Path] = args.files or sorted(settings.plans_dir.glob("*.json"))
+    files: list[Path] = args.files or plan_files(settings.plans_dir)
     files = [f for f in files if not f.name.endswith(".schema.json")]
+    if args.files and not files:
+        print("error: a JSON Schema is not a plan: name plan files to validate", file=sys.stderr)
+        return 1
+    if not files:
+        where = f"TECHASSIST_PLANS_DIR, from {source('plans_dir')}"
+        problem = "has no plan files" if settings.plans_dir.is_dir() else "does not exist"
+        print(
+            f"error: the plans directory {settings.plans_dir} ({where}) {problem}: there is "
+            "nothing to validate; name plan files, or set TECHASSIST_PLANS_DIR to a directory "
+            "of plan files",
+            file=sys.stderr,
+        )
+        return 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
         problems = validate_files(files, default_registry())

@@ -13,39 +13,27 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+
+from bot.screen import details, screen
 
 DEFAULT_URL = "ws://127.0.0.1:8000/start_task"
+QUIT = frozenset({"quit", "exit", "q"})
+DETAILS = "details"
+BYE = "Bye. Your progress is kept on the server."
 
 
 def format_frame(frame: dict[str, Any]) -> str:
-    """A server frame as terminal text: its message, its data, then its choices."""
-    lines = [str(frame.get("message", ""))]
-    data = frame.get("data")
-    if isinstance(data, dict) and data:
-        lines += _data_lines(data, "  ")
-    elif data not in (None, {}, []):
-        lines.append(f"  {data}")
+    """A server frame as terminal text: its message, then its choices, as ``techassist chat``."""
     choices = frame.get("choices")
-    if choices:
-        lines.append("  Choices: " + " | ".join(str(c) for c in choices))
-    return "\n".join(lines)
+    shown = [str(c) for c in choices] if isinstance(choices, list) else []
+    return screen(str(frame.get("message", "")), shown)
 
 
-def _data_lines(data: dict[str, Any], indent: str) -> list[str]:
-    lines = []
-    for key, value in data.items():
-        label = str(key).replace("_", " ")
-        if isinstance(value, dict):
-            lines.append(f"{indent}{label}:")
-            lines += _data_lines(value, indent + "  ")
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            lines.append(f"{indent}{label}:")
-            for item in value:
-                lines.append(indent + "  - " + ", ".join(f"{k}: {v}" for k, v in item.items()))
-        else:
-            lines.append(f"{indent}{label}: {value}")
-    return lines
+def format_details(frame: dict[str, Any] | None) -> str:
+    """The structured data of a frame, readably, for the ``details`` command."""
+    lines = details(frame.get("data")) if frame else []
+    return "\n".join(lines) if lines else "There are no details for this message."
 
 
 def interact(
@@ -55,36 +43,89 @@ def interact(
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
 ) -> int:
-    """Hold one conversation with the server at ``url``; returns an exit status."""
+    """Hold one conversation with the server at ``url``; returns an exit status.
+
+    ``quit``, ``exit`` or ``q`` leaves at any prompt; the end of input does too.
+    ``details`` shows the data of the last frame without asking the server.
+    """
+    write(
+        "TechAssist client. Type 'help' at any point, 'details' for the data behind "
+        "the last message, 'quit' to leave."
+    )
     if not cuid:
-        cuid = read("Your CUID: ").strip()
+        cuid = _ask_cuid(read)
+        if cuid is None:
+            write("Bye.")
+            return 0
     try:
-        with connect(url, compression=None, max_size=2**20, open_timeout=10) as ws:
-            ws.send(json.dumps({"type": "cuid", "data": cuid}))
-            for raw in ws:
-                frame = json.loads(raw)
-                write(format_frame(frame))
-                if frame.get("type") == "input":
-                    try:
-                        line = read("> ")
-                    except EOFError:
-                        line = "quit"
-                    ws.send(json.dumps({"type": "message", "data": line}))
-    except ConnectionClosed as exc:
-        write(f"The connection was lost ({exc}). Run the client again to continue.")
-        return 1
+        ws = connect(url, compression=None, max_size=2**20, open_timeout=10)
     except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
         write(f"Cannot connect to {url}: {exc}")
         return 1
+    with ws:
+        try:
+            return _converse(ws, cuid, read, write)
+        except ConnectionClosed as exc:
+            write(f"The connection was lost ({exc}). Run the client again to continue.")
+            return 1
+
+
+def _ask_cuid(read: Callable[[str], str]) -> str | None:
+    """The CUID typed at the prompt, or None when the technician leaves instead."""
+    while True:
+        try:
+            line = read("Your CUID: ").strip()
+        except EOFError:
+            return None
+        if line.lower() in QUIT:
+            return None
+        if line:
+            return line
+
+
+def _converse(
+    ws: ClientConnection, cuid: str, read: Callable[[str], str], write: Callable[[str], None]
+) -> int:
+    ws.send(json.dumps({"type": "cuid", "data": cuid}))
+    quitting = False
+    for raw in ws:
+        frame = _frame(raw)
+        write(format_frame(frame))
+        if frame.get("type") != "input":
+            continue
+        if quitting:  # asked again after 'quit': leave all the same
+            write(BYE)
+            return 0
+        while True:
+            try:
+                line = read("> ")
+            except EOFError:
+                line = "quit"
+            if line.strip().lower() != DETAILS:
+                break
+            write(format_details(frame))
+        quitting = line.strip().lower() in QUIT
+        ws.send(json.dumps({"type": "message", "data": line}))
     return 0
 
 
+def _frame(raw: str | bytes) -> dict[str, Any]:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        frame = None
+    if isinstance(frame, dict):
+        return frame
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return {"type": "display", "message": text}
+
+
 def run_client(url: str = DEFAULT_URL, cuid: str | None = None) -> int:
-    """Run the client in this terminal; Ctrl-C leaves cleanly."""
+    """Run the client in this terminal; Ctrl-C leaves at once, cleanly."""
     try:
         return interact(url, cuid)
     except KeyboardInterrupt:
-        print("\nBye. Your progress is kept on the server.")
+        print(f"\n{BYE}")
         return 0
 
 

@@ -1,12 +1,32 @@
-"""Logging setup: one format, and tokens redacted from every record."""
+"""Logging setup: one readable format, uvicorn's lines in it too, tokens redacted from every record.
+
+A line reads ``2026-12-01 10:28:15 INFO    techassist.server: message``: the time, the
+level, the logger and the message. uvicorn logs its own lines under
+``uvicorn.error`` whatever they say; they are shown as ``uvicorn``.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 # Slack bot, user and app tokens; slack_sdk logs request headers at DEBUG.
 _TOKEN = re.compile(r"\b(xox[abposre]|xapp)-[A-Za-z0-9-]+")
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+UVICORN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {
+        name: {"handlers": [], "propagate": True}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    },
+}
+"""uvicorn's ``log_config``: its loggers keep no handlers of their own and pass their records
+to the root logger, so they come out in TechAssist's format, redacted like the rest."""
 
 
 class RedactTokens(logging.Filter):
@@ -20,9 +40,27 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class Format(logging.Formatter):
+    """TechAssist's line format; uvicorn's ``uvicorn.error`` logger is shown as ``uvicorn``."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT, DATE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "uvicorn.error":
+            record = logging.makeLogRecord(record.__dict__)
+            record.name = "uvicorn"
+        return super().format(record)
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level``, with tokens redacted whatever logger they come from."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
+    root = logging.getLogger()
+    if not root.handlers:
+        stderr = logging.StreamHandler()
+        stderr.setFormatter(Format())
+        root.addHandler(stderr)
+    root.setLevel(level)
+    for handler in root.handlers:
         if not any(isinstance(f, RedactTokens) for f in handler.filters):
             handler.addFilter(RedactTokens())

@@ -7,13 +7,20 @@ values directly: ``Settings(data_dir=tmp_path)``.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plans import PLANS_DIR
+
+ENV_FILE = Path(".env")
+"""The optional file of settings, read from the working directory."""
 
 
 def default_data_dir() -> Path:
@@ -79,6 +86,16 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
 
+    @field_validator("store", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("data_dir", "plans_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -91,3 +108,97 @@ class Settings(BaseSettings):
     @property
     def workorders_path(self) -> Path:
         return self.data_dir / "workorders.db"
+
+
+class StartupError(Exception):
+    """A setting or the machine stops TechAssist from starting; the message says what to do."""
+
+
+SECRET = frozenset({"slack_bot_token", "slack_app_token"})
+
+
+def env_name(field: str) -> str:
+    """The variable a setting is read from: ``TECHASSIST_<NAME>``, or Slack's own names."""
+    return field.upper() if field in SECRET else "TECHASSIST_" + field.upper()
+
+
+KNOWN = {env_name(field): field for field in Settings.model_fields}
+
+
+def source(field: str, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> str:
+    """Where a setting's value came from: ``the environment``, ``./.env`` or ``the default``.
+
+    Names are matched regardless of case, as the settings themselves are read.
+    """
+    name = env_name(field)
+    environ = os.environ if environ is None else environ
+    if any(key.upper() == name for key in environ):
+        return "the environment"
+    if any(key.upper() == name for key in _dotenv(env_file)):
+        return f"./{env_file}" if not env_file.is_absolute() else str(env_file)
+    return "the default"
+
+
+def _dotenv(env_file: Path) -> dict[str, str | None]:
+    try:
+        return dotenv_values(env_file) if env_file.is_file() else {}
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def unknown_variables(
+    environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE
+) -> list[str]:
+    """A warning for each ``TECHASSIST_*`` variable that is no setting, with the closest one."""
+    environ = os.environ if environ is None else environ
+    found = [(key, "the environment") for key in environ]
+    found += [(key, f"./{env_file}") for key in _dotenv(env_file)]
+    warnings = []
+    for key, where in found:
+        name = key.upper()
+        if not name.startswith("TECHASSIST_") or name in KNOWN:
+            continue
+        close = difflib.get_close_matches(name, KNOWN, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; the README lists the settings"
+        warnings.append(f"{key} (in {where}) is not a TechAssist setting and is ignored{hint}")
+    return warnings
+
+
+def slack_warning(settings: Settings) -> str | None:
+    """Why Slack stays off although one of its two tokens is set; never shows a token."""
+    bot, app = settings.slack_bot_token, settings.slack_app_token
+    if (bot is None) == (app is None):
+        return None
+    given, missing = (
+        ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+        if app is None
+        else (
+            "SLACK_APP_TOKEN",
+            "SLACK_BOT_TOKEN",
+        )
+    )
+    return f"{given} is set but {missing} is not, so Slack is off: set both to connect to Slack"
+
+
+def load_settings() -> Settings:
+    """The settings from the environment and ``./.env``; a bad value raises StartupError.
+
+    The message has one line per bad value: the variable, its value (never a token's),
+    where it came from and what to do.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            key = str(error["loc"][0]) if error["loc"] else ""
+            field = KNOWN.get(key.upper(), key.lower())
+            name = env_name(field)
+            shown = name if field in SECRET else f"{name}={error['input']!r}"
+            info = Settings.model_fields.get(field)
+            default = info.get_default(call_default_factory=True) if info else None
+            fix = f"unset it to use the default ({default})" if default is not None else "unset it"
+            lines.append(
+                f"{shown} (from {source(field)}) is invalid: {error['msg']}; correct it or {fix}"
+            )
+        raise StartupError("\n".join(lines)) from None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from bot.settings import Settings
+from bot.settings import Settings, StartupError, source
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.plans import PlanLibrary, load_plans
@@ -45,9 +47,41 @@ def build_store(settings: Settings) -> SessionStore:
     return SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
 
 
+def check_data_dir(settings: Settings) -> None:
+    """Create the data directory if need be; StartupError if TechAssist cannot write there."""
+    data_dir = settings.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        raise StartupError(
+            f"cannot write to the data directory {data_dir} (TECHASSIST_DATA_DIR, from "
+            f"{source('data_dir')}): {exc.strerror or exc}; set TECHASSIST_DATA_DIR to a "
+            "directory TechAssist may write to"
+        ) from None
+
+
+def plan_files(plans_dir: Path) -> list[Path]:
+    """The plan files in a directory: its ``*.json`` files except the JSON Schema."""
+    return sorted(f for f in plans_dir.glob("*.json") if not f.name.endswith(".schema.json"))
+
+
+def check_plans_dir(settings: Settings) -> None:
+    """StartupError unless the plans directory exists and holds plan files."""
+    plans_dir = settings.plans_dir
+    where = f"TECHASSIST_PLANS_DIR, from {source('plans_dir')}"
+    fix = "set TECHASSIST_PLANS_DIR to a directory of plan files, or unset it for the bundled plans"
+    if not plans_dir.is_dir():
+        problem = "does not exist" if not plans_dir.exists() else "is not a directory"
+        raise StartupError(f"the plans directory {plans_dir} ({where}) {problem}; {fix}")
+    if not plan_files(plans_dir):
+        raise StartupError(f"the plans directory {plans_dir} ({where}) has no plan files; {fix}")
+
+
 def open_workorders(settings: Settings) -> WorkOrderDB:
     """Open the work-order database, seeding the demo data into an empty one if enabled."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(settings)
     db = WorkOrderDB(settings.workorders_path, synchronous=settings.sqlite_synchronous)
     if settings.seed_demo and db.seed_demo():
         log.info("seeded the demo work orders into %s", settings.workorders_path)
@@ -56,6 +90,7 @@ def open_workorders(settings: Settings) -> WorkOrderDB:
 
 def build(settings: Settings) -> Services:
     """Build the whole object graph; raises PlanError on an invalid plan, before anything runs."""
+    check_plans_dir(settings)
     registry = default_registry()
     plans = load_plans(settings.plans_dir, registry)
     workorders = open_workorders(settings)

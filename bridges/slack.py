@@ -19,7 +19,8 @@ fallback). What it adds is what Slack itself demands:
   other failures are logged and the post is retried, and if it never goes
   through the replies are kept and shown first on the technician's next turn;
 - a watchdog rebuilds the Socket Mode handler when it stays disconnected
-  (python-slack-sdk issue 1922: retries against a closed aiohttp session).
+  (slack_sdk's own reconnects can stop for good, retrying against a closed
+  aiohttp session).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It calls ``sqlite3`` synchronously on the event loop. A load or a save is one
 tiny indexed statement (about 10 µs with ``synchronous=NORMAL``), while a hop to
-a worker thread costs 0.1–0.3 ms (see ``shared/PERFORMANCE.md``), so the hop
+a worker thread costs 0.1–0.3 ms, so the hop
 would be the most expensive part of the turn. WAL with ``synchronous=NORMAL``
 keeps every committed turn through a crash of the process; ``FULL`` is offered
 for those who also want to survive a power loss.

@@ -6,9 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.bot.live import Live, environment
 
 FIXTURES = Path(__file__).parents[1] / "orchestrator_core" / "plan_fixtures"
 
@@ -158,8 +161,9 @@ def test_the_program_refuses_to_start_on_an_invalid_plan(tmp_path: Path) -> None
     plans.mkdir()
     (plans / "bad.json").write_text((FIXTURES / "bad_semantics.json").read_text())
     done = techassist(tmp_path, "chat", stdin="AB1234\n", TECHASSIST_PLANS_DIR=str(plans))
-    assert done.returncode == 2
-    assert "will not start" in done.stderr and "bad.json: $." in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "error: the plans are invalid, so TechAssist will not start" in done.stderr
+    assert "bad.json: $." in done.stderr
 
 
 @pytest.mark.parametrize("cuid_flag", [False, True])
@@ -198,5 +202,123 @@ def test_the_data_directory_defaults_to_the_home_directory(tmp_path: Path) -> No
 
 def test_a_bad_setting_stops_the_program_with_its_variable_named(tmp_path: Path) -> None:
     done = techassist(tmp_path, "orders", "seed", TECHASSIST_TOOL_TIMEOUT="-1")
-    assert done.returncode == 2 and "TECHASSIST_TOOL_TIMEOUT" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: TECHASSIST_TOOL_TIMEOUT='-1' (from the environment) is invalid: Input should be "
+        "greater than 0; correct it or unset it to use the default (30.0)"
+    ]
+
+
+def test_orders_list_says_so_when_a_technician_has_no_orders(tmp_path: Path) -> None:
+    table = techassist(tmp_path, "orders", "list", "--cuid", "ef9012")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.strip() == "EF9012 has no orders."
+    listed = techassist(tmp_path, "orders", "list", "--cuid", "EF9012", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``techassist orders list --json | head -1``: the reader leaves before the output ends."""
+    assert techassist(tmp_path, "orders", "seed").returncode == 0
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
+    environment["TECHASSIST_DATA_DIR"] = str(tmp_path)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "orders", "list", "--cuid", "AB1234", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write)
+    assert done.stderr == "" and done.returncode == 1
+
+
+def test_version_comes_from_the_installed_package(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    done = techassist(tmp_path, "--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"techassist {version('techassist')}"
+
+
+def test_every_command_has_a_description_and_every_option_a_help_text() -> None:
+    import argparse
+
+    from bot.cli import _parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        if not parser.description:
+            missing.append(parser.prog)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif not action.help:
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(_parser())
+    assert missing == []
+
+
+@pytest.mark.parametrize("make_files", [False, True])
+def test_plans_validate_with_no_plans_fails(tmp_path: Path, make_files: bool) -> None:
+    plans = tmp_path / "plans"
+    if make_files:
+        plans.mkdir()
+        (plans / "plan.schema.json").write_text("{}")
+    done = techassist(tmp_path, "plans", "validate", TECHASSIST_PLANS_DIR=str(plans))
+    assert done.returncode == 1 and "valid" not in done.stdout
+    assert f"error: the plans directory {plans}" in done.stderr
+    assert ("has no plan files" if make_files else "does not exist") in done.stderr
+
+
+def test_setting_names_of_choices_take_any_case(tmp_path: Path) -> None:
+    done = techassist(
+        tmp_path,
+        "orders",
+        "seed",
+        TECHASSIST_LOG_LEVEL="debug",
+        TECHASSIST_STORE="SQLite",
+        TECHASSIST_SQLITE_SYNCHRONOUS="full",
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def live_chat(tmp_path: Path, *args: str, **env: str) -> Live:
+    return Live(
+        ["-m", "bot.cli", "chat", "--cuid", "AB1234", *args],
+        environment(tmp_path, **env),
+        cwd=tmp_path,
+    )
+
+
+def test_ctrl_c_in_chat_leaves_at_once_with_the_goodbye_of_quit(tmp_path: Path) -> None:
+    chat = live_chat(tmp_path)
+    chat.wait_for("Shall we start it? (yes/no)")
+    chat.interrupt()
+    code, stderr = chat.wait(timeout=5)
+    assert code == 0 and "Traceback" not in stderr
+    assert "Your progress is saved" in chat.stdout
+    # The session was kept: the next chat welcomes the technician back.
+    again = techassist(tmp_path, "chat", "--cuid", "AB1234", stdin="")
+    assert "Welcome back, Alice Brown" in again.stdout
+
+
+def test_ctrl_c_during_a_slow_step_leaves_at_once(tmp_path: Path) -> None:
+    chat = live_chat(tmp_path, TECHASSIST_SIM_LATENCY_MS="20000")
+    chat.wait_for("Shall we start it? (yes/no)")
+    chat.type("yes")
+    chat.wait_for("FSAN")
+    chat.type("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")  # 20 s of simulator
+    time.sleep(0.5)
+    chat.interrupt()
+    code, stderr = chat.wait(timeout=5)
+    assert code == 0 and "Traceback" not in stderr
+    assert "Your progress is saved" in chat.stdout

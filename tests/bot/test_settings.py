@@ -33,7 +33,7 @@ def test_settings_come_from_techassist_environment_variables(
     monkeypatch.setenv("TECHASSIST_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TECHASSIST_TOOL_RETRIES", "5")
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.data_dir == tmp_path and settings.tool_retries == 5
     assert settings.slack_bot_token is not None
     assert "xoxb-secret" not in repr(settings)
@@ -42,11 +42,11 @@ def test_settings_come_from_techassist_environment_variables(
 def test_a_bad_setting_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TECHASSIST_TOOL_RETRIES", "many")
     with pytest.raises(ValueError, match="tool_retries"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_the_default_data_directory_is_under_home_not_the_repository() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.data_dir.is_relative_to(Path.home())
     assert not settings.data_dir.is_relative_to(README.parent)
 
@@ -65,3 +65,25 @@ async def test_the_synchronous_setting_covers_the_sessions_and_the_work_orders(
             assert connection.execute("PRAGMA synchronous").fetchone()[0] == pragma
     finally:
         await services.aclose()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("TECHASSIST_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("TECHASSIST_SQLITE_SYNCHRONOUS", "full", "sqlite_synchronous", "FULL"),
+        ("TECHASSIST_STORE", "SQLite", "store", "sqlite"),
+        ("TECHASSIST_STORE", "Memory", "store", "memory"),
+    ],
+)
+def test_a_choice_is_accepted_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings(_env_file=None), field) == expected
+
+
+def test_an_unknown_choice_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TECHASSIST_STORE", "redis")
+    with pytest.raises(ValueError, match="store"):
+        Settings(_env_file=None)

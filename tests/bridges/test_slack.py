@@ -157,6 +157,7 @@ async def test_redeliveries_of_an_event_produce_one_reply(rig: Rig) -> None:
     event = message_im(ALICE, "ALCL90ABCDEF")
     envelope = await rig.fake.send_event(event)
     first = rig.fake.envelope(envelope)
+    assert first.event_id is not None
     for attempt in (1, 2, 3):
         await rig.fake.resend_event(first.event_id, retry_attempt=attempt)
     # The same message again under a new event id (Slack does this too): same channel and ts.
@@ -273,7 +274,7 @@ async def test_the_watchdog_rebuilds_a_handler_that_stays_disconnected(
     await rig.say(ALICE, "hi")
     stuck = rig.bridge.handler
     assert stuck is not None
-    # A client whose own reconnects have stopped working (python-slack-sdk issue 1922).
+    # A client whose own reconnects have stopped working (slack_sdk's can stop for good).
     stuck.client.auto_reconnect_enabled = False
     await rig.fake.drop()
     await rig.fake.wait_connected(count=2, timeout=10)

@@ -269,7 +269,7 @@ def test_client_py_completes_an_installation(server: Server) -> None:
         env=_no_proxy_env(),
     )
     assert done.returncode == 0, done.stderr
-    assert "Choices: yes | no" in done.stdout and "service tier: 1G" in done.stdout
+    assert "[yes | no]" in done.stdout and "service tier" not in done.stdout.lower()
     assert "Orders completed this session: ORD-1003" in done.stdout
 
 
@@ -313,6 +313,16 @@ async def test_a_connection_stays_with_the_technician_it_identified(
     assert other["type"] == "input" and "connected as AB1234" in other["message"]
     again = await client.ask({"type": "cuid", "data": "AB1234"})
     assert "Welcome back, Alice Brown" in again["message"] and "ORD-1003" in again["message"]
+
+
+async def test_quit_before_identifying_says_goodbye_and_closes(
+    server: Server, open_client: Any
+) -> None:
+    client, refused = await open_client(server, "ZZ0000")
+    assert refused["data_needed"] == "cuid"
+    goodbye = await client.say("quit")
+    assert goodbye["type"] == "display" and "Goodbye" in goodbye["message"]
+    assert await client.closed_with() == 1000
 
 
 async def test_an_empty_cuid_is_asked_for_again(server: Server, open_client: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from bridges.memory import MemoryBridge
@@ -131,7 +132,7 @@ async def test_a_session_saved_with_its_plan_inside_still_resumes(
     key = chat.key.as_str()
     await first.aclose()
     path = first.settings.data_dir / "sessions.db"
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         (data,) = db.execute("SELECT data FROM sessions WHERE key = ?", (key,)).fetchone()
         old = json.loads(data)
         (old["plan"],) = db.execute(

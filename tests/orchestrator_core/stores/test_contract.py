@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ async def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db", synchronous="FULL")
     await store.save("k", "x", 0)
     await store.aclose()
-    with sqlite3.connect(tmp_path / "s.db") as db:
+    with closing(sqlite3.connect(tmp_path / "s.db")) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
