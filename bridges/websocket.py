@@ -27,7 +27,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from orchestrator_core.orchestrator import Orchestrator
-from orchestrator_core.texts import QUIT
+from orchestrator_core.phases.commands import COMMANDS
 from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
 
 log = logging.getLogger("techassist.websocket")
@@ -177,7 +177,7 @@ class WebsocketBridge:
         if cuid is None or (frame.type == "cuid" and frame.data.strip().upper() == cuid):
             # Until a CUID is accepted, every frame is an attempt to identify.
             candidate = frame.data.strip().upper()
-            if cuid is None and frame.type == "message" and candidate.lower() in QUIT:
+            if cuid is None and frame.type == "message" and COMMANDS.match(candidate) == "quit":
                 # Leaving before anyone is identified: there is no session to keep.
                 await _send(websocket, {"type": "display", "message": "Goodbye."})
                 return None, True
