@@ -21,7 +21,7 @@ from bot.settings import Settings, StartupError, load_settings, source, unknown_
 from bot.wiring import Services, build, open_workorders, plan_files
 from bridges.memory import MemoryBridge
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
-from orchestrator_core.plans import validate_files
+from orchestrator_core.plans import check_files
 from orchestrator_core.tools import default_registry
 from orchestrator_core.turns import Reply
 from orchestrator_core.workorders import prioritize
@@ -329,9 +329,11 @@ def _plans_validate(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
-        problems = validate_files(files, default_registry())
+        problems, cautions = check_files(files, default_registry())
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
+    for caution in cautions:
+        print(f"warning: {caution}", file=sys.stderr)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

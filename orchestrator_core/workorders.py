@@ -1,7 +1,7 @@
 """The work-order database: technicians, orders, inventory, escalations and the tool audit.
 
 It is plain synchronous ``sqlite3`` on purpose: every statement here is tiny and
-indexed, and PERFORMANCE.md measured such a statement at ~10 µs against
+indexed, and such a statement measured at ~10 µs against
 ~300 µs for a hop to a thread (aiosqlite). WAL with ``synchronous=NORMAL``
 survives a killed process. sqlite3 errors leave this module as ``WorkOrderError``.
 

@@ -150,6 +150,21 @@ def test_plans_validate_names_the_file_and_json_path_of_each_problem(tmp_path: P
     assert any("unknown tool" in line for line in lines)
 
 
+def test_plans_validate_warns_about_an_order_input_without_a_fallback(tmp_path: Path) -> None:
+    plan = json.loads((Path(__file__).parents[2] / "plans" / "installation.json").read_text())
+    for step in plan["steps"]:
+        step.pop("fallbacks", None)
+    path = tmp_path / "installation.json"
+    path.write_text(json.dumps(plan))
+    done = techassist(tmp_path, "plans", "validate", str(path))
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: installation.json: $.steps[4].inputs.service_tier: 'order.service_tier' "
+        "is optional in an order and has no fallback"
+    ) in done.stderr
+    assert "1 plan file(s) valid." in done.stdout
+
+
 def test_plans_validate_warns_that_a_legacy_list_plan_is_deprecated(tmp_path: Path) -> None:
     done = techassist(tmp_path, "plans", "validate", str(FIXTURES / "installation_plan.json"))
     assert done.returncode == 0, done.stderr
