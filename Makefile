@@ -50,6 +50,7 @@ bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.ws
 	$(BIN)/python -m bench.slack
+	$(BIN)/python -m bench.experience
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator_core.plans import Plan, check_plan, plan_warnings
+from orchestrator_core.tools import default_registry
 from tests.bot.live import environment
 from tests.bridges.server import running
 
@@ -57,3 +59,11 @@ def test_every_readme_transcript_is_what_the_client_prints(tmp_path: Path) -> No
             )
         assert done.returncode == 0, done.stderr
         assert replayed(done.stdout, inputs) == transcript
+
+
+def test_the_readme_plan_example_is_a_valid_plan_without_warnings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("A plan looks like this", 1)[1].split("```json\n", 1)[1]
+    plan = check_plan(Plan.model_validate_json(example.split("```", 1)[0]), default_registry())
+    assert [step.id for step in plan.steps] == ["activate_ont", "speed_test"]
+    assert plan_warnings(plan) == []
