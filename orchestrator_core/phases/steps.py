@@ -307,7 +307,10 @@ async def on_value(services: Services, session: Session, text: str) -> Next:
         if isinstance(checked, Invalid):
             return _bad_value(session, plan.parameter(name), checked.reason)
         _take(session, name, checked.value)
-    session.bad_attempts = 0
+    if session.why is None:
+        # A value asked again after the tool refused it is good only once the tool takes it
+        # (a step that succeeds resets the count): refusals in a row add up to three.
+        session.bad_attempts = 0
     if session.edit_queue:
         return Next(Phase.COLLECT, said)
     session.why = None
