@@ -118,13 +118,20 @@ def _done(plan: Plan, step: Step, session: Session) -> str:
 
 
 def _known(session: Session, name: str) -> bool:
-    """Whether a value is known; a value the order carries is copied into the session."""
+    """Whether a value is known; a valid value the order carries is copied into the session.
+
+    An order's field or detail of the same name that the parameter would refuse (an
+    export's ``model: false``) is not a value: the technician is asked for it.
+    """
     if name in session.values:
         return True
     if session.order is not None:
         value = order_value(texts.order_fields(session.order), name)
         if value is not None:
-            session.values[name] = value
+            checked = validate_value(working_plan(session).parameter(name), value)
+            if isinstance(checked, Invalid):
+                return False
+            session.values[name] = checked.value
             return True
     return False
 
