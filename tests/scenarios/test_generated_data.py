@@ -97,7 +97,8 @@ STARTS = st.sampled_from(
 )
 ENDS = st.sampled_from(["2026-12-02T12:00:00Z", "2026-12-04T17:00:00Z"])
 CREATED = st.sampled_from(["2026-11-20T08:00:00Z", "2026-11-21T10:15:00+02:00"])
-#: Injected transient failures: the first calls of one tool fail (after the agent's own retries).
+#: Injected transient failures: the first calls of one network operation fail, the agent's own
+#: retries included, so the technician sees the failure (the database tools never fail).
 FAILURES = st.sampled_from(
     [
         "",
@@ -107,7 +108,8 @@ FAILURES = st.sampled_from(
         "configure_wifi:4",
         "run_line_test:3",
         "activate_ont:3",
-        "close_order:3",
+        "replace_equipment:3",
+        "escalate:1",
     ]
 )
 
@@ -365,6 +367,13 @@ def _is_failure(question: Reply) -> bool:
     return question.data is not None and "error" in question.data
 
 
+def _between_orders(question: Reply) -> bool:
+    """The question after an order (closed or escalated), or with none at hand."""
+    return "end" in question.choices and (
+        "next" in question.choices or "orders" in question.choices
+    )
+
+
 def _is_way_out(question: Reply) -> bool:
     return question.choices == ["try again", "escalate"]
 
@@ -400,8 +409,10 @@ async def _converse(
                 )
         if question.data and "order" in question.data and "yes" in question.choices:
             log.proposed.append(str(question.data["order"]["order_id"]))
+        if _between_orders(question):
+            current, current_id = None, None
         if current is not None:
-            if _is_failure(question):
+            if _is_failure(question) or any(r.text.startswith("I couldn't") for r in replies):
                 current.failures += 1
             if question.needs is not None:
                 if question.needs in current.asked:
@@ -422,8 +433,6 @@ async def _converse(
         replies = await chat.say(answer)
         log.turns += 1
         assert log.turns <= HARD_LIMIT, f"no end in sight; last asked {question.text!r}"
-        if answer in ("next", "end", "escalate"):
-            current, current_id = None, None
     log.lines.append(render(replies))
     check_replies(replies, excused)
     log.last = replies
