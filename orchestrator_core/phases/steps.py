@@ -119,14 +119,21 @@ def _done(plan: Plan, step: Step, order: dict[str, Any], session: Session) -> st
 
 
 def _known(session: Session, order: dict[str, Any], name: str) -> bool:
-    """Whether a value is known; a value the order carries is copied into the session."""
+    """Whether a value is known; a valid value the order carries is copied into the session.
+
+    An order's field or detail of the same name that the parameter would refuse (an
+    export's ``model: false``) is not a value: the technician is asked for it.
+    """
     if name in session.values:
         return True
     value = order_value(order, name)
-    if value is not None:
-        session.values[name] = value
-        return True
-    return False
+    if value is None:
+        return False
+    checked = validate_value(working_plan(session).parameter(name), value)
+    if isinstance(checked, Invalid):
+        return False
+    session.values[name] = checked.value
+    return True
 
 
 def _order_gap(session: Session, order: dict[str, Any], step: Step) -> tuple[str, str] | None:
@@ -308,7 +315,10 @@ async def on_value(services: Services, session: Session, text: str) -> Next:
         if isinstance(checked, Invalid):
             return _bad_value(session, plan.parameter(name), checked.reason)
         _take(session, name, checked.value)
-    session.bad_attempts = 0
+    if session.why is None:
+        # A value asked again after the tool refused it is good only once the tool takes it
+        # (a step that succeeds resets the count): refusals in a row add up to three.
+        session.bad_attempts = 0
     if session.edit_queue:
         return Next(Phase.COLLECT, said)
     session.why = None

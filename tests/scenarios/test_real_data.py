@@ -181,3 +181,24 @@ async def test_a_session_saved_before_orders_were_typed_still_resumes(
     assert "Welcome back, Alice Brown" in said(resumed) and "retry" in question(resumed).choices
     status = said(await again.say("status"))
     assert "ORD-1003" in status and "fsan=ALCL90ABCDEF" in status
+
+
+async def test_an_order_detail_named_like_a_value_is_asked_for_when_it_is_not_valid(
+    make_services: ServicesFactory,
+) -> None:
+    order = {"order_id": "X-5", "order_type": "installation", "service_tier": "1G"}
+    services = services_with(
+        make_services, dataset({**order, "model": False, "ethernet_port": 9, "ssid": "Lab"})
+    )
+    chat, replies = await started(services)
+    assert question(replies).needs == "fsan"
+    model = await chat.say("ALCL90ABCDEF")
+    assert question(model).needs == "model"  # the order's "false" is no model
+    assert "failed" not in said(model) and "False" not in said(model)
+    port = await chat.say("G-240W-F")
+    assert question(port).needs == "ethernet_port"  # nor is its port 9 a port
+    assert "failed" not in said(port)
+    wifi = await chat.say("2")
+    assert "is active" in said(wifi)
+    assert question(wifi).needs == "wifi_password"  # its Wi-Fi name is a fine one
+    assert_no_placeholder(model + port + wifi)
