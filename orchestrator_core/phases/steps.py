@@ -8,7 +8,14 @@ from typing import Any
 from orchestrator_core import texts
 from orchestrator_core.conditions import evaluate
 from orchestrator_core.inner_agent import ToolResult
-from orchestrator_core.params import Invalid, Parameter, mask, parse_values, validate_value
+from orchestrator_core.params import (
+    Invalid,
+    Parameter,
+    ParamType,
+    mask,
+    parse_values,
+    validate_value,
+)
 from orchestrator_core.phases.base import Next, PhaseSpec, Services, unclear, words
 from orchestrator_core.plans import (
     ORDER_PREFIX,
@@ -126,10 +133,12 @@ def _known(session: Session, order: dict[str, Any], name: str) -> bool:
     """
     if name in session.values:
         return True
+    param = working_plan(session).parameter(name)
     value = order_value(order, name)
-    if value is None:
+    # A yes/no question is about now ("is the customer online?"): an export cannot answer it.
+    if value is None or param.type is ParamType.BOOLEAN:
         return False
-    checked = validate_value(working_plan(session).parameter(name), value)
+    checked = validate_value(param, value)
     if isinstance(checked, Invalid):
         return False
     session.values[name] = checked.value

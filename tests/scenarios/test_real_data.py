@@ -202,3 +202,19 @@ async def test_an_order_detail_named_like_a_value_is_asked_for_when_it_is_not_va
     assert "is active" in said(wifi)
     assert question(wifi).needs == "wifi_password"  # its Wi-Fi name is a fine one
     assert_no_placeholder(model + port + wifi)
+
+
+async def test_a_yes_no_question_is_always_put_to_the_technician(
+    make_services: ServicesFactory,
+) -> None:
+    """An export's customer_online says nothing about the customer being online now."""
+    order = {
+        "order_id": "X-9",
+        "order_type": "installation",
+        "service_tier": "1G",
+        "customer_online": True,
+    }
+    services = services_with(make_services, dataset(order))
+    chat, _ = await started(services)
+    asked = question(await chat.say(INSTALL_VALUES))
+    assert asked.needs == "customer_online" and asked.choices == ["yes", "no"]
