@@ -29,6 +29,21 @@ def environment(data_dir: Path | None = None, **env: str) -> dict[str, str]:
     return environ
 
 
+def techassist(
+    data_dir: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``techassist ARGS`` to the end in ``data_dir``, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment(data_dir, **env),
+        timeout=60,
+        cwd=data_dir,
+    )
+
+
 class Live:
     """A process with stdin kept open, its stdout collected by a thread as it arrives."""
 

@@ -11,25 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.live import Live, environment
+from tests.bot.live import Live, environment, techassist
 
 FIXTURES = Path(__file__).parents[1] / "orchestrator_core" / "plan_fixtures"
-
-
-def techassist(
-    data_dir: Path, *args: str, stdin: str = "", **env: str
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
-    environment.update(TECHASSIST_DATA_DIR=str(data_dir), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        cwd=data_dir,
-    )
 
 
 def test_orders_list_shows_the_demo_orders_in_priority_order(tmp_path: Path) -> None:

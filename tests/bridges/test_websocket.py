@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.bot.live import techassist
 from tests.bridges.server import Server, running, start
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,16 +356,7 @@ async def test_an_order_without_a_service_tier_is_worked_to_the_end_over_the_web
     }
     export = tmp_path / "export.json"
     export.write_text(json.dumps(data))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
-    env.update(TECHASSIST_DATA_DIR=str(tmp_path), TECHASSIST_SEED_DEMO="false")
-    imported = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "orders", "import", str(export)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    imported = techassist(tmp_path, "orders", "import", str(export), TECHASSIST_SEED_DEMO="false")
     assert imported.returncode == 0, imported.stderr
     assert "service_tier" in imported.stdout  # it says what the conversation will ask
     with running(tmp_path, TECHASSIST_SEED_DEMO="false") as srv:
