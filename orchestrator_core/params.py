@@ -18,11 +18,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator_core import patterns
+
 MASK = "••••"
 """What a sensitive value is shown as, everywhere."""
 
 MAX_MESSAGE_BYTES = 8 * 1024
 """Longer messages are never parsed as named values: no one types that much by hand."""
+MAX_KEYS = 64
+"""A message with more named values (keys, at any depth) is a plain answer, never parsed."""
+MAX_ITEMS = 256
+"""A structured message with more items (keys, list items, brackets) is never parsed."""
+MAX_DEPTH = 32
+"""A structured message nested deeper than this is never parsed."""
 
 _SHOWN_CHARS = 40
 
@@ -95,6 +103,10 @@ _PAIR = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _SEPARATORS = re.compile(r"[\s,;]*")
+# A quoted string, JSON's or Python's. An unclosed one runs to the end of the
+# text, so that no attempt ever fails and backtracks: every character is read once.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)' + r"|'(?:[^'\\]|\\.)*(?:'|\\?\Z)", re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\](){}]+")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -122,7 +134,8 @@ class Parameter(BaseModel):
     )
     type: ParamType = ParamType.STRING
     pattern: str | None = Field(
-        default=None, description="A regular expression the whole (normalized) string must match."
+        default=None,
+        description="A regular expression (RE2 syntax) the whole (normalized) string must match.",
     )
     min: float | None = Field(
         default=None, description="Smallest number, or shortest string length."
@@ -147,8 +160,8 @@ class Parameter(BaseModel):
     def _pattern_compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                patterns.compile_pattern(pattern)
+            except patterns.PatternError as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return pattern
 
@@ -199,8 +212,31 @@ def parse_values(text: str) -> dict[str, Any] | None:
     if not stripped or len(stripped.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
         return None
     if stripped.startswith("{"):
-        return _named(_parse_mapping(stripped))
+        return _named(_parse_mapping(stripped)) if _small_structure(stripped) else None
     return _named(_parse_pairs(stripped))
+
+
+def _small_structure(text: str) -> bool:
+    """Whether a would-be mapping is small and shallow enough to be worth parsing.
+
+    A cheap scan, linear in the text, before any parser runs: parsing costs
+    grow with the items (an 8 KB dict literal of 700 keys takes milliseconds
+    with ``ast.literal_eval``) and deep nesting reaches the recursion limit.
+    Quoted strings are dropped first, so brackets or colons inside a value
+    count for nothing.
+    """
+    skeleton = _QUOTED.sub("", text)
+    if skeleton.count(":") > MAX_KEYS:
+        return False
+    brackets = _NOT_BRACKET.sub("", skeleton)
+    if skeleton.count(",") + len(brackets) // 2 > MAX_ITEMS:
+        return False
+    depth = 0
+    for char in brackets:
+        depth += 1 if char in "{[(" else -1
+        if not 0 <= depth <= MAX_DEPTH:
+            return False
+    return True
 
 
 def _parse_mapping(text: str) -> Any:
@@ -221,7 +257,9 @@ def _parse_mapping(text: str) -> Any:
 def _parse_pairs(text: str) -> dict[str, Any] | None:
     pairs: dict[str, Any] = {}
     position = 0
-    while position < len(text):
+    for _ in range(MAX_KEYS + 1):
+        if position >= len(text):
+            return pairs
         match = _PAIR.match(text, position)
         if match is None:
             return None
@@ -234,7 +272,7 @@ def _parse_pairs(text: str) -> dict[str, Any] | None:
         if separator.end() == position and position < len(text):
             return None  # `a=1b=2`: pairs must be separated
         position = separator.end()
-    return pairs
+    return None  # more than MAX_KEYS pairs: no one types that many
 
 
 def _named(data: Any) -> dict[str, Any] | None:
@@ -393,6 +431,6 @@ def _to_string(param: Parameter, raw: Any) -> Valid | Invalid:
         return Invalid(f"{shown} is too short: it needs at least {_bound(param.min)} characters.")
     if param.max is not None and len(text) > param.max:
         return Invalid(f"{shown} is too long: it may have at most {_bound(param.max)} characters.")
-    if param.pattern is not None and re.fullmatch(param.pattern, text) is None:
+    if param.pattern is not None and not patterns.fullmatch(param.pattern, text):
         return Invalid(f"{shown} does not match the expected format.")
     return Valid(text)
