@@ -240,7 +240,7 @@ def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
 def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
     from orchestrator_core.plans import load_plans
     from orchestrator_core.simulator import MODELS, TIERS
-    from orchestrator_core.workorders import ImportExpectations
+    from orchestrator_core.workorders import ImportExpectations, ImportTooLarge
 
     # Warn about what technicians will have to make up for: the known tiers and
     # models, and the order types the configured plans serve and ask a tier for.
@@ -273,7 +273,10 @@ def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
         )
     db = open_workorders(settings.model_copy(update={"seed_demo": False}))
     try:
-        summary = db.import_file(args.file, expect)
+        summary = db.import_file(args.file, expect, max_bytes=settings.import_max_bytes)
+    except ImportTooLarge as exc:
+        where = f"TECHASSIST_IMPORT_MAX_BYTES, from {source('import_max_bytes')}"
+        raise WorkOrderError(f"{exc} ({where}); raise it to import a larger file") from None
     finally:
         db.close()
     print(f"Imported {summary}.")

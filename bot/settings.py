@@ -63,6 +63,9 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    """The largest file ``techassist orders import`` reads."""
+
     host: str = "127.0.0.1"
     """Where ``techassist serve`` listens."""
     port: int = Field(default=8000, ge=0, le=65535)

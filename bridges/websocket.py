@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.phases.commands import COMMANDS
-from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
+from orchestrator_core.turns import (
+    IncomingTurn,
+    Reply,
+    ReplyKind,
+    SessionKey,
+    TurnKind,
+    encodable,
+    readable,
+)
 
 log = logging.getLogger("techassist.websocket")
 
@@ -36,6 +45,8 @@ BRIDGE = "websocket"
 PATH = "/start_task"
 #: Frames larger than this are refused by the server (close code 1009).
 MAX_FRAME = 64 * 1024
+#: A JSON frame whose arrays and objects nest deeper than this is refused.
+MAX_DEPTH = 32
 
 FORMAT_HELP = (
     'I could not read that frame. Send JSON like {"type": "message", "data": "your answer"}, '
@@ -58,7 +69,14 @@ class ClientFrame:
 
 
 def parse_frame(raw: str) -> ClientFrame | None:
-    """Read a client text frame; ``None`` when it is JSON of the wrong shape."""
+    """Read a client text frame; ``None`` when it cannot be taken as it is.
+
+    That is JSON of the wrong shape, JSON nested deeper than ``MAX_DEPTH``, or
+    text that cannot be encoded (a lone surrogate, which a JSON escape such as
+    ``"\\ud800"`` produces): the client is told the format and nothing changes.
+    """
+    if raw.lstrip()[:1] in ("{", "[") and _too_deep(raw):
+        return None
     try:
         frame = json.loads(raw)
     except ValueError:
@@ -68,7 +86,29 @@ def parse_frame(raw: str) -> ClientFrame | None:
     if not isinstance(frame, dict) or not isinstance(frame.get("data"), str):
         return None
     kind = frame.get("type")
-    return ClientFrame(kind if isinstance(kind, str) else "message", frame["data"])
+    kind = kind if isinstance(kind, str) else "message"
+    if not (encodable(frame["data"]) and encodable(kind)):
+        return None
+    return ClientFrame(kind, frame["data"])
+
+
+# A JSON string; an unclosed one runs to the end, so that nothing backtracks.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(raw: str) -> bool:
+    """Whether the arrays and objects of a JSON text nest deeper than ``MAX_DEPTH``.
+
+    Read before parsing, in one linear pass: ``json.loads`` recurses, so a few
+    kilobytes of ``[`` would otherwise reach the recursion limit.
+    """
+    depth = 0
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", raw)):
+        depth += 1 if char in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def render(replies: list[Reply]) -> dict[str, Any]:
@@ -224,8 +264,11 @@ async def _send(websocket: WebSocket, frame: dict[str, Any]) -> bool:
     """Send one frame; False when the client is already gone."""
     if websocket.application_state is not WebSocketState.CONNECTED:
         return False
+    text = json.dumps(frame, ensure_ascii=False, default=str)
+    if not encodable(text):  # a lone surrogate would fail in the middle of the send
+        text = readable(text)
     try:
-        await websocket.send_text(json.dumps(frame, ensure_ascii=False, default=str))
+        await websocket.send_text(text)
         return True
     except (WebSocketDisconnect, RuntimeError, OSError) as exc:
         log.info("could not send to a websocket client that left: %s", exc)

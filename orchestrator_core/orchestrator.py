@@ -33,7 +33,14 @@ from orchestrator_core.phases.orders import identify
 from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
 from orchestrator_core.session_manager import SessionManager
-from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
+from orchestrator_core.turns import (
+    IncomingTurn,
+    Reply,
+    ReplyKind,
+    SessionKey,
+    TurnKind,
+    encodable,
+)
 
 log = logging.getLogger("techassist.orchestrator")
 
@@ -42,6 +49,10 @@ MAX_REPEATS = 3
 #: Messages longer than this are refused before any parsing.
 MAX_TEXT = 8192
 
+UNREADABLE = (
+    "That message has characters that cannot be read (part of an emoji or symbol was lost "
+    "on the way), so nothing was taken from it. Please type it again."
+)
 SORRY = (
     "Sorry, something went wrong on our side. Nothing you entered was lost: please send that again."
 )
@@ -148,6 +159,8 @@ class Orchestrator:
                 ),
                 self._question(session),
             ]
+        if not encodable(text):
+            return [Reply.display(UNREADABLE), self._question(session)]
         # Replies a bridge could not deliver come first, whatever the turn.
         said = [r for r in session.take_undelivered() if r.kind is ReplyKind.DISPLAY]
         fresh = session.cuid is None or session.phase in (Phase.IDENTIFY, Phase.ENDED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -29,6 +30,10 @@ class SessionKey:
                 raise TypeError(f"SessionKey.{name} must be a str, got {type(value).__name__}")
         if not self.bridge or not self.user:
             raise ValueError(f"SessionKey needs a bridge and a user, got {self!r}")
+        for name in ("bridge", "workspace", "channel", "user"):
+            value = getattr(self, name)
+            if not encodable(value):  # it is stored: keep it storable
+                object.__setattr__(self, name, readable(value))
 
     def as_str(self) -> str:
         """The one string form of a key, used by every store; parts are %-escaped."""
@@ -67,6 +72,38 @@ class IncomingTurn:
     kind: TurnKind = TurnKind.MESSAGE
     message_id: str | None = None
     cuid: str | None = None
+
+    def __post_init__(self) -> None:
+        # Identifiers are stored and looked up, so one that cannot be encoded
+        # becomes one that matches nothing. The text is left as it came: the
+        # orchestrator refuses it with a reply, rather than change a value.
+        for name in ("message_id", "cuid"):
+            value = getattr(self, name)
+            if value is not None and not encodable(value):
+                object.__setattr__(self, name, readable(value))
+
+
+def encodable(text: str) -> bool:
+    """Whether ``text`` can be stored and sent as UTF-8: it holds no lone surrogate.
+
+    JSON escapes such as ``"\\ud800"`` decode to a lone surrogate, which no
+    encoder, database or serializer accepts.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def readable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, the replacement character."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ReplyKind(str, Enum):
@@ -115,4 +152,6 @@ __all__ = [
     "SessionKey",
     "TurnKind",
     "conversation_closed",
+    "encodable",
+    "readable",
 ]

@@ -37,7 +37,10 @@ Import format (JSON; keys starting with ``_`` at the top level are comments)::
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -287,6 +290,83 @@ def _problems(label: str, exc: ValidationError) -> list[str]:
     return out
 
 
+IMPORT_MAX_BYTES = 50 * 1024 * 1024
+"""The default size limit of an import file."""
+IMPORT_MAX_DEPTH = 32
+"""How deep the arrays and objects of an import file may nest; real files need about 5."""
+
+
+class ImportTooLarge(WorkOrderError):
+    """An import file is over the size limit."""
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; anything else is refused."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise WorkOrderError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise WorkOrderError(f"cannot import {path}: it is {kind}; name a JSON file")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            content = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise WorkOrderError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(content) > max_bytes:
+        raise ImportTooLarge(
+            f"cannot import {path}: it is larger than the import limit of {max_bytes:,} bytes"
+        )
+    return content
+
+
+def _parse_json(path: Path, content: bytes) -> Any:
+    """The JSON of an import file; any problem is one line that names the file."""
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WorkOrderError(
+            f"cannot read {path}: it is not UTF-8 text (byte {exc.start})"
+        ) from None
+    except ValueError as exc:
+        raise WorkOrderError(f"cannot read {path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise WorkOrderError(
+            f"cannot read {path}: it nests deeper than {IMPORT_MAX_DEPTH} levels"
+        ) from None
+    problem = _shape_problem(data)
+    if problem:
+        raise WorkOrderError(f"cannot read {path}: {problem}")
+    return data
+
+
+def _shape_problem(data: Any) -> str | None:
+    """Why parsed JSON cannot be imported whatever its records say: too deep, or a
+    string that cannot be stored (a lone surrogate, from an escape such as ``\\ud800``)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return (
+                    f"it holds text that is not valid Unicode: {_SURROGATE.sub('?', value)[:40]!r}"
+                )
+        elif isinstance(value, dict | list):
+            if depth > IMPORT_MAX_DEPTH:
+                return f"it nests deeper than {IMPORT_MAX_DEPTH} levels"
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return None
+
+
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
 def _validate(data: object) -> tuple[list[Technician], list[Order], list[InventoryItem]]:
     """Validate a whole import; raise one WorkOrderError listing every problem."""
     if not isinstance(data, dict):
@@ -490,12 +570,20 @@ class WorkOrderDB:
         row = db.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone()
         return 1 if row else 0
 
-    def import_file(self, path: Path, expect: ImportExpectations | None = None) -> ImportSummary:
-        """Import a JSON file in the import format; a bad file names itself in the error."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise WorkOrderError(f"cannot read {path}: {exc}") from exc
+    def import_file(
+        self,
+        path: Path,
+        expect: ImportExpectations | None = None,
+        *,
+        max_bytes: int = IMPORT_MAX_BYTES,
+    ) -> ImportSummary:
+        """Import a JSON file in the import format; a bad file names itself in the error.
+
+        Only a regular file of at most ``max_bytes`` is read (never a device, a
+        pipe or a directory, and never more than ``max_bytes + 1`` bytes), and
+        its JSON may nest at most ``IMPORT_MAX_DEPTH`` levels.
+        """
+        data = _parse_json(path, _read_capped(path, max_bytes))
         try:
             return self.import_data(data, expect)
         except WorkOrderError as exc:
