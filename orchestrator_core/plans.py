@@ -601,6 +601,11 @@ def _load(path: Path, tools: ToolCatalog, stacklevel: int) -> tuple[Plan | None,
     except RecursionError:
         return None, [f"{shown}: $: invalid JSON: nested too deeply"]
     problems = [f"{shown}: $: duplicate key {key!r}" for key in duplicates]
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON escape such as "\ud800" decodes to text nothing can store or send.
+        return None, [f"{shown}: $: text that is not valid Unicode (a lone surrogate escape)"]
     if isinstance(data, list):
         warnings.warn(
             f"{shown} is a legacy plan (a list of tasks); rewrite it as a plan object "
