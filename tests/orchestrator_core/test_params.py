@@ -274,3 +274,28 @@ def test_bad_parameter_definitions_are_rejected(data: dict[str, Any], fragment: 
 def test_mask_hides_every_value_the_same_way() -> None:
     """mask() shows the one MASK constant, whatever the value."""
     assert mask("secret") == mask(12345678) == MASK
+
+
+# -- limits on a structured message -------------------------------------------------
+
+
+def test_a_message_carries_at_most_64_named_values() -> None:
+    """Past the limit a message is a plain answer, and is never parsed as values."""
+    assert len(parse_values(" ".join(f"k{i}=1" for i in range(64))) or {}) == 64
+    assert parse_values(" ".join(f"k{i}=1" for i in range(65))) is None
+    assert parse_values(" ".join("k=1" for _ in range(65))) is None  # repeats count too
+    literal = "{" + ", ".join(f"'k{i}': {i}" for i in range(65)) + "}"
+    assert parse_values(literal) is None
+    assert parse_values(literal.replace("'", '"')) is None
+
+
+def test_a_message_nests_at_most_32_levels() -> None:
+    within = parse_values('{"a": ' + "[" * 31 + "]" * 31 + "}")
+    assert within is not None and "a" in within
+    assert parse_values('{"a": ' + "[" * 32 + "]" * 32 + "}") is None
+    assert parse_values("{'a': " + "(" * 32 + ")" * 32 + "}") is None
+
+
+def test_brackets_and_colons_inside_quoted_values_do_not_count() -> None:
+    text = '{"wifi_password": "' + "[{:," * 100 + '", "ssid": "Home"}'
+    assert parse_values(text) == {"wifi_password": "[{:," * 100, "ssid": "Home"}
