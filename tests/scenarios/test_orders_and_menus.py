@@ -28,9 +28,11 @@ async def test_an_unknown_cuid_is_refused_and_asked_again(services: Services) ->
 
 async def test_unknown_and_malformed_cuids_get_the_same_answer(services: Services) -> None:
     """Nothing in the answer tells a CUID that exists from one that cannot."""
-    chat = MemoryBridge(services.orchestrator, "someone")
-    await chat.start()
-    answers = [said(await chat.say(text)) for text in ("ZZ9999", "!!", "A" * 40, "zz0000")]
+    answers = []
+    for n, text in enumerate(("ZZ9999", "!!", "A" * 40, "zz0000", "ＡＢ１２３４")):
+        chat = MemoryBridge(services.orchestrator, f"someone-{n}")
+        await chat.start()
+        answers.append(said(await chat.say(text)))
     assert len(set(answers)) == 1, answers
 
 
