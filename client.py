@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""TechAssist's terminal client: ``python client.py [--url URL] [--cuid CUID]``.
+"""TechAssist's terminal client: ``python client.py [--url URL] [--cuid CUID] [--token TOKEN]``.
 
 It needs the ``websockets`` library. Run from a checkout where ``make run`` has
 built ``.venv``, it uses that environment's Python when the current one lacks it.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import ipaddress
 import logging
 import socket
 from collections.abc import AsyncIterator, Collection
@@ -37,12 +38,14 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services
-        app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator)
+        app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator, door(services))
         app.state.slack = None
         try:
             config = slack_config(settings)
             if config is not None:
-                app.state.slack = SlackBridge(services.orchestrator, config)
+                app.state.slack = SlackBridge(
+                    services.orchestrator, config, redeem=services.credentials.redeem_code
+                )
                 await app.state.slack.start()
             yield
         finally:
@@ -82,6 +85,53 @@ def create_app(services: Services) -> FastAPI:
         await app.state.websocket.serve(websocket)
 
     return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listening address is reachable from this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def ws_auth(settings: Settings) -> tuple[str, int, str]:
+    """The websocket authentication mode, and the start-up line (its level and text) saying so.
+
+    Unset, it is ``none`` on a loopback address and ``token`` on any other.
+    """
+    loopback = is_loopback(settings.host)
+    if settings.ws_auth is None:
+        mode = "none" if loopback else "token"
+        why = "the default on a loopback address" if loopback else "the default off loopback"
+    else:
+        mode, why = settings.ws_auth, "TECHASSIST_WS_AUTH"
+    if mode == "token":
+        return mode, logging.INFO, f"websocket clients need a token (token mode, {why})"
+    if loopback:
+        return (
+            mode,
+            logging.INFO,
+            f"websocket clients need no token (none mode, {why}): anyone on this machine can "
+            "connect as any technician; TECHASSIST_WS_AUTH=token requires one",
+        )
+    return (
+        mode,
+        logging.WARNING,
+        f"websocket clients need no token although the server listens on {settings.host}, "
+        f"not loopback (TECHASSIST_WS_AUTH=none): anyone who reaches it can connect as any "
+        "technician; unset TECHASSIST_WS_AUTH or set it to token",
+    )
+
+
+def door(services: Services) -> ws_bridge.Door:
+    """Who may open the websocket, from the settings."""
+    settings = services.settings
+    mode, _, _ = ws_auth(settings)
+    verify = services.credentials.verify_token if mode == "token" else None
+    return ws_bridge.Door.build(verify, settings.ws_allowed_origins.split(","))
 
 
 def settle_heap() -> None:
@@ -163,6 +213,8 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
             settings.store,
             "on" if slack_config(settings) else "off",
         )
+        _, level, line = ws_auth(settings)
+        log.log(level, "%s", line)
         server = uvicorn.Server(uvicorn_config(create_app(services), settings.host, settings.port))
         return await run_announced(server, "TechAssist", ws_bridge.PATH, sockets=[sock])
     finally:

@@ -7,9 +7,11 @@ import asyncio
 import getpass
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Coroutine, Sequence
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +22,12 @@ from bot.screen import screen
 from bot.settings import Settings, StartupError, load_settings, source, unknown_variables
 from bot.wiring import Services, build, open_workorders, plan_files
 from bridges.memory import MemoryBridge
+from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
 from orchestrator_core.plans import check_files
 from orchestrator_core.tools import default_registry
 from orchestrator_core.turns import Reply
-from orchestrator_core.workorders import prioritize
+from orchestrator_core.workorders import WorkOrderDB, prioritize
 
 T = TypeVar("T")
 
@@ -120,7 +123,54 @@ def _parser() -> argparse.ArgumentParser:
     )
     client.add_argument("--url", default=None, help=f"server URL (default: {DEFAULT_URL})")
     client.add_argument("--cuid", help="identify as this technician straight away")
+    client.add_argument(
+        "--token", help="the technician's token, for a server that needs one (TECHASSIST_TOKEN)"
+    )
     client.set_defaults(run=_client)
+
+    tokens = command(
+        commands,
+        "tokens",
+        "issue and revoke technicians' tokens and sign-in codes",
+        "Issue and revoke the tokens technicians connect with, and the one-time codes that "
+        "sign them in on Slack. Only digests are stored; a token or code is shown once.",
+    )
+    token_commands = tokens.add_subparsers(required=True, metavar="ACTION")
+    issue = command(
+        token_commands,
+        "issue",
+        "print a new token for a technician",
+        "Print a new token for a technician on standard output (the only time it is shown). "
+        "Give it to the technician: client.py --token TOKEN, or TECHASSIST_TOKEN.",
+    )
+    issue.add_argument("--cuid", required=True, help="the technician's CUID, e.g. AB1234")
+    issue.add_argument(
+        "--ttl",
+        type=_duration,
+        default=DEFAULT_TOKEN_TTL,
+        help="how long it is valid: a number with s, m, h or d (default: 30d)",
+    )
+    issue.set_defaults(run=_tokens_issue)
+    revoke = command(
+        token_commands,
+        "revoke",
+        "revoke a token, or all of a technician's tokens",
+        "Revoke one token, or with --cuid every token of a technician. Connections it "
+        "opened stay until they close; new ones are refused.",
+    )
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("token", nargs="?", help="the token to revoke")
+    which.add_argument("--cuid", help="revoke every token of this technician")
+    revoke.set_defaults(run=_tokens_revoke)
+    code = command(
+        token_commands,
+        "code",
+        "print a one-time sign-in code for Slack",
+        "Print a 6-digit code that signs a technician in on Slack once, within 10 minutes "
+        "(with TECHASSIST_SLACK_SELF_IDENTIFY=true). They send their CUID and the code.",
+    )
+    code.add_argument("--cuid", required=True, help="the technician's CUID, e.g. AB1234")
+    code.set_defaults(run=_tokens_code)
 
     orders = command(
         commands,
@@ -181,7 +231,73 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _client(settings: Settings, args: argparse.Namespace) -> int:
-    return run_client(args.url or DEFAULT_URL, args.cuid)
+    token = args.token or (settings.token.get_secret_value() if settings.token else None)
+    return run_client(args.url or DEFAULT_URL, args.cuid, token or None)
+
+
+_DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m`` or ``3600s`` as a positive duration."""
+    match = _DURATION.fullmatch(text)
+    if match is None or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: give a positive number with s, m, h or d, like 30d"
+        )
+    try:
+        return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is too long a duration") from None
+
+
+def _credentials(settings: Settings) -> tuple[Credentials, WorkOrderDB]:
+    db = open_workorders(settings)
+    return Credentials(db), db
+
+
+def _tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
+    credentials, db = _credentials(settings)
+    try:
+        issued = credentials.issue_token(args.cuid, args.ttl)
+    finally:
+        db.close()
+    until = issued.expires_at.isoformat(timespec="seconds")
+    print(f"A token for {issued.cuid}, valid until {until}:", file=sys.stderr)
+    print(issued.secret)
+    return 0
+
+
+def _tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    credentials, db = _credentials(settings)
+    try:
+        if args.cuid:
+            count = credentials.revoke_tokens(args.cuid)
+            print(f"Revoked {count} token(s) of {args.cuid.strip().upper()}.")
+            return 0
+        if not credentials.revoke_token(args.token):
+            print("error: no such token (it may be revoked or expired already)", file=sys.stderr)
+            return 1
+    finally:
+        db.close()
+    print("Revoked the token.")
+    return 0
+
+
+def _tokens_code(settings: Settings, args: argparse.Namespace) -> int:
+    credentials, db = _credentials(settings)
+    try:
+        issued = credentials.issue_code(args.cuid)
+    finally:
+        db.close()
+    print(
+        f"A sign-in code for {issued.cuid}, for one use within 10 minutes: in Slack, send "
+        f"'{issued.cuid} {issued.secret}'.",
+        file=sys.stderr,
+    )
+    print(issued.secret)
+    return 0
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,16 +3,18 @@
 It is strictly turn-based, like the legacy client: send a frame, read the one
 frame that answers it, print it, and prompt when the server asks for input.
 It imports nothing of TechAssist's server side, only the websockets library.
+A token (``--token`` or ``TECHASSIST_TOKEN``) is sent as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from bot.screen import details, screen
@@ -21,6 +23,22 @@ DEFAULT_URL = "ws://127.0.0.1:8000/start_task"
 QUIT = frozenset({"quit", "exit", "q"})
 DETAILS = "details"
 BYE = "Bye. Your progress is kept on the server."
+NEEDS_TOKEN = "This server needs a token: --token or TECHASSIST_TOKEN."
+BAD_TOKEN = (
+    "The server refused the token (unknown, expired or revoked): ask for a new one "
+    "(techassist tokens issue)."
+)
+BAD_ORIGIN = "The server refused this connection (HTTP 403): {reason}"
+
+
+def refusal(status: int, sent_token: bool, body: bytes = b"") -> str:
+    """One line saying why the server refused the handshake, and what to do."""
+    if status == 401:
+        return BAD_TOKEN if sent_token else NEEDS_TOKEN
+    reason = body.decode("utf-8", "replace").strip().splitlines()[:1]
+    if status == 403:
+        return BAD_ORIGIN.format(reason=reason[0] if reason else "not allowed")
+    return f"The server refused the connection (HTTP {status})."
 
 
 def format_frame(frame: dict[str, Any]) -> str:
@@ -40,6 +58,7 @@ def interact(
     url: str,
     cuid: str | None = None,
     *,
+    token: str | None = None,
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
 ) -> int:
@@ -57,8 +76,14 @@ def interact(
         if cuid is None:
             write("Bye.")
             return 0
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        ws = connect(url, compression=None, max_size=2**20, open_timeout=10)
+        ws = connect(
+            url, compression=None, max_size=2**20, open_timeout=10, additional_headers=headers
+        )
+    except InvalidStatus as exc:
+        write(refusal(exc.response.status_code, bool(token), bytes(exc.response.body or b"")))
+        return 1
     except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
         write(f"Cannot connect to {url}: {exc}")
         return 1
@@ -120,10 +145,10 @@ def _frame(raw: str | bytes) -> dict[str, Any]:
     return {"type": "display", "message": text}
 
 
-def run_client(url: str = DEFAULT_URL, cuid: str | None = None) -> int:
+def run_client(url: str = DEFAULT_URL, cuid: str | None = None, token: str | None = None) -> int:
     """Run the client in this terminal; Ctrl-C leaves at once, cleanly."""
     try:
-        return interact(url, cuid)
+        return interact(url, cuid, token=token)
     except KeyboardInterrupt:
         print(f"\n{BYE}")
         return 0
@@ -135,8 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="TechAssist terminal client")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server URL (default: {DEFAULT_URL})")
     parser.add_argument("--cuid", help="identify as this technician straight away")
+    parser.add_argument(
+        "--token", help="the technician's token, for a server that needs one (TECHASSIST_TOKEN)"
+    )
     args = parser.parse_args(argv)
-    return run_client(args.url, args.cuid)
+    return run_client(args.url, args.cuid, args.token or _token_setting())
+
+
+def _token_setting() -> str | None:
+    """``TECHASSIST_TOKEN`` through the settings, when the settings' libraries are installed."""
+    try:
+        from bot.settings import client_token
+    except ImportError:  # client.py run where only the websockets library is installed
+        return os.environ.get("TECHASSIST_TOKEN") or None
+    return client_token()
 
 
 if __name__ == "__main__":

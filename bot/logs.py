@@ -9,10 +9,28 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 # Slack bot, user and app tokens; slack_sdk logs request headers at DEBUG.
 _TOKEN = re.compile(r"\b(xox[abposre]|xapp)-[A-Za-z0-9-]+")
+# TechAssist's own tokens wherever they appear, an Authorization header's value (the
+# websockets library logs request headers at DEBUG), and the query string of a logged
+# path (uvicorn logs ``"WebSocket /start_task?token=..."`` at INFO).
+_SECRETS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (_TOKEN, lambda m: f"{m.group(1)}-[redacted]"),
+    (re.compile(r"\btat_[A-Za-z0-9_-]+"), lambda m: "[redacted]"),
+    (
+        re.compile(r"\b((?:proxy-)?authorization|cookie)(\s*[:=]\s*)[^\r\n]*", re.IGNORECASE),
+        lambda m: f"{m.group(1)}{m.group(2)}[redacted]",
+    ),
+    (re.compile(r"\bbearer\s+\S+", re.IGNORECASE), lambda m: "Bearer [redacted]"),
+    (
+        re.compile(r"((?:^|[\s\"'(])/[^\s?\"']*)\?[^\s\"']*"),
+        lambda m: f"{m.group(1)}?[redacted]",
+    ),
+    (re.compile(r"\btoken=[^\s&\"']*", re.IGNORECASE), lambda m: "token=[redacted]"),
+]
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -29,13 +47,21 @@ UVICORN_LOG_CONFIG: dict[str, Any] = {
 to the root logger, so they come out in TechAssist's format, redacted like the rest."""
 
 
+def redact(message: str) -> str:
+    """A log message without tokens, credentials or a request's query string."""
+    for pattern, replacement in _SECRETS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 class RedactTokens(logging.Filter):
-    """Replace anything shaped like a Slack token in a record's final message."""
+    """Redact tokens (Slack's and TechAssist's), credentials and query strings from a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _TOKEN.search(message):
-            record.msg = _TOKEN.sub(lambda m: f"{m.group(1)}-[redacted]", message)
+        redacted = redact(message)
+        if redacted != message:
+            record.msg = redacted
             record.args = None
         return True
 

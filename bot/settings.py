@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """The port ``techassist serve`` listens on; 0 picks a free one."""
 
+    ws_auth: Literal["token", "none"] | None = None
+    """Whether websocket clients need a token; unset: none on a loopback host, else token."""
+    ws_allowed_origins: str = ""
+    """Comma-separated browser origins that may open the websocket (besides the server's own)."""
+    token: SecretStr | None = None
+    """The token ``techassist client`` and ``client.py`` present to the server."""
+
     slack_api_url: str | None = None
     """Overrides the Slack Web API base URL (for tests and proxies)."""
     slack_self_identify: bool = False
@@ -89,7 +96,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
 
-    @field_validator("store", mode="before")
+    @field_validator("store", "ws_auth", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -111,6 +118,25 @@ class Settings(BaseSettings):
     @property
     def workorders_path(self) -> Path:
         return self.data_dir / "workorders.db"
+
+
+class ClientSettings(BaseSettings):
+    """What the terminal client reads: only its token, so no other setting can stop it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TECHASSIST_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    token: SecretStr | None = None
+
+
+def client_token() -> str | None:
+    """``TECHASSIST_TOKEN``, from the environment or ``./.env``; None when unset or empty."""
+    try:
+        token = ClientSettings().token
+    except ValidationError:
+        return None
+    return token.get_secret_value() or None if token is not None else None
 
 
 class StartupError(Exception):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.settings import Settings, StartupError, source
+from orchestrator_core.credentials import Credentials
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.plans import PlanLibrary, load_plans
@@ -32,6 +33,7 @@ class Services:
     plans: PlanLibrary
     agent: InnerAgent
     orchestrator: Orchestrator
+    credentials: Credentials
     closed: bool = field(default=False)
 
     async def aclose(self) -> None:
@@ -118,4 +120,5 @@ def build(settings: Settings) -> Services:
         plans=plans,
         agent=agent,
         orchestrator=Orchestrator(sessions, plans, agent),
+        credentials=Credentials(workorders),
     )

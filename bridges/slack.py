@@ -53,6 +53,13 @@ UNMAPPED = (
     "account to TechAssist (your Slack user id is {user}), or make sure your Slack email "
     "matches the one in the technician directory."
 )
+SIGN_IN = (
+    "Hi! I don't know which technician you are yet. Ask your dispatcher for a sign-in code, "
+    "then send your CUID and the code in one message, like AB1234 123456. A code works once, "
+    "for ten minutes. (Your Slack user id is {user}.)"
+)
+"""The one answer to an unmapped user's every message until a code signs them in."""
+_SIGN_IN = re.compile(r"\s*([A-Za-z0-9]{2,16})\s+(\d{6})\s*")
 #: Slack limits: a section's text, fields per section, buttons per actions block.
 MAX_SECTION = 3000
 MAX_FIELDS = 10
@@ -84,7 +91,7 @@ class SlackConfig:
     api_url: str | None = None
     """The Web API base URL (``https://slack.com/api/`` when unset)."""
     self_identify: bool = False
-    """Ask an unmapped user for a CUID instead of refusing them."""
+    """Let an unmapped user sign in with their CUID and a one-time code."""
     progress_after: float = 1.0
     """Seconds a turn may run before a progress line is posted."""
     ping_interval: float = 10.0
@@ -266,9 +273,16 @@ class _Lanes:
 class SlackBridge:
     """Connects one Slack app to one orchestrator over Socket Mode."""
 
-    def __init__(self, orchestrator: Orchestrator, config: SlackConfig) -> None:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        config: SlackConfig,
+        redeem: Callable[[str, str], str | None] | None = None,
+    ) -> None:
+        """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None."""
         self.orchestrator = orchestrator
         self.config = config
+        self.redeem = redeem
         self.handler: AsyncSocketModeHandler | None = None
         self.bot_user: str | None = None
         self._seen = _Recent()
@@ -442,9 +456,16 @@ class SlackBridge:
         thread_ts: str | None,
     ) -> None:
         cuid = await self._technician(user)
-        if cuid is None and not self.config.self_identify:
+        if cuid is None and not (self.config.self_identify and self.redeem is not None):
             await self._send(key, key.channel, thread_ts, UNMAPPED.format(user=user), None, None)
             return
+        if cuid is None and await self.orchestrator.identified_as(key) is None:
+            cuid = self._sign_in(text)
+            if cuid is None:
+                # Every failure gets this one answer, so nothing tells which CUIDs exist.
+                await self._send(key, key.channel, thread_ts, SIGN_IN.format(user=user), None, None)
+                return
+            log.info("a Slack user signed in with a one-time code as %s", cuid)
         progress_ts: list[str] = []
         progress_line: list[str] = []
         done = asyncio.Event()
@@ -475,6 +496,13 @@ class SlackBridge:
         update = progress_ts[0] if progress_ts else None
         if await self._send(key, key.channel, thread_ts, text_out, blocks, update) is None:
             await self.orchestrator.undelivered(key, outcome.replies)
+
+    def _sign_in(self, text: str) -> str | None:
+        """The CUID a ``CUID CODE`` message signs in with, or None."""
+        match = _SIGN_IN.fullmatch(text)
+        if match is None or self.redeem is None:
+            return None
+        return self.redeem(match.group(1), match.group(2))
 
     async def _technician(self, user: str) -> str | None:
         """The CUID of a Slack user: by the directory's Slack id, else by their email."""

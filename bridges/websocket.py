@@ -11,6 +11,10 @@ The protocol, fixed by clients already in the field:
   into that one frame, because the legacy client answers after every frame;
 - the last frame of a conversation is a ``display`` frame, then a normal close.
 
+Before the handshake is accepted, the ``Door`` checks the browser Origin (403)
+and, in token mode, the technician's token (401); the token then decides the
+CUID the first frame may name.
+
 This module only translates: frames to ``IncomingTurn``, ``Reply`` lists to
 frames. It is the only one that knows starlette's websocket types.
 """
@@ -22,11 +26,15 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from orchestrator_core.errors import TechAssistError
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.phases.commands import COMMANDS
 from orchestrator_core.turns import (
@@ -53,6 +61,70 @@ FORMAT_HELP = (
     'starting with {"type": "cuid", "data": "YOUR CUID"}.'
 )
 TAKEN_OVER = "This session was opened from another connection, so this one is closing."
+NEEDS_TOKEN = "This server needs a token: give it with --token or TECHASSIST_TOKEN."
+BAD_TOKEN = "This token is not valid: it is unknown, expired or revoked."
+BAD_ORIGIN = "Connections from this web page's origin are not allowed."
+#: Close code of a policy refusal, when the server cannot answer the handshake with HTTP.
+POLICY = 1008
+
+
+def not_yours(bound: str) -> str:
+    return (
+        f"This connection's token is for {bound}, so it cannot act for another technician. "
+        "Send your own CUID."
+    )
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` in lower case, the default port left out; None if unreadable."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("http", "https", "ws", "wss") or not host:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    default = 443 if scheme in ("https", "wss") else 80
+    return f"{scheme}://{shown}" + (f":{port}" if port is not None and port != default else "")
+
+
+@dataclass(frozen=True)
+class Door:
+    """Who may open a connection: browser origins, and a token check in token mode.
+
+    ``verify`` maps a token to the CUID it belongs to (None: not valid); without
+    it no token is needed. A client that sends no Origin (not a browser) and a
+    page served by this server itself are always let in.
+    """
+
+    verify: Callable[[str], str | None] | None = None
+    origins: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, verify: Callable[[str], str | None] | None, origins: Iterable[str] = ()) -> Door:
+        allowed = {origin_of(o) for o in origins if o.strip()}
+        return cls(verify, frozenset(o for o in allowed if o is not None))
+
+    def allows_origin(self, websocket: WebSocket) -> bool:
+        origin = websocket.headers.get("origin")
+        if origin is None:
+            return True
+        given = origin_of(origin)
+        if given is None:  # "null" (a sandboxed page, a file) or garbage
+            return False
+        host = websocket.headers.get("host", "")
+        own = origin_of(f"{'https' if websocket.url.scheme == 'wss' else 'http'}://{host}")
+        return given == own or given in self.origins
+
+
+def presented_token(websocket: WebSocket) -> str | None:
+    """The token of a handshake: ``Authorization: Bearer``, else ``?token=``."""
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return websocket.query_params.get("token") or None
 
 
 def session_key(cuid: str) -> SessionKey:
@@ -136,6 +208,8 @@ class Connection:
 
     websocket: WebSocket
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    bound: str | None = None
+    """The CUID the connection's token belongs to (token mode); only it may be named."""
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -175,14 +249,48 @@ class Connections:
 class WebsocketBridge:
     """Serves legacy websocket clients on one orchestrator."""
 
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, door: Door | None = None) -> None:
         self.orchestrator = orchestrator
         self.connections = Connections()
+        self.door = door or Door()
+
+    async def admit(self, websocket: WebSocket) -> tuple[bool, str | None]:
+        """Check a handshake before accepting it: whether to go on, and the token's CUID.
+
+        Nothing a refused client sent reaches the orchestrator. Neither the
+        token nor the query string is ever logged.
+        """
+        client = websocket.client.host if websocket.client else "?"
+        if not self.door.allows_origin(websocket):
+            log.info("refused a websocket connection from %s: origin not allowed", client)
+            await _deny(websocket, 403, BAD_ORIGIN)
+            return False, None
+        if self.door.verify is None:
+            return True, None
+        token = presented_token(websocket)
+        if token is None:
+            log.info("refused a websocket connection from %s: no token", client)
+            await _deny(websocket, 401, NEEDS_TOKEN)
+            return False, None
+        try:
+            cuid = self.door.verify(token)
+        except TechAssistError as exc:
+            log.error("cannot check a websocket token: %s", exc)
+            await _deny(websocket, 503, "Tokens cannot be checked right now; try again soon.")
+            return False, None
+        if cuid is None:
+            log.info("refused a websocket connection from %s: token not valid", client)
+            await _deny(websocket, 401, BAD_TOKEN)
+            return False, None
+        return True, cuid
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one client connection until it closes; bad frames never end it."""
+        admitted, bound = await self.admit(websocket)
+        if not admitted:
+            return
         await websocket.accept()
-        connection = Connection(websocket)
+        connection = Connection(websocket, bound=bound)
         cuid: str | None = None
         try:
             while True:
@@ -226,6 +334,11 @@ class WebsocketBridge:
                     websocket,
                     {"type": "input", "message": "Please send your CUID.", "data_needed": "cuid"},
                 )
+                return cuid, False
+            if connection.bound is not None and candidate != connection.bound:
+                # The token decides who this is; another technician's CUID goes no further.
+                refusal = {"type": "input", "message": not_yours(connection.bound)}
+                await _send(websocket, {**refusal, "data_needed": "cuid"})
                 return cuid, False
             await self.connections.settle(candidate, connection)
             key = session_key(candidate)
@@ -273,6 +386,16 @@ async def _send(websocket: WebSocket, frame: dict[str, Any]) -> bool:
     except (WebSocketDisconnect, RuntimeError, OSError) as exc:
         log.info("could not send to a websocket client that left: %s", exc)
         return False
+
+
+async def _deny(websocket: WebSocket, status: int, text: str) -> None:
+    """Refuse a handshake with an HTTP status; a server without that extension gets 1008."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    try:
+        await websocket.send_denial_response(PlainTextResponse(text, status, headers=headers))
+    except RuntimeError:  # no denial-response extension: accept, then close with a reason
+        await websocket.accept()
+        await websocket.close(code=POLICY, reason=text[:120])
 
 
 async def _close(websocket: WebSocket) -> None:

@@ -135,6 +135,15 @@ class Orchestrator:
         )
         return str(result.outputs["cuid"]) if result.ok else None
 
+    async def identified_as(self, key: SessionKey) -> str | None:
+        """The CUID a conversation has identified as, or ``None`` (a bridge's sign-in check)."""
+        try:
+            session = await self.sessions.get_session_data(key)
+        except StoreError:
+            log.exception("cannot load session %s", key.as_str())
+            return None
+        return session.cuid if session is not None else None
+
     async def undelivered(self, key: SessionKey, replies: list[Reply]) -> None:
         """Keep replies a bridge could not deliver; the technician sees them on return.
 

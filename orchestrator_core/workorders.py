@@ -124,11 +124,27 @@ CREATE TABLE IF NOT EXISTS audit (
     duration_ms REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_call ON audit (session_id, step_id, attempt);
+-- Technicians' credentials: websocket tokens and one-time Slack codes, by their digest only.
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY,
+    cuid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tokens_cuid ON tokens (cuid, kind);
 """
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
+
+
+def _instant(value: datetime) -> str:
+    """A UTC time as fixed-width ISO 8601 text, so that text order is time order."""
+    return as_utc(value).isoformat(timespec="microseconds")
 
 
 # One encoder each rather than json.dumps(..., default=str): dumps builds a new
@@ -731,6 +747,76 @@ class WorkOrderDB:
             (cuid,) if cuid else (),
         )
         return [{**dict(row), "escalation_id": f"ESC-{row['id']:04d}"} for row in rows]
+
+    # ------------------------------------------------------------------ credentials
+    #
+    # Plain SQL on purpose (no COLLATE, no upsert): the table moves to another database
+    # with the rest. CUIDs are stored upper-case; times are ISO 8601 UTC text, which
+    # compares in time order. Only digests are stored: see ``orchestrator_core.credentials``.
+
+    def add_credential(
+        self, digest: str, cuid: str, kind: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store one credential's digest for a technician, with its expiry."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO tokens (digest, cuid, kind, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (digest, cuid.strip().upper(), kind, _instant(created_at), _instant(expires_at)),
+            )
+
+    def credential(self, digest: str, kind: str, now: datetime) -> tuple[str, str] | None:
+        """The stored digest and CUID of an unexpired, unused credential, or None."""
+        rows = self._query(
+            "SELECT digest, cuid FROM tokens WHERE digest = ? AND kind = ? AND expires_at > ?"
+            " AND used_at IS NULL",
+            (digest, kind, _instant(now)),
+        )
+        return (str(rows[0]["digest"]), str(rows[0]["cuid"])) if rows else None
+
+    def use_credential(self, digest: str, kind: str, now: datetime, max_failures: int) -> bool:
+        """Mark an unexpired, unused credential used; False when there is none to use.
+
+        One conditional UPDATE, so of two concurrent uses only one succeeds.
+        """
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE tokens SET used_at = ? WHERE digest = ? AND kind = ? AND expires_at > ?"
+                " AND used_at IS NULL AND failures < ?",
+                (_instant(now), digest, kind, _instant(now), max_failures),
+            )
+            return cur.rowcount == 1
+
+    def credential_failed(self, cuid: str, kind: str, now: datetime) -> None:
+        """Count a wrong guess against each of a technician's live credentials of ``kind``."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE tokens SET failures = failures + 1 WHERE cuid = ? AND kind = ?"
+                " AND expires_at > ? AND used_at IS NULL",
+                (cuid.strip().upper(), kind, _instant(now)),
+            )
+
+    def revoke_credential(self, digest: str, kind: str) -> bool:
+        """Delete one credential; whether it existed."""
+        with self._write() as db:
+            cur = db.execute("DELETE FROM tokens WHERE digest = ? AND kind = ?", (digest, kind))
+            return cur.rowcount > 0
+
+    def revoke_credentials(self, cuid: str, kind: str) -> int:
+        """Delete every credential of ``kind`` a technician has; how many there were."""
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM tokens WHERE cuid = ? AND kind = ?", (cuid.strip().upper(), kind)
+            )
+            return cur.rowcount
+
+    def purge_credentials(self, now: datetime) -> int:
+        """Delete expired and used credentials; how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM tokens WHERE expires_at <= ? OR used_at IS NOT NULL", (_instant(now),)
+            )
+            return cur.rowcount
 
     # ------------------------------------------------------------------ audit
 

@@ -29,22 +29,23 @@ async def on_identify(services: Services, session: Session, text: str) -> Next:
     return await identify(services, session, text)
 
 
+#: The one answer to every CUID that identifies nobody, unknown or malformed alike, so
+#: that the replies never tell which CUIDs exist.
+NOT_IDENTIFIED = (
+    "I couldn't identify you with that CUID. A CUID is letters and digits, like AB1234; "
+    "please check it and try again."
+)
+
+
 async def identify(services: Services, session: Session, cuid: str) -> Next:
     """Look the technician up by CUID, then start the day's work."""
     cuid = cuid.strip().upper()
-    if not cuid.isalnum() or not 2 <= len(cuid) <= 16:
-        return Next(
-            Phase.IDENTIFY,
-            [
-                Reply.display(
-                    "That doesn't look like a CUID. A CUID is letters and digits, like AB1234."
-                )
-            ],
-        )
+    if not cuid.isalnum() or not cuid.isascii() or not 2 <= len(cuid) <= 16:
+        return Next(Phase.IDENTIFY, [Reply.display(NOT_IDENTIFIED)])
     result = await services.tool(session, "find_technician", {"cuid": cuid}, step_id="identify")
     if not result.ok:
         if result.error_kind == "failed":
-            text = f"I couldn't find a technician with CUID {cuid}. Please check it and try again."
+            text = NOT_IDENTIFIED
         else:
             text = f"I couldn't check your CUID just now: {result.message} Please try again."
         return Next(Phase.IDENTIFY, [Reply.display(text)])

@@ -36,7 +36,7 @@ def client(server: Server, stdin: str, *args: str) -> subprocess.CompletedProces
 def test_quit_at_the_cuid_prompt_leaves_without_sending_it(server: Server, word: str) -> None:
     done = client(server, f"{word}\n")
     assert done.returncode == 0, done.stderr
-    assert "Bye" in done.stdout and "couldn't find a technician" not in done.stdout
+    assert "Bye" in done.stdout and "couldn't identify you" not in done.stdout
 
 
 def test_end_of_input_at_the_cuid_prompt_ends_the_client(server: Server) -> None:
@@ -49,14 +49,14 @@ def test_end_of_input_after_an_unknown_cuid_ends_the_client(server: Server) -> N
     """It used to send 'quit' as a CUID for ever: thousands of lines in seconds."""
     done = client(server, "ZZ0000\n")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("couldn't find a technician") == 1
+    assert done.stdout.count("couldn't identify you") == 1
     assert len(done.stdout.splitlines()) < 10
 
 
 def test_quit_when_the_cuid_is_asked_again_says_goodbye(server: Server) -> None:
     done = client(server, "ZZ0000\nquit\n")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("couldn't find a technician") == 1 and "Goodbye" in done.stdout
+    assert done.stdout.count("couldn't identify you") == 1 and "Goodbye" in done.stdout
 
 
 def test_the_screen_shows_the_question_and_its_choices_and_details_on_request(

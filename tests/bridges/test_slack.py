@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from bot.logs import configure_logging
 from bot.wiring import Services
 from bridges.slack import SlackBridge, SlackConfig, _Lanes, session_key
+from orchestrator_core.credentials import Credentials
 from tests.conftest import ServicesFactory
 from tests.fake_slack import FakeSlack, app_mention, bot_message, message_changed, message_im
 
@@ -66,7 +68,11 @@ async def make_rig(
 ) -> AsyncIterator[Callable[..., Any]]:
     started: list[SlackBridge] = []
 
-    async def factory(services: Services | None = None, **config: Any) -> Rig:
+    async def factory(
+        services: Services | None = None,
+        redeem: Callable[[str, str], str | None] | None = None,
+        **config: Any,
+    ) -> Rig:
         services = services or make_services()
         options: dict[str, Any] = dict(
             api_url=fake_slack.api_url, ping_interval=0.5, post_backoff=0.01, progress_after=30
@@ -75,6 +81,7 @@ async def make_rig(
         bridge = SlackBridge(
             services.orchestrator,
             SlackConfig(bot_token=fake_slack.bot_token, app_token=fake_slack.app_token, **options),
+            redeem=redeem,
         )
         await bridge.start()
         started.append(bridge)
@@ -221,13 +228,88 @@ async def test_an_unmapped_user_is_refused_and_sees_nothing_else(rig: Rig) -> No
     assert "ORD-" not in again["text"] and "Alice" not in again["text"]
 
 
-async def test_an_unmapped_user_may_type_a_cuid_when_self_identification_is_on(
-    make_rig: Callable[..., Any],
+class Clock:
+    """A clock the test moves forward, instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def signing_in(
+    make_rig: Callable[..., Any], make_services: ServicesFactory
+) -> tuple[Rig, Credentials, Clock]:
+    """A bridge that lets unmapped users sign in with a code, on a clock the test moves."""
+    clock = Clock()
+    services = make_services()
+    credentials = Credentials(services.workorders, clock)
+    rig: Rig = await make_rig(services, self_identify=True, redeem=credentials.redeem_code)
+    return rig, credentials, clock
+
+
+async def test_a_bare_cuid_no_longer_signs_an_unmapped_user_in(
+    signing_in: tuple[Rig, Credentials, Clock],
 ) -> None:
-    rig: Rig = await make_rig(self_identify=True)
+    rig, _, _ = signing_in
     asked = await rig.say(STRANGER, "hi", channel="D7")
-    assert "CUID" in asked["text"]
-    assert "Hi Erin Fox" in (await rig.say(STRANGER, "EF9012", channel="D7"))["text"]
+    assert "sign-in code" in asked["text"] and "AB1234 123456" in asked["text"]
+    refused = await rig.say(STRANGER, "EF9012", channel="D7")
+    assert refused["text"] == asked["text"] and "Erin" not in refused["text"]
+
+
+async def test_a_one_time_code_signs_in_once(signing_in: tuple[Rig, Credentials, Clock]) -> None:
+    rig, credentials, _ = signing_in
+    code = credentials.issue_code("EF9012").secret
+    assert len(code) == 6 and code.isdigit()
+    hello = await rig.say(STRANGER, f"ef9012 {code}", channel="D7")
+    assert "Hi Erin Fox" in hello["text"]
+    status = await rig.say(STRANGER, "status", channel="D7")  # the conversation stays signed in
+    assert "Erin Fox" in status["text"]
+    rig.fake.add_user("UOTHER", email="other@example.com")
+    again = await rig.say("UOTHER", f"EF9012 {code}", channel="D8")
+    assert "sign-in code" in again["text"] and "Erin" not in again["text"]
+
+
+async def test_a_code_expires_after_ten_minutes(
+    signing_in: tuple[Rig, Credentials, Clock],
+) -> None:
+    rig, credentials, clock = signing_in
+    late = credentials.issue_code("EF9012").secret
+    in_time = credentials.issue_code("EF9012").secret
+    clock.now += timedelta(minutes=9, seconds=59)
+    assert "Hi Erin Fox" in (await rig.say(STRANGER, f"EF9012 {in_time}", channel="D7"))["text"]
+    clock.now += timedelta(seconds=2)
+    rig.fake.add_user("UOTHER", email="other@example.com")
+    refused = await rig.say("UOTHER", f"EF9012 {late}", channel="D8")
+    assert "sign-in code" in refused["text"] and "Erin" not in refused["text"]
+
+
+async def test_every_failed_sign_in_gets_the_same_answer(
+    signing_in: tuple[Rig, Credentials, Clock],
+) -> None:
+    rig, credentials, _ = signing_in
+    good = credentials.issue_code("EF9012").secret
+    wrong = f"{(int(good) + 1) % 10**6:06d}"
+    answers = {
+        (await rig.say(STRANGER, text, channel="D7"))["text"]
+        for text in ("hello", f"EF9012 {wrong}", f"ZZ0000 {good}", "!! 123456", "EF9012")
+    }
+    assert len(answers) == 1
+
+
+async def test_five_wrong_codes_burn_the_technician_s_codes(
+    signing_in: tuple[Rig, Credentials, Clock],
+) -> None:
+    rig, credentials, _ = signing_in
+    good = credentials.issue_code("EF9012").secret
+    wrong = f"{(int(good) + 1) % 10**6:06d}"
+    for _ in range(5):
+        await rig.say(STRANGER, f"EF9012 {wrong}", channel="D7")
+    refused = await rig.say(STRANGER, f"EF9012 {good}", channel="D7")
+    assert "sign-in code" in refused["text"] and "Erin" not in refused["text"]
 
 
 async def test_a_user_is_mapped_by_their_slack_email(rig: Rig) -> None:

@@ -19,10 +19,21 @@ async def test_an_unknown_cuid_is_refused_and_asked_again(services: Services) ->
     chat = MemoryBridge(services.orchestrator, "someone")
     await chat.start()
     refused = await chat.say("ZZ9999")
-    assert "couldn't find a technician with CUID ZZ9999" in said(refused)
+    assert "couldn't identify you with that CUID" in said(refused)
+    assert "ZZ9999" not in said(refused)
     assert "Alice" not in said(refused) and "ORD-" not in said(refused)
     assert question(refused).needs == "cuid"
     assert "Hi Alice" in said(await chat.say("ab1234"))
+
+
+async def test_unknown_and_malformed_cuids_get_the_same_answer(services: Services) -> None:
+    """Nothing in the answer tells a CUID that exists from one that cannot."""
+    answers = []
+    for n, text in enumerate(("ZZ9999", "!!", "A" * 40, "zz0000", "ＡＢ１２３４")):
+        chat = MemoryBridge(services.orchestrator, f"someone-{n}")
+        await chat.start()
+        answers.append(said(await chat.say(text)))
+    assert len(set(answers)) == 1, answers
 
 
 async def test_a_technician_with_no_open_orders_is_offered_help_or_the_end(
