@@ -52,7 +52,9 @@ def start(data_dir: Path, **env: str) -> Server:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         environment.pop(name, None)
-    environment.update(TECHASSIST_DATA_DIR=str(data_dir), TECHASSIST_LOG_LEVEL="INFO", **env)
+    environment.update(
+        {"TECHASSIST_DATA_DIR": str(data_dir), "TECHASSIST_LOG_LEVEL": "INFO", **env}
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
