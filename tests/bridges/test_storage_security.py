@@ -53,7 +53,7 @@ async def ask(ws: Any, frame: dict[str, Any] | str) -> dict[str, Any]:
 
 async def strangers(url: str, connections: int) -> list[dict[str, Any]]:
     """Unidentified clients sending garbage CUIDs, commands and 60 KB keys; their replies."""
-    garbage = [
+    garbage: list[dict[str, Any] | str] = [
         {"type": "cuid", "data": "X" * 60_000},
         {"type": "cuid", "data": "ZZ9999"},
         {"type": "cuid", "data": "not a cuid!"},
