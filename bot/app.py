@@ -40,6 +40,8 @@ def create_app(services: Services) -> FastAPI:
         app.state.services = services
         app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator, door(services))
         app.state.slack = None
+        await sweep_once(services)
+        sweeper = asyncio.create_task(sweep_sessions(services, settings.session_sweep_interval))
         try:
             config = slack_config(settings)
             if config is not None:
@@ -49,6 +51,9 @@ def create_app(services: Services) -> FastAPI:
                 await app.state.slack.start()
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             if app.state.slack is not None:
                 await app.state.slack.stop()
 
@@ -132,6 +137,28 @@ def door(services: Services) -> ws_bridge.Door:
     mode, _, _ = ws_auth(settings)
     verify = services.credentials.verify_token if mode == "token" else None
     return ws_bridge.Door.build(verify, settings.ws_allowed_origins.split(","))
+
+
+async def sweep_once(services: Services) -> None:
+    """Delete expired sessions and unused plan snapshots; a failing store only logs."""
+    try:
+        swept = await services.sessions.sweep()
+    except StoreError as exc:
+        log.warning("sweeping expired sessions failed: %s", exc)
+        return
+    if swept.sessions or swept.snapshots:
+        log.info(
+            "swept %d expired session(s) and %d unused plan snapshot(s)",
+            swept.sessions,
+            swept.snapshots,
+        )
+
+
+async def sweep_sessions(services: Services, interval: float) -> None:
+    """Sweep every ``interval`` seconds until cancelled (the lifespan sweeps at start)."""
+    while True:
+        await asyncio.sleep(interval)
+        await sweep_once(services)
 
 
 def settle_heap() -> None:

@@ -1,5 +1,10 @@
 """Logging setup: one readable format, uvicorn's lines in it too, tokens redacted from every record.
 
+No line carries what a client sent: the websocket library's frame and handshake
+lines (which uvicorn logs at DEBUG) are dropped, Slack's libraries log nothing
+below INFO (their DEBUG lines hold request bodies), and control characters in
+every message are escaped, so a value cannot forge a line or colour a terminal.
+
 A line reads ``2026-12-01 10:28:15 INFO    techassist.server: message``: the time, the
 level, the logger and the message. uvicorn logs its own lines under
 ``uvicorn.error`` whatever they say; they are shown as ``uvicorn``.
@@ -31,6 +36,11 @@ _SECRETS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     ),
     (re.compile(r"\btoken=[^\s&\"']*", re.IGNORECASE), lambda m: "token=[redacted]"),
 ]
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: Loggers whose DEBUG lines carry request or frame contents: held at INFO and above.
+QUIET_BELOW_INFO = ("websockets", "slack_sdk", "slack_bolt", "aiohttp")
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -66,6 +76,45 @@ class RedactTokens(logging.Filter):
         return True
 
 
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``)."""
+    return _CONTROL.sub(_escape, text)
+
+
+class EscapeControls(logging.Filter):
+    """Escape control characters in a record's final message (tracebacks stay as they are)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _CONTROL.search(message):
+            record.msg = escape_controls(message)
+            record.args = None
+        return True
+
+
+class DropFrames(logging.Filter):
+    """Drop the websocket library's DEBUG lines: frames (``< TEXT '...'``), handshakes, states.
+
+    uvicorn hands the library its own ``uvicorn.error`` logger, so they cannot be
+    told apart by logger name; they all start with a direction mark.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        if record.name.split(".")[0] in QUIET_BELOW_INFO:
+            return False
+        msg = record.msg
+        return not (isinstance(msg, str) and msg[:2] in ("< ", "> ", "= ", "! "))
+
+
 class Format(logging.Formatter):
     """TechAssist's line format; uvicorn's ``uvicorn.error`` logger is shown as ``uvicorn``."""
 
@@ -80,13 +129,17 @@ class Format(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Log to stderr at ``level``, with tokens redacted whatever logger they come from."""
+    """Log to stderr at ``level``: tokens redacted, frames dropped, control characters escaped."""
     root = logging.getLogger()
     if not root.handlers:
         stderr = logging.StreamHandler()
         stderr.setFormatter(Format())
         root.addHandler(stderr)
     root.setLevel(level)
+    for name in QUIET_BELOW_INFO:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
     for handler in root.handlers:
-        if not any(isinstance(f, RedactTokens) for f in handler.filters):
-            handler.addFilter(RedactTokens())
+        for kind in (DropFrames, RedactTokens, EscapeControls):
+            if not any(isinstance(f, kind) for f in handler.filters):
+                handler.addFilter(kind())

@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     sim_failure_rate: float = Field(default=0.0, ge=0, le=1)
     """A deterministic fraction of simulator calls that fail transiently."""
 
+    secret_key: SecretStr | None = None
+    """Fernet key(s), comma-separated, newest first, sealing sensitive values in sessions;
+    unset: a key generated into ``data_dir/secret.key``. Never logged."""
+    session_ttl_unidentified: float = Field(default=3600.0, gt=0)
+    """Seconds a stored session that never identified is kept (only older versions stored any)."""
+    session_ttl_ended: float = Field(default=86_400.0, gt=0)
+    """Seconds a session is kept after the technician ended it."""
+    session_ttl_idle: float = Field(default=30 * 86_400.0, gt=0)
+    """Seconds any other session is kept after its last turn."""
+    session_sweep_interval: float = Field(default=3600.0, gt=0)
+    """Seconds between sweeps of expired sessions; the server also sweeps at start."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     import_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
@@ -144,6 +156,8 @@ class StartupError(Exception):
 
 
 SECRET = frozenset({"slack_bot_token", "slack_app_token"})
+#: Settings whose value is never shown, in errors or logs.
+HIDDEN = SECRET | {"secret_key"}
 
 
 def env_name(field: str) -> str:
@@ -223,7 +237,7 @@ def load_settings() -> Settings:
             key = str(error["loc"][0]) if error["loc"] else ""
             field = KNOWN.get(key.upper(), key.lower())
             name = env_name(field)
-            shown = name if field in SECRET else f"{name}={error['input']!r}"
+            shown = name if field in HIDDEN else f"{name}={error['input']!r}"
             info = Settings.model_fields.get(field)
             default = info.get_default(call_default_factory=True) if info else None
             fix = f"unset it to use the default ({default})" if default is not None else "unset it"

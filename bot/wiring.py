@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +13,21 @@ from orchestrator_core.credentials import Credentials
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.plans import PlanLibrary, load_plans
+from orchestrator_core.secrets import FernetSecrets, valid_key
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
+from orchestrator_core.stores.base import Retention
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
 from orchestrator_core.workorders import WorkOrderDB
 
 log = logging.getLogger("techassist")
+
+#: The generated secret key, in the data directory, when TECHASSIST_SECRET_KEY is unset.
+KEY_FILE = "secret.key"
+NEW_KEY_HINT = (
+    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
 
 
 @dataclass
@@ -53,7 +62,8 @@ def check_data_dir(settings: Settings) -> None:
     """Create the data directory if need be; StartupError if TechAssist cannot write there."""
     data_dir = settings.data_dir
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # Created private (0700); a directory that already exists is left as it is.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=data_dir):
             pass
     except OSError as exc:
@@ -62,6 +72,55 @@ def check_data_dir(settings: Settings) -> None:
             f"{source('data_dir')}): {exc.strerror or exc}; set TECHASSIST_DATA_DIR to a "
             "directory TechAssist may write to"
         ) from None
+
+
+def load_secrets(settings: Settings) -> FernetSecrets | None:
+    """The keys that seal sensitive values in stored sessions.
+
+    From TECHASSIST_SECRET_KEY (comma-separated, newest first) when set; otherwise
+    from ``secret.key`` in the data directory, generated (0600) the first time. A
+    memory store keeps nothing on disk, so without a setting it gets ``None``: the
+    session manager then uses a key of its own that lives as long as the process.
+    """
+    if settings.secret_key is not None:
+        keys = [k.strip() for k in settings.secret_key.get_secret_value().split(",") if k.strip()]
+        if not keys or not all(valid_key(k) for k in keys):
+            raise StartupError(
+                f"TECHASSIST_SECRET_KEY (from {source('secret_key')}) is not a list of Fernet "
+                f"keys (32 bytes, URL-safe base64, comma-separated); make one with {NEW_KEY_HINT}"
+            )
+        return FernetSecrets(keys)
+    if settings.store == "memory":
+        return None
+    check_data_dir(settings)
+    path = settings.data_dir / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if not valid_key(key):
+            raise StartupError(
+                f"the secret key file {path} holds no valid Fernet key; restore it, or set "
+                f"TECHASSIST_SECRET_KEY (make a key with {NEW_KEY_HINT})"
+            ) from None
+        return FernetSecrets([key])
+    key = FernetSecrets.new_key()
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    log.info(
+        "TECHASSIST_SECRET_KEY is not set: generated a secret key into %s (mode 0600); "
+        "it opens the sensitive values of stored sessions, so keep it with the data",
+        path,
+    )
+    return FernetSecrets([key])
+
+
+def retention(settings: Settings) -> Retention:
+    return Retention(
+        unidentified=settings.session_ttl_unidentified,
+        ended=settings.session_ttl_ended,
+        idle=settings.session_ttl_idle,
+    )
 
 
 def plan_files(plans_dir: Path) -> list[Path]:
@@ -95,6 +154,7 @@ def build(settings: Settings) -> Services:
     check_plans_dir(settings)
     registry = default_registry()
     plans = load_plans(settings.plans_dir, registry)
+    secrets = load_secrets(settings)
     workorders = open_workorders(settings)
     simulator = NetworkSimulator(
         SimulatorConfig(
@@ -110,7 +170,7 @@ def build(settings: Settings) -> Services:
         retries=settings.tool_retries,
     )
     store = build_store(settings)
-    sessions = SessionManager(store)
+    sessions = SessionManager(store, secrets=secrets, retention=retention(settings))
     return Services(
         settings=settings,
         store=store,

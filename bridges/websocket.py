@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from orchestrator_core.errors import TechAssistError
+from orchestrator_core.errors import KeyTooLong, TechAssistError
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.phases.commands import COMMANDS
 from orchestrator_core.turns import (
@@ -340,8 +340,15 @@ class WebsocketBridge:
                 refusal = {"type": "input", "message": not_yours(connection.bound)}
                 await _send(websocket, {**refusal, "data_needed": "cuid"})
                 return cuid, False
+            try:
+                key = session_key(candidate)
+            except KeyTooLong:
+                # Too long to be anyone's CUID: answered as any CUID that identifies no one.
+                await _send(
+                    websocket, render(await self.orchestrator.refuse_key(BRIDGE, candidate))
+                )
+                return None, False
             await self.connections.settle(candidate, connection)
-            key = session_key(candidate)
             turn = IncomingTurn(key, kind=TurnKind.START, cuid=candidate)
             replies = await self.orchestrator.handle(turn)
             identified = not (replies and replies[-1].needs == "cuid")

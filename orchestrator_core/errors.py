@@ -19,6 +19,15 @@ class ConfigError(TechAssistError):
     """A setting or a file the program depends on is missing or invalid."""
 
 
+class KeyTooLong(TechAssistError, ValueError):
+    """A ``SessionKey`` part, or the whole key, is longer than a store keeps.
+
+    Raised when the key is built, so a bridge that builds keys from what a client
+    sends (a websocket CUID frame) catches it and answers as for any identification
+    that fails; nothing is stored under such a key.
+    """
+
+
 class StoreError(TechAssistError):
     """A session store could not load or save."""
 

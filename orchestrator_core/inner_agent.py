@@ -88,6 +88,8 @@ class CallContext:
     technician asked for, new values): the same (session_id, order_id, step_id,
     attempt) that once succeeded is answered from the audit. ``sensitive``
     names arguments (and outputs) that are masked in the audit and the logs.
+    ``audit=False`` records nothing: for read-only lookups made before anyone is
+    identified (a CUID typed by whoever connected), which must leave no trace.
     """
 
     session_id: str
@@ -95,6 +97,7 @@ class CallContext:
     step_id: str
     attempt: int
     sensitive: frozenset[str] = frozenset()
+    audit: bool = True
 
 
 def _mask(values: Mapping[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
@@ -306,6 +309,8 @@ class InnerAgent:
 
         ``masked`` is the call's masked arguments as ``audit_json`` text.
         """
+        if not call.audit:
+            return
         result = _mask(outputs, call.sensitive) if outputs is not None else {"message": message}
         try:
             self.context.db.record_call(

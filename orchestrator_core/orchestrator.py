@@ -34,6 +34,7 @@ from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.turns import (
+    MAX_KEY_PART,
     IncomingTurn,
     Reply,
     ReplyKind,
@@ -118,6 +119,10 @@ class Orchestrator:
             finally:
                 _progress.reset(token)
             log.debug("turn %s: %s -> %s", turn.key.as_str(), turn.kind.value, session.phase.value)
+            if session.cuid is None and session.version == 0:
+                # Nobody identified and nothing was stored before: whatever a stranger
+                # sends costs no byte on disk.
+                return TurnOutcome(replies)
             answered = (turn.message_id, replies) if turn.message_id is not None else None
             try:
                 await self.sessions.update_session_data(session, answered=answered)
@@ -131,7 +136,9 @@ class Orchestrator:
         result = await self.agent.execute_task(
             "find_technician_by_account",
             {"slack_user_id": slack_user_id, "email": email},
-            CallContext(session_id="identity", order_id=None, step_id="identity", attempt=0),
+            CallContext(
+                session_id="identity", order_id=None, step_id="identity", attempt=0, audit=False
+            ),
         )
         return str(result.outputs["cuid"]) if result.ok else None
 
@@ -143,6 +150,15 @@ class Orchestrator:
             log.exception("cannot load session %s", key.as_str())
             return None
         return session.cuid if session is not None else None
+
+    async def refuse_key(self, bridge: str, cuid: str) -> list[Reply]:
+        """The replies to a CUID too long to make a session key of (``KeyTooLong``).
+
+        They are those of any identification that fails, so a bridge answers such
+        a CUID as it answers an unknown one. Nothing is saved.
+        """
+        session = Session(key=SessionKey(bridge, "", "", "unidentified"))
+        return self._close(session, await identify(self, session, cuid[:MAX_KEY_PART]))
 
     async def undelivered(self, key: SessionKey, replies: list[Reply]) -> None:
         """Keep replies a bridge could not deliver; the technician sees them on return.
@@ -261,6 +277,8 @@ class Orchestrator:
                 step_id=step_id,
                 attempt=session.calls,
                 sensitive=sensitive,
+                # Lookups before anyone identified leave no audit row.
+                audit=session.cuid is not None,
             ),
         )
 

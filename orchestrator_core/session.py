@@ -94,6 +94,9 @@ class Session(BaseModel):
     step_index: int = 0
     values: dict[str, Any] = Field(default_factory=dict)
     """Values collected from the technician and outputs stored by steps."""
+    sealed: dict[str, str] = Field(default_factory=dict)
+    """Only in the stored form: the values the plan marks sensitive, sealed (see
+    ``SessionManager``); a loaded session holds them in ``values`` again."""
     pending_param: str | None = None
     why: str | None = None
     """Why the pending value is asked for, when it is not the plan's own question: the

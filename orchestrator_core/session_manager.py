@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import time
 from contextlib import AbstractAsyncContextManager
 
 from pydantic import ValidationError
@@ -10,9 +13,19 @@ from pydantic import ValidationError
 from orchestrator_core.errors import StoreError
 from orchestrator_core.locks import LocalLock, SessionLock
 from orchestrator_core.plans import Plan
-from orchestrator_core.session import REPLIES, Session
-from orchestrator_core.stores.base import Answer, SessionStore
+from orchestrator_core.secrets import FernetSecrets, Secrets, SecretUnreadable
+from orchestrator_core.session import REPLIES, Phase, Session
+from orchestrator_core.stores.base import (
+    Answer,
+    Retention,
+    SessionMeta,
+    SessionState,
+    SessionStore,
+    Swept,
+)
 from orchestrator_core.turns import Reply, SessionKey
+
+log = logging.getLogger("techassist.sessions")
 
 #: Parsed plan snapshots kept in memory; a process sees few plan versions.
 PLAN_CACHE_SIZE = 256
@@ -28,14 +41,27 @@ class SessionManager:
 
     It also keeps what lives beside a session in the store: the replies of its
     recent turns, and the plan snapshots sessions refer to by digest.
+
+    Values the session's plan marks sensitive are stored sealed by ``secrets``
+    (without one, a key that lives as long as this object); ``retention`` says
+    how long ``sweep`` keeps a session after its last save.
     """
 
-    def __init__(self, store: SessionStore, locks: SessionLock | None = None) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        locks: SessionLock | None = None,
+        *,
+        secrets: Secrets | None = None,
+        retention: Retention | None = None,
+    ) -> None:
         self.store = store
         self.locks = locks or LocalLock()
+        self.secrets: Secrets = secrets or FernetSecrets([FernetSecrets.new_key()])
+        self.retention = retention or Retention()
         self._plans: dict[str, Plan] = {}
-        # Snapshots made here, by plan object: their digest, known to be stored.
-        self._snapshots: dict[int, tuple[Plan, str]] = {}
+        # Snapshots made here, by plan object: their digest and JSON text.
+        self._snapshots: dict[int, tuple[Plan, str, str]] = {}
 
     def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]:
         """Hold this for a whole turn, so one session's turns never interleave."""
@@ -55,9 +81,25 @@ class SessionManager:
         except ValidationError as exc:
             raise StoreError(f"session {key.as_str()!r} is unreadable: {exc}") from exc
         session.version = stored.version
+        if session.sealed:
+            self._open_sealed(session)
         if session.plan_digest is not None:
             session.attach_plan(await self._plan(session), session.plan_digest)
         return session
+
+    def _open_sealed(self, session: Session) -> None:
+        for name, sealed in session.sealed.items():
+            try:
+                session.values[name] = json.loads(self.secrets.open(sealed))
+            except (SecretUnreadable, ValueError):
+                # Sealed under a key no longer configured: the value is asked for again.
+                log.warning(
+                    "a sensitive value (%s) of session %s cannot be opened with the configured"
+                    " secret keys; it will be asked for again",
+                    name,
+                    session.key.as_str(),
+                )
+        session.sealed = {}
 
     async def update_session_data(
         self, session: Session, *, answered: tuple[str, list[Reply]] | None = None
@@ -71,11 +113,34 @@ class SessionManager:
         answer = None
         if answered is not None:
             answer = Answer(answered[0], REPLIES.dump_json(answered[1]).decode())
-        data = session.model_dump_json()
         session.version = await self.store.save(
-            session.key.as_str(), data, session.version, answer=answer
+            session.key.as_str(),
+            self._dump(session),
+            session.version,
+            answer=answer,
+            meta=SessionMeta(state=_state(session), plan_digest=session.plan_digest),
         )
         return session
+
+    def _dump(self, session: Session) -> str:
+        """The stored form: the session's JSON, with its sensitive values sealed."""
+        plan = session.plan
+        sensitive = plan.sensitive_names() if plan is not None else frozenset()
+        held = [name for name in session.values if name in sensitive]
+        if not held:
+            return session.model_dump_json()
+        values = {k: v for k, v in session.values.items() if k not in sensitive}
+        sealed = {
+            name: self.secrets.seal(json.dumps(session.values[name], default=str)) for name in held
+        }
+        return session.model_copy(update={"values": values, "sealed": sealed}).model_dump_json()
+
+    async def sweep(self, now: float | None = None) -> Swept:
+        """Delete expired sessions and unused plan snapshots from the store (see ``Retention``).
+
+        The server calls it at start and then periodically (``bot/app.py``).
+        """
+        return await self.store.sweep(self.retention, time.time() if now is None else now)
 
     async def replies_for(self, key: SessionKey, message_id: str) -> list[Reply] | None:
         """The replies a recent turn of ``key`` gave to ``message_id``, or ``None`` if it is new."""
@@ -97,12 +162,12 @@ class SessionManager:
         known = self._snapshots.get(id(plan))
         if known is None or known[0] is not plan:
             data = plan.model_dump_json()
-            digest = plan_digest(data)
-            await self.store.put_snapshot(digest, data)
-            self._cache(digest, plan)
+            self._cache(plan_digest(data), plan)
             if len(self._snapshots) >= PLAN_CACHE_SIZE:
                 self._snapshots.clear()
-            known = self._snapshots[id(plan)] = (plan, digest)
+            known = self._snapshots[id(plan)] = (plan, plan_digest(data), data)
+        # Put every time (it is write-once): a sweep may have removed an unused snapshot.
+        await self.store.put_snapshot(known[1], known[2])
         session.attach_plan(plan, known[1])
 
     async def _plan(self, session: Session) -> Plan:
@@ -129,3 +194,9 @@ class SessionManager:
         if len(self._plans) >= PLAN_CACHE_SIZE:
             self._plans.clear()  # sessions hold their own plan; this only saves parsing
         self._plans[digest] = plan
+
+
+def _state(session: Session) -> SessionState:
+    if session.cuid is None:
+        return "unidentified"
+    return "ended" if session.phase is Phase.ENDED else "active"

@@ -10,7 +10,9 @@ every second, and the automatic threshold is raised to a safety net.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -28,13 +30,31 @@ def connect_wal(path: Path, *, synchronous: Synchronous = "NORMAL") -> sqlite3.C
     """Open ``path`` in WAL mode, autocommitting, usable from the event loop's thread."""
     if synchronous not in ("NORMAL", "FULL"):
         raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+    private_file(path)
     # isolation_level=None: autocommit; transactions are explicit where needed.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
+    # Deleted and overwritten content is zeroed, not left in free pages.
+    conn.execute("PRAGMA secure_delete=ON")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     return conn
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` readable by its owner only (0600), creating it empty if need be.
+
+    SQLite gives a database's ``-wal`` and ``-shm`` files the database file's mode,
+    so creating the database 0600 keeps all three private; ones left wider by an
+    earlier version are narrowed.
+    """
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # absent, or not ours to change
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o600)
 
 
 class WalCheckpointer:

@@ -10,12 +10,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from orchestrator_core.errors import KeyTooLong
+
+#: The longest part of a ``SessionKey`` (a CUID, a Slack id): far above any real one.
+MAX_KEY_PART = 128
+#: The longest key string (``SessionKey.as_str``), %-escapes included.
+MAX_KEY = 512
+
 
 @dataclass(frozen=True, slots=True)
 class SessionKey:
     """Identifies one conversation: which bridge, workspace, channel and user.
 
     Bridges without workspaces or channels pass empty strings, never ``None``.
+    Each part is at most ``MAX_KEY_PART`` characters and the key string at most
+    ``MAX_KEY``; a longer one raises ``KeyTooLong`` (a ``ValueError``).
     """
 
     bridge: str
@@ -28,12 +37,18 @@ class SessionKey:
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise TypeError(f"SessionKey.{name} must be a str, got {type(value).__name__}")
+            if len(value) > MAX_KEY_PART:
+                raise KeyTooLong(
+                    f"SessionKey.{name} is {len(value)} characters; the limit is {MAX_KEY_PART}"
+                )
         if not self.bridge or not self.user:
             raise ValueError(f"SessionKey needs a bridge and a user, got {self!r}")
         for name in ("bridge", "workspace", "channel", "user"):
             value = getattr(self, name)
             if not encodable(value):  # it is stored: keep it storable
                 object.__setattr__(self, name, readable(value))
+        if len(self.as_str()) > MAX_KEY:
+            raise KeyTooLong(f"the session key is over {MAX_KEY} characters")
 
     def as_str(self) -> str:
         """The one string form of a key, used by every store; parts are %-escaped."""
@@ -146,6 +161,8 @@ def conversation_closed(replies: list[Reply]) -> bool:
 
 
 __all__ = [
+    "MAX_KEY",
+    "MAX_KEY_PART",
     "IncomingTurn",
     "Reply",
     "ReplyKind",

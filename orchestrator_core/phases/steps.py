@@ -81,6 +81,7 @@ async def execute_plan_steps(
     order = _order(session)
     said: list[Reply] = []
     while session.step_index < len(plan.steps):
+        forget_spent_secrets(session, plan)
         step = plan.steps[session.step_index]
         if step.when is not None and not evaluate(step.when, session.values):
             said.append(Reply.display(f"{step_label(plan, session)} not needed: {step.task}"))
@@ -117,7 +118,24 @@ async def execute_plan_steps(
             )
         )
         session.step_index += 1
+    forget_spent_secrets(session, plan)
     return (await finish_order(services, session, plan)).after(said)
+
+
+def forget_spent_secrets(session: Session, plan: Plan) -> None:
+    """Drop the sensitive values no step from the current one on needs.
+
+    A sensitive value (the customer's Wi-Fi password) is kept only while a step
+    still to run reads it: once its step is done or skipped it leaves the session.
+    """
+    held = plan.sensitive_names() & session.values.keys()
+    if not held:
+        return
+    needed: set[str] = set()
+    for step in plan.steps[session.step_index :]:
+        needed.update(step.parameters, step.inputs.values(), step.fallbacks.values())
+    for name in held - needed:
+        del session.values[name]
 
 
 def _done(plan: Plan, step: Step, order: dict[str, Any], session: Session) -> str:

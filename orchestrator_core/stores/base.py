@@ -4,9 +4,53 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 #: How many of a session's latest saves keep the replies they answered.
 ANSWERS_KEPT = 16
+#: Seconds a plan snapshot is kept after its last ``put_snapshot`` even if no session
+#: refers to it yet: the session that will is saved at the end of the same turn.
+SNAPSHOT_GRACE = 3600.0
+
+SessionState = Literal["unidentified", "active", "ended"]
+"""How long a stored session is kept: see ``Retention``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMeta:
+    """What a store knows about a session without reading its data, for ``sweep``.
+
+    ``state``: ``unidentified`` (no technician yet), ``ended`` (the technician
+    ended the conversation) or ``active`` (anything else, including paused).
+    ``plan_digest``: the plan snapshot the session refers to, if any.
+    """
+
+    state: SessionState = "active"
+    plan_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Seconds a session is kept after its last save, by its ``SessionMeta.state``.
+
+    ``idle`` applies to active sessions: a conversation nobody touched for that
+    long is gone, and the technician starts afresh.
+    """
+
+    unidentified: float = 3600.0
+    ended: float = 86_400.0
+    idle: float = 30 * 86_400.0
+
+    def ttl(self, state: SessionState) -> float:
+        return {"unidentified": self.unidentified, "ended": self.ended}.get(state, self.idle)
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What one ``sweep`` deleted."""
+
+    sessions: int = 0
+    snapshots: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +86,11 @@ class SessionStore(ABC):
       and ``answered`` finds it for at least the key's next ``ANSWERS_KEPT``
       saves; ``delete`` forgets a key's answers too;
     - snapshots are write-once by digest: a second ``put_snapshot`` of a known
-      digest changes nothing;
+      digest keeps the data and only renews its time;
+    - ``sweep`` deletes the sessions (and their answers) whose last save, by
+      the ``SessionMeta`` it carried, is older than their ``Retention``, then
+      the snapshots no remaining session refers to that were not put within
+      ``SNAPSHOT_GRACE`` seconds;
     - backend errors surface as ``StoreError``.
 
     Answers and plan snapshots live beside the session rather than in it, so
@@ -57,9 +105,18 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def save(
-        self, key: str, data: str, expected_version: int, *, answer: Answer | None = None
+        self,
+        key: str,
+        data: str,
+        expected_version: int,
+        *,
+        answer: Answer | None = None,
+        meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
     ) -> int:
-        """Store ``data`` if the stored version is ``expected_version``; return the new version."""
+        """Store ``data`` if the stored version is ``expected_version``; return the new version.
+
+        ``meta`` is kept with the row, for ``sweep``.
+        """
 
     @abstractmethod
     async def answered(self, key: str, message_id: str) -> str | None:
@@ -76,6 +133,15 @@ class SessionStore(ABC):
     @abstractmethod
     async def get_snapshot(self, digest: str) -> str | None:
         """The snapshot kept under ``digest``, or ``None``."""
+
+    @abstractmethod
+    async def sweep(self, retention: Retention, now: float) -> Swept:
+        """Delete what has expired at ``now`` (seconds since the epoch) under ``retention``.
+
+        Called through ``SessionManager.sweep`` by the server: once at start, then
+        periodically (``bot/app.py``). Expired sessions go with their answers; plan
+        snapshots no session refers to go too, once past ``SNAPSHOT_GRACE``.
+        """
 
     async def ping(self) -> None:  # noqa: B027 - optional hook: a memory store is always there
         """Raise ``StoreError`` if the backend cannot be reached."""

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 from orchestrator_core.errors import StaleVersionError
-from orchestrator_core.stores.base import ANSWERS_KEPT, Answer, SessionStore, StoredSession
+from orchestrator_core.stores.base import (
+    ANSWERS_KEPT,
+    SNAPSHOT_GRACE,
+    Answer,
+    Retention,
+    SessionMeta,
+    SessionStore,
+    StoredSession,
+    Swept,
+)
 
 
 class MemoryStore(SessionStore):
@@ -11,15 +22,24 @@ class MemoryStore(SessionStore):
 
     def __init__(self) -> None:
         self._rows: dict[str, StoredSession] = {}
+        # Per key, the meta of its last save and when it was saved.
+        self._meta: dict[str, tuple[SessionMeta, float]] = {}
         # Per key, message id -> (version, replies), oldest first.
         self._answers: dict[str, dict[str, tuple[int, str]]] = {}
-        self._snapshots: dict[str, str] = {}
+        # Digest -> (data, when it was last put).
+        self._snapshots: dict[str, tuple[str, float]] = {}
 
     async def load(self, key: str) -> StoredSession | None:
         return self._rows.get(key)
 
     async def save(
-        self, key: str, data: str, expected_version: int, *, answer: Answer | None = None
+        self,
+        key: str,
+        data: str,
+        expected_version: int,
+        *,
+        answer: Answer | None = None,
+        meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
     ) -> int:
         current = self._rows.get(key)
         actual = current.version if current else 0
@@ -27,6 +47,7 @@ class MemoryStore(SessionStore):
             raise StaleVersionError(key, expected_version, actual if current else None)
         version = expected_version + 1
         self._rows[key] = StoredSession(data, version)
+        self._meta[key] = (meta, time.time())
         if answer is not None:
             answers = self._answers.setdefault(key, {})
             answers.pop(answer.message_id, None)
@@ -41,10 +62,31 @@ class MemoryStore(SessionStore):
 
     async def delete(self, key: str) -> None:
         self._rows.pop(key, None)
+        self._meta.pop(key, None)
         self._answers.pop(key, None)
 
     async def put_snapshot(self, digest: str, data: str) -> None:
-        self._snapshots.setdefault(digest, data)
+        kept = self._snapshots.get(digest)
+        self._snapshots[digest] = (kept[0] if kept else data, time.time())
 
     async def get_snapshot(self, digest: str) -> str | None:
-        return self._snapshots.get(digest)
+        kept = self._snapshots.get(digest)
+        return kept[0] if kept else None
+
+    async def sweep(self, retention: Retention, now: float) -> Swept:
+        expired = [
+            key
+            for key, (meta, saved) in self._meta.items()
+            if saved <= now - retention.ttl(meta.state)
+        ]
+        for key in expired:
+            await self.delete(key)
+        used = {meta.plan_digest for meta, _ in self._meta.values()}
+        unused = [
+            digest
+            for digest, (_, put) in self._snapshots.items()
+            if digest not in used and put <= now - SNAPSHOT_GRACE
+        ]
+        for digest in unused:
+            del self._snapshots[digest]
+        return Swept(sessions=len(expired), snapshots=len(unused))

@@ -16,14 +16,25 @@ from pathlib import Path
 
 from orchestrator_core.errors import StaleVersionError, StoreError
 from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
-from orchestrator_core.stores.base import ANSWERS_KEPT, Answer, SessionStore, StoredSession
+from orchestrator_core.stores.base import (
+    ANSWERS_KEPT,
+    SNAPSHOT_GRACE,
+    Answer,
+    Retention,
+    SessionMeta,
+    SessionStore,
+    StoredSession,
+    Swept,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     key        TEXT PRIMARY KEY,
     version    INTEGER NOT NULL,
     data       TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'active',
+    plan_digest TEXT
 );
 CREATE TABLE IF NOT EXISTS answers (
     key        TEXT NOT NULL,
@@ -35,8 +46,27 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE TABLE IF NOT EXISTS plan_snapshots (
     digest     TEXT PRIMARY KEY,
     data       TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL  -- the last put_snapshot, for sweep's grace
 );
+"""
+
+# Sessions saved before rows carried their state and plan: classified once, from their data.
+_MIGRATE = """
+ALTER TABLE sessions ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE sessions ADD COLUMN plan_digest TEXT;
+UPDATE sessions SET
+    state = CASE
+        WHEN json_extract(data, '$.cuid') IS NULL THEN 'unidentified'
+        WHEN json_extract(data, '$.phase') = 'ended' THEN 'ended'
+        ELSE 'active' END,
+    plan_digest = json_extract(data, '$.plan_digest')
+WHERE json_valid(data);
+"""
+
+_EXPIRED = """
+    (state = 'unidentified' AND updated_at <= :unidentified)
+    OR (state = 'ended' AND updated_at <= :ended)
+    OR (state NOT IN ('unidentified', 'ended') AND updated_at <= :idle)
 """
 
 
@@ -46,8 +76,11 @@ class SqliteStore(SessionStore):
     def __init__(self, path: Path, *, synchronous: Synchronous = "NORMAL") -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = connect_wal(path, synchronous=synchronous)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+            if columns and "state" not in columns:
+                self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE} COMMIT;")
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open session store {path}: {exc}") from exc
@@ -63,7 +96,13 @@ class SqliteStore(SessionStore):
         return StoredSession(row[0], row[1]) if row else None
 
     async def save(
-        self, key: str, data: str, expected_version: int, *, answer: Answer | None = None
+        self,
+        key: str,
+        data: str,
+        expected_version: int,
+        *,
+        answer: Answer | None = None,
+        meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
     ) -> int:
         new_version = expected_version + 1
         db = self._db
@@ -73,15 +112,23 @@ class SqliteStore(SessionStore):
                 db.execute("BEGIN IMMEDIATE")
             if expected_version == 0:
                 cur = db.execute(
-                    "INSERT INTO sessions (key, version, data, updated_at) VALUES (?, 1, ?, ?)"
-                    " ON CONFLICT(key) DO NOTHING",
-                    (key, data, time.time()),
+                    "INSERT INTO sessions (key, version, data, updated_at, state, plan_digest)"
+                    " VALUES (?, 1, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                    (key, data, time.time(), meta.state, meta.plan_digest),
                 )
             else:
                 cur = db.execute(
-                    "UPDATE sessions SET version = ?, data = ?, updated_at = ?"
-                    " WHERE key = ? AND version = ?",
-                    (new_version, data, time.time(), key, expected_version),
+                    "UPDATE sessions SET version = ?, data = ?, updated_at = ?, state = ?,"
+                    " plan_digest = ? WHERE key = ? AND version = ?",
+                    (
+                        new_version,
+                        data,
+                        time.time(),
+                        meta.state,
+                        meta.plan_digest,
+                        key,
+                        expected_version,
+                    ),
                 )
             if cur.rowcount == 1:
                 if answer is not None:
@@ -123,7 +170,7 @@ class SqliteStore(SessionStore):
         try:
             self._db.execute(
                 "INSERT INTO plan_snapshots (digest, data, created_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(digest) DO NOTHING",
+                " ON CONFLICT(digest) DO UPDATE SET created_at = excluded.created_at",
                 (digest, data, time.time()),
             )
         except sqlite3.Error as exc:
@@ -148,6 +195,32 @@ class SqliteStore(SessionStore):
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"cannot delete session {key!r}: {exc}") from exc
+
+    async def sweep(self, retention: Retention, now: float) -> Swept:
+        cutoffs = {
+            "unidentified": now - retention.unidentified,
+            "ended": now - retention.ended,
+            "idle": now - retention.idle,
+        }
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                f"DELETE FROM answers WHERE key IN (SELECT key FROM sessions WHERE {_EXPIRED})",
+                cutoffs,
+            )
+            sessions = db.execute(f"DELETE FROM sessions WHERE {_EXPIRED}", cutoffs).rowcount
+            snapshots = db.execute(
+                "DELETE FROM plan_snapshots WHERE created_at <= ? AND digest NOT IN"
+                " (SELECT plan_digest FROM sessions WHERE plan_digest IS NOT NULL)",
+                (now - SNAPSHOT_GRACE,),
+            ).rowcount
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot sweep the session store {self.path}: {exc}") from exc
+        return Swept(sessions=sessions, snapshots=snapshots)
 
     async def ping(self) -> None:
         try:

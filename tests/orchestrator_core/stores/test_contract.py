@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -10,7 +12,14 @@ import pytest
 
 from orchestrator_core.errors import StaleVersionError
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
-from orchestrator_core.stores.base import ANSWERS_KEPT, Answer
+from orchestrator_core.stores.base import (
+    ANSWERS_KEPT,
+    SNAPSHOT_GRACE,
+    Answer,
+    Retention,
+    SessionMeta,
+    Swept,
+)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -150,3 +159,70 @@ async def test_sqlite_answers_and_snapshots_survive_reopening_the_file(tmp_path:
         assert await second.get_snapshot("d1") == "plan"
     finally:
         await second.aclose()
+
+
+# ------------------------------------------------------------------ expiry
+
+DAY = 86_400.0
+RETENTION = Retention(unidentified=3600.0, ended=DAY, idle=30 * DAY)
+
+
+async def test_sweep_deletes_each_session_after_its_own_ttl(store: SessionStore) -> None:
+    await store.save("stranger", "s", 0, meta=SessionMeta(state="unidentified"))
+    await store.save("ended", "s", 0, meta=SessionMeta(state="ended"))
+    await store.save("working", "s", 0, answer=Answer("evt", "[]"))
+    now = time.time()
+    assert await store.sweep(RETENTION, now) == Swept()
+    assert await store.sweep(RETENTION, now + 2 * 3600) == Swept(sessions=1)
+    assert await store.load("stranger") is None and await store.load("ended") is not None
+    assert await store.sweep(RETENTION, now + 2 * DAY) == Swept(sessions=1)
+    assert await store.load("ended") is None and await store.load("working") is not None
+    assert await store.sweep(RETENTION, now + 31 * DAY) == Swept(sessions=1)
+    assert await store.load("working") is None
+    assert await store.answered("working", "evt") is None
+
+
+async def test_a_save_renews_a_session_and_its_state(store: SessionStore) -> None:
+    await store.save("k", "s1", 0, meta=SessionMeta(state="ended"))
+    await store.save("k", "s2", 1, meta=SessionMeta(state="active"))
+    assert await store.sweep(RETENTION, time.time() + 2 * DAY) == Swept()
+    assert await store.load("k") is not None
+
+
+async def test_sweep_deletes_snapshots_no_session_refers_to(store: SessionStore) -> None:
+    await store.put_snapshot("used", "plan A")
+    await store.put_snapshot("unused", "plan B")
+    await store.save("k", "s", 0, meta=SessionMeta(plan_digest="used"))
+    now = time.time()
+    # A snapshot just put may belong to a session not saved yet: it is kept a while.
+    assert await store.sweep(RETENTION, now) == Swept()
+    assert await store.sweep(RETENTION, now + SNAPSHOT_GRACE + 1) == Swept(snapshots=1)
+    assert await store.get_snapshot("used") == "plan A"
+    assert await store.get_snapshot("unused") is None
+
+
+async def test_sqlite_sessions_saved_before_expiry_are_classified_from_their_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "CREATE TABLE sessions (key TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+            " data TEXT NOT NULL, updated_at REAL NOT NULL)"
+        )
+        for key, data in {
+            "stranger": '{"cuid": null, "phase": "identify"}',
+            "ended": '{"cuid": "AB1234", "phase": "ended"}',
+            "working": '{"cuid": "AB1234", "phase": "collect", "plan_digest": "d1"}',
+        }.items():
+            db.execute("INSERT INTO sessions VALUES (?, 1, ?, ?)", (key, data, time.time()))
+    store = SqliteStore(path)
+    try:
+        await store.put_snapshot("d1", "plan")
+        now = time.time() + SNAPSHOT_GRACE + 2 * 3600
+        assert await store.sweep(RETENTION, now) == Swept(sessions=1)
+        assert await store.sweep(RETENTION, now + 2 * DAY) == Swept(sessions=1)
+        assert await store.get_snapshot("d1") == "plan"
+        assert (await store.load("working")) is not None
+    finally:
+        await store.aclose()
