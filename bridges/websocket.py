@@ -26,6 +26,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from bridges.limits import IdentifyFailures, MessageRate, WebsocketLimits
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.phases.commands import COMMANDS
 from orchestrator_core.turns import IncomingTurn, Reply, ReplyKind, SessionKey, TurnKind
@@ -42,6 +43,18 @@ FORMAT_HELP = (
     'starting with {"type": "cuid", "data": "YOUR CUID"}.'
 )
 TAKEN_OVER = "This session was opened from another connection, so this one is closing."
+SLOW_DOWN = (
+    "You are sending messages faster than I can take them (more than {limit} a minute), "
+    "so I did not read that one. Wait a few seconds, then send it again."
+)
+TOO_MANY_FAILURES = (
+    "Too many failed attempts to identify from your address. "
+    "Wait {seconds} seconds, then send your CUID again."
+)
+IDLE_CLOSE = (
+    "No message for {minutes}, so this connection is closing. "
+    "Your session is kept: reconnect to carry on where you stopped."
+)
 
 
 def session_key(cuid: str) -> SessionKey:
@@ -135,20 +148,39 @@ class Connections:
 class WebsocketBridge:
     """Serves legacy websocket clients on one orchestrator."""
 
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, limits: WebsocketLimits | None = None) -> None:
         self.orchestrator = orchestrator
         self.connections = Connections()
+        self.limits = limits or WebsocketLimits()
+        per_minute = self.limits.identify_failures_per_minute
+        self.failures = IdentifyFailures(per_minute) if per_minute is not None else None
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one client connection until it closes; bad frames never end it."""
         await websocket.accept()
         connection = Connection(websocket)
         cuid: str | None = None
+        per_minute = self.limits.messages_per_minute
+        rate = MessageRate(per_minute) if per_minute is not None else None
         try:
             while True:
-                message = await websocket.receive()
+                try:
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        message = await websocket.receive()
+                except TimeoutError:
+                    await _idle_close(websocket, self.limits.idle_timeout or 0.0)
+                    return
                 if message["type"] == "websocket.disconnect":
                     return
+                if rate is not None and not rate.take():
+                    if rate.abused:
+                        log.info("closing a websocket client that ignored the message rate")
+                        await _close(websocket, 1008, "message rate limit")
+                        return
+                    await _send(
+                        websocket, {"type": "input", "message": SLOW_DOWN.format(limit=per_minute)}
+                    )
+                    continue
                 text = message.get("text")
                 frame = parse_frame(text) if text is not None else None
                 if frame is None:  # binary, or JSON of the wrong shape
@@ -187,6 +219,9 @@ class WebsocketBridge:
                     {"type": "input", "message": "Please send your CUID.", "data_needed": "cuid"},
                 )
                 return cuid, False
+            address = websocket.client.host if websocket.client else ""
+            if cuid is None and await self._over_failures(websocket, address):
+                return None, False
             await self.connections.settle(candidate, connection)
             key = session_key(candidate)
             turn = IncomingTurn(key, kind=TurnKind.START, cuid=candidate)
@@ -194,6 +229,8 @@ class WebsocketBridge:
             identified = not (replies and replies[-1].needs == "cuid")
             if identified:
                 await self.connections.claim(candidate, connection)
+            elif self.failures is not None:
+                self.failures.failed(address)
             await self._deliver(websocket, key, replies)
             return (candidate if identified else None), _closes(replies)
         if frame.type == "cuid":
@@ -209,6 +246,16 @@ class WebsocketBridge:
         replies = await self.orchestrator.handle(IncomingTurn(key, text=frame.data))
         await self._deliver(websocket, key, replies)
         return cuid, _closes(replies)
+
+    async def _over_failures(self, websocket: WebSocket, address: str) -> bool:
+        """Refuse, unchecked and after a delay, an attempt from an address over its limit."""
+        wait = self.failures.wait(address) if self.failures is not None else 0.0
+        if wait <= 0:
+            return False
+        await asyncio.sleep(self.limits.refusal_delay)
+        message = TOO_MANY_FAILURES.format(seconds=max(1, round(wait)))
+        await _send(websocket, {"type": "input", "message": message, "data_needed": "cuid"})
+        return True
 
     async def _deliver(self, websocket: WebSocket, key: SessionKey, replies: list[Reply]) -> None:
         if not await _send(websocket, render(replies)):
@@ -232,7 +279,15 @@ async def _send(websocket: WebSocket, frame: dict[str, Any]) -> bool:
         return False
 
 
-async def _close(websocket: WebSocket) -> None:
+async def _close(websocket: WebSocket, code: int = 1000, reason: str | None = None) -> None:
     if websocket.application_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, OSError):  # already closing
-            await websocket.close(code=1000)
+            await websocket.close(code=code, reason=reason)
+
+
+async def _idle_close(websocket: WebSocket, seconds: float) -> None:
+    """Say why, then close normally: the client sent nothing for ``seconds``."""
+    minutes = round(seconds / 60)
+    span = f"{minutes} minute{'s' * (minutes != 1)}" if minutes else f"{seconds:g} seconds"
+    await _send(websocket, {"type": "display", "message": IDLE_CLOSE.format(minutes=span)})
+    await _close(websocket)
