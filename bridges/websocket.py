@@ -288,6 +288,9 @@ async def _close(websocket: WebSocket, code: int = 1000, reason: str | None = No
 async def _idle_close(websocket: WebSocket, seconds: float) -> None:
     """Say why, then close normally: the client sent nothing for ``seconds``."""
     minutes = round(seconds / 60)
-    span = f"{minutes} minute{'s' * (minutes != 1)}" if minutes else f"{seconds:g} seconds"
+    if seconds < 60:
+        span = f"{seconds:g} second{'s' * (seconds != 1)}"
+    else:
+        span = f"{minutes} minute{'s' * (minutes != 1)}"
     await _send(websocket, {"type": "display", "message": IDLE_CLOSE.format(minutes=span)})
     await _close(websocket)
