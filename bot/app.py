@@ -21,8 +21,8 @@ from bot.logs import UVICORN_LOG_CONFIG
 from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build
 from bridges import websocket as ws_bridge
-from bridges.limits import WebsocketLimits
 from bridges.slack import SlackBridge, SlackConfig
+from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError
 
 log = logging.getLogger("techassist.server")
