@@ -408,12 +408,16 @@ async def main(quick: bool) -> int:
         for i, step in enumerate(steps):
             a, b = (floods[k].rss[i] for k in ("caps for the run", "default caps"))
             print(f"{'RSS ' + step + ', MiB':44}{mib(a):>18}{mib(b):>14}")
+        total_caps = {"caps for the run": idle + 16, "default caps": 1024}
         for label, f in floods.items():
-            grown = f.rss[1] - f.rss[0]
+            grown, again = f.rss[1] - f.rss[0], f.rss[4] - f.rss[1]
+            bound = total_caps[label] * 40
             print(
-                f"{label}: peak - before {grown / 1024:.1f} MiB for {f.accepted} held "
-                f"({grown / max(1, f.accepted):.1f} KiB each; bound: cap x 40 KiB); "
-                f"2nd flood's peak - 1st's {(f.rss[4] - f.rss[1]) / 1024:+.1f} MiB (bound: < 5)"
+                f"{label}: peak - before {grown / 1024:.1f} MiB for {f.accepted} held, "
+                f"bound {bound / 1024:.1f} MiB (total cap {total_caps[label]} x 40 KiB): "
+                f"{'met' if grown <= bound else 'NOT met'}; 2nd flood's peak - 1st's "
+                f"{again / 1024:+.1f} MiB, bound < 5 MiB: "
+                f"{'met' if again < 5 * 1024 else 'NOT met'}"
             )
 
         # 3. event-loop stalls
