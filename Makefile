@@ -51,6 +51,7 @@ bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.ws
 	$(BIN)/python -m bench.slack
 	$(BIN)/python -m bench.experience
+	$(BIN)/python -m bench.security
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -324,7 +324,12 @@ async def techassist_phase(n: int, serials: list[str], tmp: Path, think: float) 
     import_orders(dataset(serials), env=bench_env(data_dir), cwd=data_dir, timeout=120)
     argv = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
     how = Conversation(check_techassist, server_closes=True, think=think)
-    async with running(argv, bench_env(data_dir), data_dir / "server.log") as server:
+    # N clients from one address: the connection caps are set for the run.
+    env = bench_env(data_dir) | {
+        "TECHASSIST_MAX_CONNECTIONS": str(n + 64),
+        "TECHASSIST_MAX_CONNECTIONS_PER_IP": str(n + 64),
+    }
+    async with running(argv, env, data_dir / "server.log") as server:
         return await run_rounds("techassist", server, scripts_for(serials), n, how)
 
 

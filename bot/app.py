@@ -17,11 +17,13 @@ import uvicorn
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 
+from bot.limits import ConnectionsPerAddress, guarded_http
 from bot.logs import UVICORN_LOG_CONFIG
 from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build
 from bridges import websocket as ws_bridge
 from bridges.slack import SlackBridge, SlackConfig
+from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError
 
 log = logging.getLogger("techassist.server")
@@ -38,7 +40,9 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services
-        app.state.websocket = ws_bridge.WebsocketBridge(services.orchestrator, door(services))
+        app.state.websocket = ws_bridge.WebsocketBridge(
+            services.orchestrator, door(services), websocket_limits(settings)
+        )
         app.state.slack = None
         await sweep_once(services)
         sweeper = asyncio.create_task(sweep_sessions(services, settings.session_sweep_interval))
@@ -58,6 +62,7 @@ def create_app(services: Services) -> FastAPI:
                 await app.state.slack.stop()
 
     app = FastAPI(title="TechAssist", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(ConnectionsPerAddress, limit=settings.max_connections_per_ip)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -173,6 +178,30 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def websocket_limits(settings: Settings) -> WebsocketLimits:
+    """The websocket bridge's limits, from the settings."""
+    return WebsocketLimits(
+        idle_timeout=settings.idle_timeout,
+        messages_per_minute=settings.messages_per_minute,
+        identify_failures_per_minute=settings.identify_failures_per_minute,
+    )
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn options for the limits that live in the server layer.
+
+    The h11 protocol with a handshake timeout and a connection cap, and proxy
+    headers believed only from the configured proxies (uvicorn, left to itself,
+    believes any ``X-Forwarded-For`` sent from 127.0.0.1).
+    """
+    proxies = [ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip()]
+    return dict(
+        http=guarded_http(settings.max_connections, settings.handshake_timeout),
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
+
+
 def slack_config(settings: Settings) -> SlackConfig | None:
     """The Slack bridge's configuration, or ``None`` when Slack's two tokens are not both set."""
     if settings.slack_bot_token is None or settings.slack_app_token is None:
@@ -242,7 +271,9 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
         )
         _, level, line = ws_auth(settings)
         log.log(level, "%s", line)
-        server = uvicorn.Server(uvicorn_config(create_app(services), settings.host, settings.port))
+        app = create_app(services)
+        config = uvicorn_config(app, settings.host, settings.port, **server_limits(settings))
+        server = uvicorn.Server(config)
         return await run_announced(server, "TechAssist", ws_bridge.PATH, sockets=[sock])
     finally:
         await services.aclose()

@@ -89,6 +89,22 @@ class Settings(BaseSettings):
     """Comma-separated browser origins that may open the websocket (besides the server's own)."""
     token: SecretStr | None = None
     """The token ``techassist client`` and ``client.py`` present to the server."""
+    max_connections: int = Field(default=1024, ge=1)
+    """Connections held at once, in total; one more is answered 503 at its handshake."""
+    max_connections_per_ip: int = Field(default=64, ge=1)
+    """Websocket connections from one client address; one more is answered 503."""
+    handshake_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a new connection has to send its whole request (the websocket handshake)."""
+    idle_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds a websocket client may send nothing before it is closed (1000); its session stays."""
+    messages_per_minute: int = Field(default=120, ge=1)
+    """Websocket frames one connection may send per minute; more are answered 'slow down'."""
+    identify_failures_per_minute: int = Field(default=10, ge=1)
+    """Failed identifications from one client address per minute before it must wait."""
+    escalations_per_hour: int = Field(default=20, ge=1)
+    """Escalations (an order handed over, or help asked for) per technician per hour."""
+    forwarded_allow_ips: str = ""
+    """Proxy addresses whose X-Forwarded-For is believed, comma-separated; empty: none."""
 
     slack_api_url: str | None = None
     """Overrides the Slack Web API base URL (for tests and proxies)."""

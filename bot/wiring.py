@@ -165,7 +165,9 @@ def build(settings: Settings) -> Services:
     )
     agent = InnerAgent(
         registry,
-        ToolContext(db=workorders, sim=simulator),
+        ToolContext(
+            db=workorders, sim=simulator, escalations_per_hour=settings.escalations_per_hour
+        ),
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
     )

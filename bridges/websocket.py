@@ -26,6 +26,8 @@ import contextlib
 import json
 import logging
 import re
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +127,20 @@ def presented_token(websocket: WebSocket) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return websocket.query_params.get("token") or None
+
+
+SLOW_DOWN = (
+    "You are sending messages faster than I can take them (more than {limit} a minute), "
+    "so I did not read that one. Wait a few seconds, then send it again."
+)
+TOO_MANY_FAILURES = (
+    "Too many failed attempts to identify from your address. "
+    "Wait {seconds} seconds, then send your CUID again."
+)
+IDLE_CLOSE = (
+    "No message for {minutes}, so this connection is closing. "
+    "Your session is kept: reconnect to carry on where you stopped."
+)
 
 
 def session_key(cuid: str) -> SessionKey:
@@ -249,10 +265,18 @@ class Connections:
 class WebsocketBridge:
     """Serves legacy websocket clients on one orchestrator."""
 
-    def __init__(self, orchestrator: Orchestrator, door: Door | None = None) -> None:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        door: Door | None = None,
+        limits: WebsocketLimits | None = None,
+    ) -> None:
         self.orchestrator = orchestrator
         self.connections = Connections()
         self.door = door or Door()
+        self.limits = limits or WebsocketLimits()
+        per_minute = self.limits.identify_failures_per_minute
+        self.failures = IdentifyFailures(per_minute) if per_minute is not None else None
 
     async def admit(self, websocket: WebSocket) -> tuple[bool, str | None]:
         """Check a handshake before accepting it: whether to go on, and the token's CUID.
@@ -292,11 +316,27 @@ class WebsocketBridge:
         await websocket.accept()
         connection = Connection(websocket, bound=bound)
         cuid: str | None = None
+        per_minute = self.limits.messages_per_minute
+        rate = MessageRate(per_minute) if per_minute is not None else None
         try:
             while True:
-                message = await websocket.receive()
+                try:
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        message = await websocket.receive()
+                except TimeoutError:
+                    await _idle_close(websocket, self.limits.idle_timeout or 0.0)
+                    return
                 if message["type"] == "websocket.disconnect":
                     return
+                if rate is not None and not rate.take():
+                    if rate.abused:
+                        log.info("closing a websocket client that ignored the message rate")
+                        await _close(websocket, 1008, "message rate limit")
+                        return
+                    await _send(
+                        websocket, {"type": "input", "message": SLOW_DOWN.format(limit=per_minute)}
+                    )
+                    continue
                 text = message.get("text")
                 frame = parse_frame(text) if text is not None else None
                 if frame is None:  # binary, or JSON of the wrong shape
@@ -340,10 +380,15 @@ class WebsocketBridge:
                 refusal = {"type": "input", "message": not_yours(connection.bound)}
                 await _send(websocket, {**refusal, "data_needed": "cuid"})
                 return cuid, False
+            address = websocket.client.host if websocket.client else ""
+            if cuid is None and await self._over_failures(websocket, address):
+                return None, False
             try:
                 key = session_key(candidate)
             except KeyTooLong:
                 # Too long to be anyone's CUID: answered as any CUID that identifies no one.
+                if self.failures is not None:
+                    self.failures.failed(address)
                 await _send(
                     websocket, render(await self.orchestrator.refuse_key(BRIDGE, candidate))
                 )
@@ -354,6 +399,8 @@ class WebsocketBridge:
             identified = not (replies and replies[-1].needs == "cuid")
             if identified:
                 await self.connections.claim(candidate, connection)
+            elif self.failures is not None:
+                self.failures.failed(address)
             await self._deliver(websocket, key, replies)
             return (candidate if identified else None), _closes(replies)
         if frame.type == "cuid":
@@ -369,6 +416,16 @@ class WebsocketBridge:
         replies = await self.orchestrator.handle(IncomingTurn(key, text=frame.data))
         await self._deliver(websocket, key, replies)
         return cuid, _closes(replies)
+
+    async def _over_failures(self, websocket: WebSocket, address: str) -> bool:
+        """Refuse, unchecked and after a delay, an attempt from an address over its limit."""
+        wait = self.failures.wait(address) if self.failures is not None else 0.0
+        if wait <= 0:
+            return False
+        await asyncio.sleep(self.limits.refusal_delay)
+        message = TOO_MANY_FAILURES.format(seconds=max(1, round(wait)))
+        await _send(websocket, {"type": "input", "message": message, "data_needed": "cuid"})
+        return True
 
     async def _deliver(self, websocket: WebSocket, key: SessionKey, replies: list[Reply]) -> None:
         if not await _send(websocket, render(replies)):
@@ -405,7 +462,122 @@ async def _deny(websocket: WebSocket, status: int, text: str) -> None:
         await websocket.close(code=POLICY, reason=text[:120])
 
 
-async def _close(websocket: WebSocket) -> None:
+async def _close(websocket: WebSocket, code: int = 1000, reason: str | None = None) -> None:
     if websocket.application_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, OSError):  # already closing
-            await websocket.close(code=1000)
+            await websocket.close(code=code, reason=reason)
+
+
+async def _idle_close(websocket: WebSocket, seconds: float) -> None:
+    """Say why, then close normally: the client sent nothing for ``seconds``."""
+    minutes = round(seconds / 60)
+    if seconds < 60:
+        span = f"{seconds:g} second{'s' * (seconds != 1)}"
+    else:
+        span = f"{minutes} minute{'s' * (minutes != 1)}"
+    await _send(websocket, {"type": "display", "message": IDLE_CLOSE.format(minutes=span)})
+    await _close(websocket)
+
+
+# --- limits: small counters the bridge asks before it hands a frame to the core ------
+#
+# - MessageRate: a connection's frames per minute, as a token bucket; a frame over the
+#   rate is answered "slow down" and not read, and a client that keeps sending
+#   regardless (REFUSED_IN_A_ROW frames) is closed with 1008.
+# - IdentifyFailures: failed identifications per client address in the last minute,
+#   across its connections; once an address reaches the limit, its attempts are
+#   refused unchecked, after a delay, until its oldest failure is a minute old.
+
+Clock = Callable[[], float]
+
+WINDOW = 60.0
+"""Seconds over which failed identifications are counted."""
+MAX_ADDRESSES = 10_000
+"""Addresses whose recent failures are remembered; the least recently failing are dropped."""
+REFUSED_IN_A_ROW = 10
+"""Frames over the rate, one after another, after which a connection is closed (1008)."""
+
+
+@dataclass(frozen=True)
+class WebsocketLimits:
+    """What the bridge allows; ``None`` is no limit."""
+
+    idle_timeout: float | None = None
+    """Seconds a client may send nothing before its connection is closed (1000)."""
+    messages_per_minute: int | None = None
+    """Frames one connection may send per minute."""
+    identify_failures_per_minute: int | None = None
+    """Failed identifications from one client address per minute."""
+    refusal_delay: float = 1.0
+    """Seconds an address over its identification limit waits for each refusal."""
+
+
+class MessageRate:
+    """A token bucket of ``per_minute`` frames, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Clock = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.per_second = per_minute / 60.0
+        self.tokens = self.capacity
+        self.clock = clock
+        self.at = clock()
+        self.refused_in_a_row = 0
+
+    def take(self) -> bool:
+        """Whether one more frame may be read now; counts the refusals in a row."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.refused_in_a_row = 0
+            return True
+        self.refused_in_a_row += 1
+        return False
+
+    @property
+    def abused(self) -> bool:
+        """The client kept sending after being told to slow down."""
+        return self.refused_in_a_row >= REFUSED_IN_A_ROW
+
+
+class IdentifyFailures:
+    """Failed identifications per client address over the last minute, shared by connections."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Clock = time.monotonic,
+        window: float = WINDOW,
+        max_addresses: int = MAX_ADDRESSES,
+    ) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self.window = window
+        self.max_addresses = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def wait(self, address: str) -> float:
+        """Seconds until an attempt from ``address`` is checked again; 0: check it now."""
+        times = self._failures.get(address)
+        if times is None:
+            return 0.0
+        now = self.clock()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[address]
+            return 0.0
+        if len(times) < self.per_minute:
+            return 0.0
+        return times[0] + self.window - now
+
+    def failed(self, address: str) -> None:
+        """Count one failed identification from ``address``."""
+        times = self._failures.pop(address, None)
+        if times is None:
+            times = deque(maxlen=self.per_minute)
+        times.append(self.clock())
+        self._failures[address] = times  # most recent last
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)

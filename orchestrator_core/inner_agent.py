@@ -79,6 +79,11 @@ class ToolResult(BaseModel):
     replayed: bool = False
     """True when the outputs come from the audit of an earlier identical call."""
 
+    @property
+    def transient(self) -> bool:
+        """Trying again as is may help: a transient failure, a timeout or an internal error."""
+        return self.error_kind in ("transient", "timeout", "internal")
+
 
 @dataclass(frozen=True)
 class CallContext:

@@ -59,6 +59,8 @@ class ToolContext:
 
     db: WorkOrderDB
     sim: NetworkSimulator
+    escalations_per_hour: int | None = None
+    """Escalations one technician may record per hour; ``None``: no limit."""
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,17 @@ async def escalate(
     order_id: str | None = None,
     kind: str = "tool_failure",
 ) -> dict[str, Any]:
-    """Hand a problem to a human; an order-kind escalation takes the order off the list."""
+    """Hand a problem to a human; an order-kind escalation takes the order off the list.
+
+    A technician who has recorded ``ctx.escalations_per_hour`` escalations in the last
+    hour is refused, and told to call dispatch instead.
+    """
+    limit = ctx.escalations_per_hour
+    if limit is not None and ctx.db.count_escalations(cuid.strip(), within=3600) >= limit:
+        raise ToolFailed(
+            f"you have reached the limit of {limit} escalations an hour; "
+            "please call your dispatcher directly"
+        )
     order = _order(ctx, order_id) if order_id else None
     await ctx.sim.escalate(cuid, order_id, kind)
     escalation_id = ctx.db.add_escalation(

@@ -108,6 +108,7 @@ CREATE TABLE IF NOT EXISTS escalations (
     reason TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS escalations_by_cuid ON escalations (cuid, created_at);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: it costs an extra write per tool call
     at TEXT NOT NULL,
@@ -738,6 +739,14 @@ class WorkOrderDB:
             )
             number = cur.lastrowid
         return f"ESC-{number:04d}"
+
+    def count_escalations(self, cuid: str, within: float) -> int:
+        """How many escalations ``cuid`` recorded in the last ``within`` seconds."""
+        since = datetime.fromtimestamp(int(time.time() - within), UTC).isoformat(timespec="seconds")
+        rows = self._query(
+            "SELECT COUNT(*) FROM escalations WHERE cuid = ? AND created_at > ?", (cuid, since)
+        )
+        return int(rows[0][0])
 
     def escalations(self, cuid: str | None = None) -> list[dict[str, Any]]:
         """Escalations, oldest first, optionally of one technician (for tests and the CLI)."""

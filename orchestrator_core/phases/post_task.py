@@ -86,6 +86,10 @@ async def on_help_text(services: Services, session: Session, text: str) -> Next:
         return Next(Phase.HELP_TEXT, [Reply.display("Please describe what you need.")])
     order_id = session.order.order_id if session.order else None
     result = await escalate(services, session, text, kind="help", order_id=order_id)
+    if not result.ok and not result.transient:
+        back = session.return_phase or Phase.IDLE
+        session.return_phase = None
+        return Next(back, [Reply.display(f"I couldn't pass that on: {result.message}")])
     if not result.ok:
         return Next(
             Phase.HELP_TEXT,

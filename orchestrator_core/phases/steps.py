@@ -418,10 +418,12 @@ async def escalate_order(services: Services, session: Session, reason: str) -> N
     order_id = session.order.order_id
     result = await escalate(services, session, reason, kind="order", order_id=order_id)
     if not result.ok:
-        return Next(
-            session.phase,
-            [Reply.display(f"I couldn't escalate just now: {result.message} Please try again.")],
+        said = (
+            f"I couldn't escalate just now: {result.message} Please try again."
+            if result.transient
+            else f"I couldn't escalate: {result.message}"
         )
+        return Next(session.phase, [Reply.display(said)])
     session.escalated.append(order_id)
     session.orders = [o for o in session.orders if o.order_id != order_id]
     session.clear_order()
