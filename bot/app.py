@@ -9,22 +9,24 @@ import gc
 import ipaddress
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from bot.limits import ConnectionsPerAddress, guarded_http
 from bot.logs import UVICORN_LOG_CONFIG
+from bot.metrics import CONTENT_TYPE_LATEST
 from bot.settings import Settings, StartupError, slack_warning, source
-from bot.wiring import Services, build
+from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
 from bridges.slack import SlackBridge, SlackConfig
 from bridges.websocket import WebsocketLimits
-from orchestrator_core.errors import StoreError
+from orchestrator_core.errors import StoreError, TechAssistError
 
 log = logging.getLogger("techassist.server")
 
@@ -36,6 +38,7 @@ def create_app(services: Services) -> FastAPI:
     anything listens; whoever built them closes them.
     """
     settings = services.settings
+    metrics = instrument(services)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +46,7 @@ def create_app(services: Services) -> FastAPI:
         app.state.websocket = ws_bridge.WebsocketBridge(
             services.orchestrator, door(services), websocket_limits(settings)
         )
+        metrics.websocket_connections.set_function(lambda: app.state.websocket.open)
         app.state.slack = None
         await sweep_once(services)
         sweeper = asyncio.create_task(sweep_sessions(services, settings.session_sweep_interval))
@@ -71,7 +75,8 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """The session store answers and the plans are loaded."""
+        """The session store and the work-order database answer, the plans are loaded
+        and Slack (when on) is connected; each check is named in the body."""
         services: Services = app.state.services
         checks: dict[str, Any] = {"plans": len(services.plans.plans)}
         ready = checks["plans"] > 0
@@ -88,13 +93,48 @@ def create_app(services: Services) -> FastAPI:
         except StoreError as exc:
             checks["store"] = str(exc)
             ready = False
+        checks["database"] = database_check(services)
+        ready = ready and checks["database"] == "ok"
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics_endpoint() -> Response:
+        """This instance's metrics, in Prometheus' text format."""
+        slack = app.state.slack
+        metrics.slack_connected.set(1 if slack is not None and await slack.connected() else 0)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.websocket(ws_bridge.PATH)
     async def start_task(websocket: WebSocket) -> None:
         await app.state.websocket.serve(websocket)
 
     return app
+
+
+def database_check(services: Services) -> str:
+    """``ok`` when the work-order database answers, else what is wrong with it.
+
+    Two reads: one on the open connection (a closed or locked database fails it),
+    and one on the file at the configured path, opened afresh. The second is
+    needed because an open SQLite connection answers from its cache and from
+    the file it opened, even after that file was deleted, replaced or truncated.
+    """
+    query = "SELECT 1 FROM technicians LIMIT 1"
+    path = services.settings.workorders_path
+    try:
+        services.workorders.is_empty()
+        fresh = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            fresh.execute(query).fetchall()
+        finally:
+            fresh.close()
+    except (sqlite3.Error, TechAssistError, OSError) as exc:
+        return f"{path}: {exc}"
+    return "ok"
 
 
 def is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.metrics import Metrics
 from bot.settings import Settings, StartupError, source
 from orchestrator_core.credentials import Credentials
 from orchestrator_core.inner_agent import InnerAgent
@@ -184,3 +185,16 @@ def build(settings: Settings) -> Services:
         orchestrator=Orchestrator(sessions, plans, agent),
         credentials=Credentials(workorders),
     )
+
+
+def instrument(services: Services) -> Metrics:
+    """Give the core's observer points a fresh set of Prometheus metrics, and return it.
+
+    The orchestrator (turns, lock waits, dedupe hits), the inner agent (tool calls)
+    and the session manager (stale saves; lost leases, from its lock) all report to it.
+    """
+    metrics = Metrics()
+    services.orchestrator.observer = metrics
+    services.agent.observer = metrics
+    services.sessions.observer = metrics
+    return metrics

@@ -273,6 +273,8 @@ class WebsocketBridge:
     ) -> None:
         self.orchestrator = orchestrator
         self.connections = Connections()
+        #: Connections accepted and not yet closed (a metric reads it).
+        self.open = 0
         self.door = door or Door()
         self.limits = limits or WebsocketLimits()
         per_minute = self.limits.identify_failures_per_minute
@@ -318,6 +320,7 @@ class WebsocketBridge:
         cuid: str | None = None
         per_minute = self.limits.messages_per_minute
         rate = MessageRate(per_minute) if per_minute is not None else None
+        self.open += 1
         try:
             while True:
                 try:
@@ -355,6 +358,7 @@ class WebsocketBridge:
         except WebSocketDisconnect:
             return
         finally:
+            self.open -= 1
             self.connections.release(cuid, connection)
 
     async def _turn(

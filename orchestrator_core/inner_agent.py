@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed, TransientToolError
+from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
 from orchestrator_core.workorders import audit_json
 
@@ -142,7 +143,9 @@ class InnerAgent:
         timeout: float = 30.0,
         retries: int = 2,
         backoff: float = 0.05,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
+        self.observer = observer
         self.registry = registry
         self.context = context
         self.timeout = timeout
@@ -153,6 +156,14 @@ class InnerAgent:
         self, tool: str, args: Mapping[str, Any], call: CallContext
     ) -> ToolResult:
         """Run ``tool`` with ``args`` for ``call``; every outcome is a ToolResult."""
+        began = time.perf_counter()
+        result = await self._execute_safely(tool, args, call)
+        self.observer.tool_call(tool, time.perf_counter() - began, result.error_kind)
+        return result
+
+    async def _execute_safely(
+        self, tool: str, args: Mapping[str, Any], call: CallContext
+    ) -> ToolResult:
         try:
             return await self._execute(tool, args, call)
         except Exception:

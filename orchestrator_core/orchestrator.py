@@ -14,6 +14,7 @@ the session by ``_question``, so a resumed session can ask it again verbatim.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from orchestrator_core.errors import StoreError
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
+from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.phases import (
     PHASES,
     Next,
@@ -77,10 +79,18 @@ class TurnOutcome:
 class Orchestrator:
     """Runs technician conversations over a session store, plans and an inner agent."""
 
-    def __init__(self, sessions: SessionManager, plans: PlanLibrary, agent: InnerAgent) -> None:
+    def __init__(
+        self,
+        sessions: SessionManager,
+        plans: PlanLibrary,
+        agent: InnerAgent,
+        *,
+        observer: Observer = NO_OBSERVER,
+    ) -> None:
         self.sessions = sessions
         self.plans = plans
         self.agent = agent
+        self.observer = observer
 
     # ------------------------------------------------------------------ the turn
 
@@ -97,7 +107,17 @@ class Orchestrator:
         each plan step's tool runs, so a bridge can show that a slow step is under
         way. It must not raise.
         """
+        began = time.perf_counter()
+        outcome = await self._turn(turn, progress, began)
+        key = turn.key
+        self.observer.turn(key.bridge, key.as_str(), time.perf_counter() - began)
+        return outcome
+
+    async def _turn(
+        self, turn: IncomingTurn, progress: Progress | None, began: float
+    ) -> TurnOutcome:
         async with self.sessions.lock(turn.key):
+            self.observer.lock_wait(time.perf_counter() - began)
             try:
                 session = await self.sessions.get_session_data(turn.key)
                 if session is None:
@@ -105,6 +125,7 @@ class Orchestrator:
                 elif turn.message_id is not None:
                     already = await self.sessions.replies_for(turn.key, turn.message_id)
                     if already is not None:
+                        self.observer.dedupe_hit()
                         return TurnOutcome(already, replayed=True)
             except StoreError:
                 log.exception("cannot load session %s", turn.key.as_str())

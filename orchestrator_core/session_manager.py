@@ -10,8 +10,9 @@ from contextlib import AbstractAsyncContextManager
 
 from pydantic import ValidationError
 
-from orchestrator_core.errors import StoreError
+from orchestrator_core.errors import StaleVersionError, StoreError
 from orchestrator_core.locks import LocalLock, SessionLock
+from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.plans import Plan
 from orchestrator_core.secrets import FernetSecrets, Secrets, SecretUnreadable
 from orchestrator_core.session import REPLIES, Phase, Session
@@ -54,8 +55,11 @@ class SessionManager:
         *,
         secrets: Secrets | None = None,
         retention: Retention | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.store = store
+        # Told of stale saves here; a lock with leases reports lost leases to it too.
+        self.observer = observer
         self.locks = locks or LocalLock()
         self.secrets: Secrets = secrets or FernetSecrets([FernetSecrets.new_key()])
         self.retention = retention or Retention()
@@ -113,13 +117,17 @@ class SessionManager:
         answer = None
         if answered is not None:
             answer = Answer(answered[0], REPLIES.dump_json(answered[1]).decode())
-        session.version = await self.store.save(
-            session.key.as_str(),
-            self._dump(session),
-            session.version,
-            answer=answer,
-            meta=SessionMeta(state=_state(session), plan_digest=session.plan_digest),
-        )
+        try:
+            session.version = await self.store.save(
+                session.key.as_str(),
+                self._dump(session),
+                session.version,
+                answer=answer,
+                meta=SessionMeta(state=_state(session), plan_digest=session.plan_digest),
+            )
+        except StaleVersionError:
+            self.observer.stale_save()
+            raise
         return session
 
     def _dump(self, session: Session) -> str:
