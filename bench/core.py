@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.wiring import Services, build
+from bot.wiring import Services, build, instrument
 from bridges.memory import MemoryBridge
 from orchestrator_core.session import Session
 from orchestrator_core.session_manager import SessionManager
@@ -271,6 +272,61 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
     )
 
 
+async def observed_turns(
+    conversations: int, synchronous: Synchronous, observed: bool
+) -> list[float]:
+    """Turn latencies of ``conversations`` conversations, with ``/metrics``' observer or none."""
+    with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
+        settings = Settings(
+            data_dir=Path(tmp), seed_demo=False, log_level="WARNING", sqlite_synchronous=synchronous
+        )
+        services = build(settings)
+        if observed:
+            instrument(services)
+        serials = good_serials(conversations)
+        services.workorders.import_data(dataset(serials))
+        latencies: list[float] = []
+        try:
+            for i, serial in enumerate(serials):
+                cuid = f"BT{i:04d}"
+                await conversation(
+                    MemoryBridge(services.orchestrator, cuid), serial, cuid, latencies
+                )
+        finally:
+            await services.aclose()
+    return latencies
+
+
+async def observer_overhead(conversations: int, synchronous: Synchronous, rounds: int) -> None:
+    """Turn p50/p99 without and with the metrics observer, in alternating rounds of one run."""
+    # A 2-core machine shared with other work moves whole-turn figures by more than the
+    # observer costs, so the observer's own calls are also timed on their own below.
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    for round_no in range(rounds):
+        # Each goes first in every other round, so neither always runs on a warmer process.
+        for observed in (False, True) if round_no % 2 == 0 else (True, False):
+            runs[observed] += await observed_turns(conversations, synchronous, observed)
+    print(f"observer overhead: {rounds} alternating rounds of {conversations} conversations each")
+    for observed, name in ((False, "no observer"), (True, "metrics")):
+        lat = runs[observed]
+        print(
+            f"  {name:12s} turns {len(lat):6d}  p50 {pct(lat, 0.5) * 1e3:.3f} ms  "
+            f"p99 {pct(lat, 0.99) * 1e3:.3f} ms  mean {statistics.fmean(lat) * 1e3:.3f} ms"
+        )
+    base, with_metrics = statistics.fmean(runs[False]), statistics.fmean(runs[True])
+    print(f"  mean difference per turn: {(with_metrics - base) * 1e6:+.1f} us")
+    # The same, without the noise of whole turns: what one turn's observer calls cost.
+    metrics, n = Metrics(), 100_000
+    key = "techassist:websocket:::AB1234"
+    t0 = time.perf_counter()
+    for _ in range(n):
+        metrics.lock_wait(0.00001)
+        metrics.tool_call("activate_ont", 0.0002, None)
+        metrics.turn("websocket", key, 0.0005)
+    calls = (time.perf_counter() - t0) / n
+    print(f"  one turn's observer calls (lock wait, a tool call, the turn): {calls * 1e6:.2f} us")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conversations", type=int, default=300)
@@ -280,5 +336,12 @@ if __name__ == "__main__":
         default="NORMAL",
         help="SQLite's synchronous setting for the turns and the round trips (default: NORMAL)",
     )
+    parser.add_argument(
+        "--observer",
+        action="store_true",
+        help="also measure turns without and with the /metrics observer, side by side",
+    )
     args = parser.parse_args()
     asyncio.run(main(args.conversations, args.synchronous))
+    if args.observer:
+        asyncio.run(observer_overhead(args.conversations, args.synchronous, rounds=4))

@@ -147,3 +147,38 @@ def test_readiness_names_a_broken_work_order_database(tmp_path: Path) -> None:
         shutil.move(tmp_path / "moved.db", db)
         status, body = readyz(server)
         assert status == 200 and body["database"] == "ok", body
+
+
+async def test_two_instances_on_one_store_count_the_stale_save(tmp_path: Path) -> None:
+    """Two servers share one SQLite store but not their locks: a turn on the second
+    instance saves while the first is inside a slow tool, so the first one's save is stale."""
+    slow = {"TECHASSIST_SIM_LATENCY_MS": "1000"}
+    with running(tmp_path, **slow) as one, running(tmp_path, **slow) as two:
+        opened = [
+            await connect(s.url, compression=None, open_timeout=TIMEOUT, proxy=None)
+            for s in (one, two)
+        ]
+        try:
+            first, second = (Legacy(ws) for ws in opened)
+            await first.ask({"type": "cuid", "data": "AB1234"})
+            assert (await first.say("yes"))["data_needed"] == "fsan"
+            await second.ask({"type": "cuid", "data": "AB1234"})
+            # The ONT's activation takes a second on the first instance...
+            await first.send(
+                {
+                    "type": "message",
+                    "data": json.dumps(
+                        {"fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": 2}
+                    ),
+                }
+            )
+            await asyncio.sleep(0.3)
+            # ... while the second instance loads and saves the same session.
+            await second.say("status")
+            await first.recv()
+        finally:
+            for ws in opened:
+                await ws.close()
+        stale_one = value(await asyncio.to_thread(scrape, one), "techassist_stale_saves_total")
+        stale_two = value(await asyncio.to_thread(scrape, two), "techassist_stale_saves_total")
+    assert (stale_one, stale_two) == (1, 0)
