@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_core.errors import StoreError
+from orchestrator_core.errors import LockError, StoreError
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.phases import (
@@ -108,7 +108,12 @@ class Orchestrator:
         way. It must not raise.
         """
         began = time.perf_counter()
-        outcome = await self._turn(turn, progress, began)
+        try:
+            outcome = await self._turn(turn, progress, began)
+        except LockError:
+            # A lock with leases raises it when the lease ran out under the turn.
+            self.observer.lease_lost()
+            raise
         key = turn.key
         self.observer.turn(key.bridge, key.as_str(), time.perf_counter() - began)
         return outcome
