@@ -24,13 +24,14 @@ from typing import Any
 from bot.settings import Settings
 from bot.wiring import Services, build
 from bridges.memory import MemoryBridge
+from orchestrator_core.importer import import_data
 from orchestrator_core.session import Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, rx_power_dbm
 from orchestrator_core.sqlite_wal import Synchronous
+from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import SqliteStore
 from orchestrator_core.stores.base import Answer
-from orchestrator_core.workorders import WorkOrderDB
 
 MODEL = "716GE"
 
@@ -121,7 +122,8 @@ async def required_store_work(
     second, on the same SQLite setting as the turns.
     """
     store = SqliteStore(data_dir / "floor.db", synchronous=synchronous)
-    workorders = WorkOrderDB(data_dir / "floor-workorders.db", synchronous=synchronous)
+    workorders = SqliteWorkOrders(data_dir / "floor-workorders.db", synchronous=synchronous)
+    audit = workorders.audit_log()
     replies = json.dumps([{"kind": "prompt", "text": "x" * 300}])
     result = {"ok": True, "rx_power_dbm": -18.2}
     try:
@@ -136,7 +138,7 @@ async def required_store_work(
             answer = Answer(message_id, replies)
             version = await store.save("bench", loaded.data, version, answer=answer)
             t1 = time.perf_counter()
-            workorders.record_call(
+            await audit.record_call(
                 "bench", "BENCH-00000", "light", 1, 1, "check_light_levels",
                 {"fsan": "ALCL00000000"}, True, None, result, 0.1,
             )  # fmt: skip
@@ -206,9 +208,9 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
             log_level="WARNING",
             sqlite_synchronous=synchronous,
         )
-        services = build(settings)
+        services = await build(settings)
         serials = good_serials(conversations + 1)
-        services.workorders.import_data(dataset(serials))
+        await import_data(services.workorders, dataset(serials))
         spare = serials.pop()
         latencies: list[float] = []
         try:
@@ -220,7 +222,7 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
                 )
             elapsed = time.perf_counter() - t0
             cuid = f"BT{conversations:04d}"
-            tool_calls = len(services.workorders.audit_rows())
+            tool_calls = len(await services.audit.audit_rows())
             payload, snapshot = await mid_plan_payload(services, spare, cuid)
         finally:
             await services.aclose()

@@ -24,7 +24,7 @@ from bot.wiring import Services, build
 from bridges import websocket as ws_bridge
 from bridges.slack import SlackBridge, SlackConfig
 from bridges.websocket import WebsocketLimits
-from orchestrator_core.errors import StoreError
+from orchestrator_core.errors import StoreError, WorkOrderError
 
 log = logging.getLogger("techassist.server")
 
@@ -71,7 +71,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """The session store answers and the plans are loaded."""
+        """The session store and the work orders answer, and the plans are loaded."""
         services: Services = app.state.services
         checks: dict[str, Any] = {"plans": len(services.plans.plans)}
         ready = checks["plans"] > 0
@@ -87,6 +87,12 @@ def create_app(services: Services) -> FastAPI:
             checks["store"] = "ok"
         except StoreError as exc:
             checks["store"] = str(exc)
+            ready = False
+        try:
+            await services.workorders.ping()
+            checks["workorders"] = "ok"
+        except WorkOrderError as exc:
+            checks["workorders"] = str(exc)
             ready = False
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
@@ -255,7 +261,7 @@ def serve(settings: Settings, given: Collection[str] = ()) -> int:
 
 
 async def _serve(settings: Settings, sock: socket.socket) -> int:
-    services = build(settings)
+    services = await build(settings)
     try:
         settle_heap()
         warning = slack_warning(settings)

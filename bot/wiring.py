@@ -9,17 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.settings import Settings, StartupError, source
+from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
+from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.plans import PlanLibrary, load_plans
 from orchestrator_core.secrets import FernetSecrets, valid_key
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
+from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
-from orchestrator_core.workorders import WorkOrderDB
+from orchestrator_core.workorders import WorkOrders
 
 log = logging.getLogger("techassist")
 
@@ -37,7 +40,8 @@ class Services:
     settings: Settings
     store: SessionStore
     sessions: SessionManager
-    workorders: WorkOrderDB
+    workorders: WorkOrders
+    audit: AuditLog
     registry: ToolRegistry
     plans: PlanLibrary
     agent: InnerAgent
@@ -49,7 +53,8 @@ class Services:
         if not self.closed:
             self.closed = True
             await self.store.aclose()
-            self.workorders.close()
+            await self.audit.aclose()
+            await self.workorders.aclose()
 
 
 def build_store(settings: Settings) -> SessionStore:
@@ -140,22 +145,30 @@ def check_plans_dir(settings: Settings) -> None:
         raise StartupError(f"the plans directory {plans_dir} ({where}) has no plan files; {fix}")
 
 
-def open_workorders(settings: Settings) -> WorkOrderDB:
-    """Open the work-order database, seeding the demo data into an empty one if enabled."""
+def open_workorders(settings: Settings) -> tuple[WorkOrders, AuditLog]:
+    """The work orders and the tool audit the settings name (one SQLite file today).
+
+    The demo data is not seeded here: see ``seed_workorders``.
+    """
     check_data_dir(settings)
-    db = WorkOrderDB(settings.workorders_path, synchronous=settings.sqlite_synchronous)
-    if settings.seed_demo and db.seed_demo():
+    db = SqliteWorkOrders(settings.workorders_path, synchronous=settings.sqlite_synchronous)
+    return db, db.audit_log()
+
+
+async def seed_workorders(settings: Settings, workorders: WorkOrders) -> None:
+    """Seed the demo data into empty work orders, when the settings say so."""
+    if settings.seed_demo and await seed_demo(workorders):
         log.info("seeded the demo work orders into %s", settings.workorders_path)
-    return db
 
 
-def build(settings: Settings) -> Services:
+async def build(settings: Settings) -> Services:
     """Build the whole object graph; raises PlanError on an invalid plan, before anything runs."""
     check_plans_dir(settings)
     registry = default_registry()
     plans = load_plans(settings.plans_dir, registry)
     secrets = load_secrets(settings)
-    workorders = open_workorders(settings)
+    workorders, audit = open_workorders(settings)
+    await seed_workorders(settings, workorders)
     simulator = NetworkSimulator(
         SimulatorConfig(
             latency_ms=settings.sim_latency_ms,
@@ -168,6 +181,7 @@ def build(settings: Settings) -> Services:
         ToolContext(
             db=workorders, sim=simulator, escalations_per_hour=settings.escalations_per_hour
         ),
+        audit,
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
     )
@@ -178,6 +192,7 @@ def build(settings: Settings) -> Services:
         store=store,
         sessions=sessions,
         workorders=workorders,
+        audit=audit,
         registry=registry,
         plans=plans,
         agent=agent,
