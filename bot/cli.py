@@ -208,6 +208,23 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(run=_orders_list)
 
+    db = command(
+        commands,
+        "db",
+        "manage the work-order database's schema",
+        "Create or migrate the schema of the PostgreSQL database that "
+        "TECHASSIST_DATABASE_URL names. The embedded SQLite file needs nothing.",
+    )
+    db_commands = db.add_subparsers(required=True, metavar="ACTION")
+    upgrade = command(
+        db_commands,
+        "upgrade",
+        "create or migrate the schema",
+        "Apply the schema migrations the database lacks, each once, in order; "
+        "safe to run again and from several instances at once.",
+    )
+    upgrade.set_defaults(run=_db_upgrade)
+
     plans = command(
         commands, "plans", "check plan files", "Check plan files before TechAssist loads them."
     )
@@ -337,7 +354,7 @@ def show_replies(replies: Sequence[Reply]) -> str:
 
 async def _with_workorders(settings: Settings, use: Callable[[WorkOrders], Awaitable[T]]) -> T:
     """Run ``use`` on the work orders the settings name, closed after."""
-    workorders, audit = open_workorders(settings)
+    workorders, audit = await open_workorders(settings)
     try:
         return await use(workorders)
     finally:
@@ -345,9 +362,23 @@ async def _with_workorders(settings: Settings, use: Callable[[WorkOrders], Await
         await workorders.aclose()
 
 
+def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url is None:
+        print("The work orders are in the SQLite file; it needs no upgrade.")
+        return 0
+    from orchestrator_core.pg.migrate import latest, upgrade
+
+    applied = asyncio.run(upgrade(settings.database_url.get_secret_value()))
+    if applied:
+        print(f"Applied {', '.join(applied)}; the schema is at version {latest()}.")
+    else:
+        print(f"The schema is up to date (version {latest()}).")
+    return 0
+
+
 def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
     seeded = asyncio.run(_with_workorders(settings, seed_demo))
-    where = settings.workorders_path
+    where = "PostgreSQL" if settings.database_url else settings.workorders_path
     print(f"Seeded the demo data into {where}." if seeded else f"{where} already has data.")
     return 0
 

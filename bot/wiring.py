@@ -145,11 +145,18 @@ def check_plans_dir(settings: Settings) -> None:
         raise StartupError(f"the plans directory {plans_dir} ({where}) has no plan files; {fix}")
 
 
-def open_workorders(settings: Settings) -> tuple[WorkOrders, AuditLog]:
-    """The work orders and the tool audit the settings name (one SQLite file today).
+async def open_workorders(settings: Settings) -> tuple[WorkOrders, AuditLog]:
+    """The work orders and the tool audit the settings name, sharing one connection or pool.
 
-    The demo data is not seeded here: see ``seed_workorders``.
+    TECHASSIST_DATABASE_URL names a PostgreSQL database (its schema made by
+    ``techassist db upgrade``); unset, they share the SQLite file in the data
+    directory. The demo data is not seeded here: see ``seed_workorders``.
     """
+    if settings.database_url is not None:
+        from orchestrator_core.pg.workorders import PostgresWorkOrders
+
+        pg = await PostgresWorkOrders.open(settings.database_url.get_secret_value())
+        return pg, pg.audit_log()
     check_data_dir(settings)
     db = SqliteWorkOrders(settings.workorders_path, synchronous=settings.sqlite_synchronous)
     return db, db.audit_log()
@@ -158,7 +165,8 @@ def open_workorders(settings: Settings) -> tuple[WorkOrders, AuditLog]:
 async def seed_workorders(settings: Settings, workorders: WorkOrders) -> None:
     """Seed the demo data into empty work orders, when the settings say so."""
     if settings.seed_demo and await seed_demo(workorders):
-        log.info("seeded the demo work orders into %s", settings.workorders_path)
+        where = "the database" if settings.database_url else settings.workorders_path
+        log.info("seeded the demo work orders into %s", where)
 
 
 async def build(settings: Settings) -> Services:
@@ -167,7 +175,7 @@ async def build(settings: Settings) -> Services:
     registry = default_registry()
     plans = load_plans(settings.plans_dir, registry)
     secrets = load_secrets(settings)
-    workorders, audit = open_workorders(settings)
+    workorders, audit = await open_workorders(settings)
     await seed_workorders(settings, workorders)
     simulator = NetworkSimulator(
         SimulatorConfig(

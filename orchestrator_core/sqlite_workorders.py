@@ -21,14 +21,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator_core.audit import AUDIT_RESULT, audit_json
-from orchestrator_core.errors import WorkOrderError
+from orchestrator_core.errors import InventoryConflict, WorkOrderError
 from orchestrator_core.orders import (
     CLOSED_STATUSES,
     INVENTORY_STATUSES,
@@ -376,7 +376,12 @@ class SqliteWorkOrders:
         return [InventoryItem(**dict(row)) for row in rows]
 
     async def set_inventory_status(
-        self, serial: str, status: str, order_id: str | None = None
+        self,
+        serial: str,
+        status: str,
+        order_id: str | None = None,
+        *,
+        expected: Collection[str] | None = None,
     ) -> None:
         """Set an item's status; ``order_id`` says which order it is on or came from.
 
@@ -388,6 +393,13 @@ class SqliteWorkOrders:
                 f"expected one of {', '.join(INVENTORY_STATUSES)}"
             )
         with self._write() as db:
+            # BEGIN IMMEDIATE holds the file's write lock: nothing moves the item in between.
+            if expected is not None:
+                row = db.execute(
+                    "SELECT status FROM inventory WHERE serial = ?", (serial.strip(),)
+                ).fetchone()
+                if row is not None and row["status"] not in expected:
+                    raise InventoryConflict(serial, str(row["status"]))
             cur = db.execute(
                 "UPDATE inventory SET status = ?, order_id = CASE WHEN ? IS NOT NULL THEN ?"
                 " WHEN ? = 'available' THEN NULL ELSE order_id END WHERE serial = ?",

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed
+from orchestrator_core.errors import ArgumentRefused, FieldFault, InventoryConflict, ToolFailed
 from orchestrator_core.orders import InventoryItem, Order
 from orchestrator_core.simulator import (
     DIRTY_CONNECTOR,
@@ -415,7 +415,7 @@ async def activate_ont(
             f"Serial {fsan} is marked faulty in inventory; use another ONT.", ("fsan",)
         )
     result = await ctx.sim.activate_ont(order.order_id, fsan, model, ethernet_port)
-    await ctx.db.set_inventory_status(fsan, "installed", order.order_id)
+    await _install(ctx, item, order, "fsan")
     return {"ont_id": result["ont_id"], "activation_status": "active"}
 
 
@@ -536,8 +536,27 @@ async def replace_equipment(
     await ctx.sim.replace_equipment(order.order_id, item.serial, _model(item.model), old)
     if old is not None and await ctx.db.get_inventory(old) is not None:
         await ctx.db.set_inventory_status(old, "faulty", order.order_id)
-    await ctx.db.set_inventory_status(item.serial, "installed", order.order_id)
+    await _install(ctx, item, order, "new_serial")
     return done
+
+
+async def _install(ctx: ToolContext, item: InventoryItem, order: Order, argument: str) -> None:
+    """Record ``item`` installed on ``order``, unless another order took it meanwhile.
+
+    The move is conditional on the status read before (another instance may have
+    installed the same serial since): of two installs at once, one is refused.
+    """
+    mine = (item.order_id or "").casefold() == order.order_id.casefold()
+    expected = None if mine and item.status == "installed" else ("available",)
+    try:
+        await ctx.db.set_inventory_status(
+            item.serial, "installed", order.order_id, expected=expected
+        )
+    except InventoryConflict as exc:
+        raise ArgumentRefused(
+            f"Serial {item.serial} was just taken: it is {exc.status} now; use another ONT.",
+            (argument,),
+        ) from None
 
 
 __all__ = [

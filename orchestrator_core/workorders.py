@@ -18,7 +18,7 @@ What every implementation guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -111,12 +111,21 @@ class WorkOrders(Protocol):
         """The items recorded against an order (installed there, or removed as faulty)."""
 
     async def set_inventory_status(
-        self, serial: str, status: str, order_id: str | None = None
+        self,
+        serial: str,
+        status: str,
+        order_id: str | None = None,
+        *,
+        expected: Collection[str] | None = None,
     ) -> None:
         """Set an item's status; ``order_id`` says which order it is on or came from.
 
         Without an order id, an available item forgets its order and any other
-        keeps it. An unknown status or serial is a WorkOrderError.
+        keeps it. An unknown status, serial or order is a WorkOrderError. With
+        ``expected``, the item must be in one of those statuses when it moves,
+        checked in the same transaction with the item's row locked, else
+        ``InventoryConflict``: of two instances installing the same serial at
+        once, exactly one succeeds.
         """
 
     # -- escalations
