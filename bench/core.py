@@ -6,6 +6,11 @@ the same size, and prints the turn figures next to it as a ratio. The turns and
 the round trips run with the same SQLite ``synchronous`` setting
 (``TECHASSIST_SQLITE_SYNCHRONOUS``; NORMAL by default, as the server runs).
 Everything runs in a temporary data directory; nothing touches the network.
+
+With ``--postgres postgresql://…`` (a server where it may create a database),
+the same conversations run once more in the same run with the work orders and
+the tool audit on PostgreSQL, in a database of their own (dropped after), and
+the turn figures of both are printed side by side. The sessions stay on SQLite.
 """
 
 from __future__ import annotations
@@ -199,7 +204,64 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(conversations: int, synchronous: Synchronous) -> None:
+async def postgres_turns(
+    admin_url: str, conversations: int, synchronous: Synchronous
+) -> tuple[list[float], float]:
+    """The same conversations with the work orders on PostgreSQL: turn times, elapsed."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    from orchestrator_core.pg.migrate import upgrade
+
+    name = f"techassist_bench_{secrets.token_hex(6)}"
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"'.encode())
+    try:
+        url = urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+        await upgrade(url)
+        with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
+            settings = Settings(
+                data_dir=Path(tmp),
+                seed_demo=False,
+                log_level="WARNING",
+                sqlite_synchronous=synchronous,
+                database_url=url,
+            )
+            services = await build(settings)
+            serials = good_serials(conversations)
+            await import_data(services.workorders, dataset(serials))
+            latencies: list[float] = []
+            try:
+                t0 = time.perf_counter()
+                for i, serial in enumerate(serials):
+                    cuid = f"BT{i:04d}"
+                    await conversation(
+                        MemoryBridge(services.orchestrator, cuid), serial, cuid, latencies
+                    )
+                elapsed = time.perf_counter() - t0
+            finally:
+                await services.aclose()
+    finally:
+        async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+    return latencies, elapsed
+
+
+def side_by_side(
+    sqlite: tuple[list[float], float], postgres: tuple[list[float], float], server: str
+) -> None:
+    print(f"work orders on SQLite vs PostgreSQL ({server}), sessions on SQLite in both:")
+    print(f"  {'':12} {'turns/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for label, (latencies, elapsed) in (("SQLite", sqlite), ("PostgreSQL", postgres)):
+        print(
+            f"  {label:12} {len(latencies) / elapsed:9.0f} {pct(latencies, 0.50) * 1e3:8.3f}"
+            f" {pct(latencies, 0.99) * 1e3:8.3f} {statistics.fmean(latencies) * 1e3:8.3f}"
+        )
+
+
+async def main(conversations: int, synchronous: Synchronous, postgres: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
         data_dir = Path(tmp)
         settings = Settings(
@@ -271,6 +333,19 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
         f"  so no turn of this script can go below a ratio of about {floor + per_turn * audit:.1f} "
         "(mean tool calls; before the tools' own work and any Python)"
     )
+    if postgres is not None:
+        on_postgres = await postgres_turns(postgres, conversations, synchronous)
+        version = await server_version(postgres)
+        side_by_side((latencies, elapsed), on_postgres, version)
+
+
+async def server_version(admin_url: str) -> str:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(admin_url) as conn:
+        cur = await conn.execute(b"SHOW server_version")
+        row = await cur.fetchone()
+    return f"PostgreSQL {row[0] if row else '?'}"
 
 
 if __name__ == "__main__":
@@ -282,5 +357,11 @@ if __name__ == "__main__":
         default="NORMAL",
         help="SQLite's synchronous setting for the turns and the round trips (default: NORMAL)",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run the turns with the work orders on PostgreSQL, in a database "
+        "created (and dropped) on this server, e.g. postgresql://postgres@127.0.0.1:5432/postgres",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.conversations, args.synchronous))
+    asyncio.run(main(args.conversations, args.synchronous, args.postgres))
