@@ -6,6 +6,11 @@ the same size, and prints the turn figures next to it as a ratio. The turns and
 the round trips run with the same SQLite ``synchronous`` setting
 (``TECHASSIST_SQLITE_SYNCHRONOUS``; NORMAL by default, as the server runs).
 Everything runs in a temporary data directory; nothing touches the network.
+
+With ``--postgres postgresql://…`` (a server where it may create a database),
+the same conversations run once more in the same run with the work orders and
+the tool audit on PostgreSQL, in a database of their own (dropped after), and
+the turn figures of both are printed side by side. The sessions stay on SQLite.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.wiring import Services, build, instrument
 from bridges.memory import MemoryBridge
+from orchestrator_core.importer import import_data
 from orchestrator_core.session import Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import LIGHT_THRESHOLD_DBM, rx_power_dbm
 from orchestrator_core.sqlite_wal import Synchronous
+from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import SqliteStore
 from orchestrator_core.stores.base import Answer
-from orchestrator_core.workorders import WorkOrderDB
 
 MODEL = "716GE"
 
@@ -122,7 +128,8 @@ async def required_store_work(
     second, on the same SQLite setting as the turns.
     """
     store = SqliteStore(data_dir / "floor.db", synchronous=synchronous)
-    workorders = WorkOrderDB(data_dir / "floor-workorders.db", synchronous=synchronous)
+    workorders = SqliteWorkOrders(data_dir / "floor-workorders.db", synchronous=synchronous)
+    audit = workorders.audit_log()
     replies = json.dumps([{"kind": "prompt", "text": "x" * 300}])
     result = {"ok": True, "rx_power_dbm": -18.2}
     try:
@@ -137,7 +144,7 @@ async def required_store_work(
             answer = Answer(message_id, replies)
             version = await store.save("bench", loaded.data, version, answer=answer)
             t1 = time.perf_counter()
-            workorders.record_call(
+            await audit.record_call(
                 "bench", "BENCH-00000", "light", 1, 1, "check_light_levels",
                 {"fsan": "ALCL00000000"}, True, None, result, 0.1,
             )  # fmt: skip
@@ -198,7 +205,64 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(conversations: int, synchronous: Synchronous) -> None:
+async def postgres_turns(
+    admin_url: str, conversations: int, synchronous: Synchronous
+) -> tuple[list[float], float]:
+    """The same conversations with the work orders on PostgreSQL: turn times, elapsed."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    from orchestrator_core.pg.migrate import upgrade
+
+    name = f"techassist_bench_{secrets.token_hex(6)}"
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"'.encode())
+    try:
+        url = urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+        await upgrade(url)
+        with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
+            settings = Settings(
+                data_dir=Path(tmp),
+                seed_demo=False,
+                log_level="WARNING",
+                sqlite_synchronous=synchronous,
+                database_url=url,
+            )
+            services = await build(settings)
+            serials = good_serials(conversations)
+            await import_data(services.workorders, dataset(serials))
+            latencies: list[float] = []
+            try:
+                t0 = time.perf_counter()
+                for i, serial in enumerate(serials):
+                    cuid = f"BT{i:04d}"
+                    await conversation(
+                        MemoryBridge(services.orchestrator, cuid), serial, cuid, latencies
+                    )
+                elapsed = time.perf_counter() - t0
+            finally:
+                await services.aclose()
+    finally:
+        async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+    return latencies, elapsed
+
+
+def side_by_side(
+    sqlite: tuple[list[float], float], postgres: tuple[list[float], float], server: str
+) -> None:
+    print(f"work orders on SQLite vs PostgreSQL ({server}), sessions on SQLite in both:")
+    print(f"  {'':12} {'turns/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for label, (latencies, elapsed) in (("SQLite", sqlite), ("PostgreSQL", postgres)):
+        print(
+            f"  {label:12} {len(latencies) / elapsed:9.0f} {pct(latencies, 0.50) * 1e3:8.3f}"
+            f" {pct(latencies, 0.99) * 1e3:8.3f} {statistics.fmean(latencies) * 1e3:8.3f}"
+        )
+
+
+async def main(conversations: int, synchronous: Synchronous, postgres: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
         data_dir = Path(tmp)
         settings = Settings(
@@ -207,9 +271,9 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
             log_level="WARNING",
             sqlite_synchronous=synchronous,
         )
-        services = build(settings)
+        services = await build(settings)
         serials = good_serials(conversations + 1)
-        services.workorders.import_data(dataset(serials))
+        await import_data(services.workorders, dataset(serials))
         spare = serials.pop()
         latencies: list[float] = []
         try:
@@ -221,7 +285,7 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
                 )
             elapsed = time.perf_counter() - t0
             cuid = f"BT{conversations:04d}"
-            tool_calls = len(services.workorders.audit_rows())
+            tool_calls = len(await services.audit.audit_rows())
             payload, snapshot = await mid_plan_payload(services, spare, cuid)
         finally:
             await services.aclose()
@@ -270,6 +334,19 @@ async def main(conversations: int, synchronous: Synchronous) -> None:
         f"  so no turn of this script can go below a ratio of about {floor + per_turn * audit:.1f} "
         "(mean tool calls; before the tools' own work and any Python)"
     )
+    if postgres is not None:
+        on_postgres = await postgres_turns(postgres, conversations, synchronous)
+        version = await server_version(postgres)
+        side_by_side((latencies, elapsed), on_postgres, version)
+
+
+async def server_version(admin_url: str) -> str:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(admin_url) as conn:
+        cur = await conn.execute(b"SHOW server_version")
+        row = await cur.fetchone()
+    return f"PostgreSQL {row[0] if row else '?'}"
 
 
 async def observed_turns(
@@ -280,11 +357,11 @@ async def observed_turns(
         settings = Settings(
             data_dir=Path(tmp), seed_demo=False, log_level="WARNING", sqlite_synchronous=synchronous
         )
-        services = build(settings)
+        services = await build(settings)
         if observed:
             instrument(services)
         serials = good_serials(conversations)
-        services.workorders.import_data(dataset(serials))
+        await import_data(services.workorders, dataset(serials))
         latencies: list[float] = []
         try:
             for i, serial in enumerate(serials):
@@ -341,7 +418,13 @@ if __name__ == "__main__":
         action="store_true",
         help="also measure turns without and with the /metrics observer, side by side",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run the turns with the work orders on PostgreSQL, in a database "
+        "created (and dropped) on this server, e.g. postgresql://postgres@127.0.0.1:5432/postgres",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.conversations, args.synchronous))
+    asyncio.run(main(args.conversations, args.synchronous, args.postgres))
     if args.observer:
         asyncio.run(observer_overhead(args.conversations, args.synchronous, rounds=4))

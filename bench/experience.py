@@ -30,8 +30,8 @@ from typing import Any
 from bot.settings import Settings
 from bot.wiring import build
 from bridges.memory import MemoryBridge
+from orchestrator_core.importer import DEMO_DATA, import_data
 from orchestrator_core.turns import Reply
-from orchestrator_core.workorders import DEMO_DATA
 
 #: One answer per value a plan may ask for, as a technician would give it.
 ANSWERS = {
@@ -80,9 +80,9 @@ def demo(no_tiers: bool) -> dict[str, Any]:
 async def work(case: Case, together: bool, directory: Path) -> Run:
     """Work the case's order from the CUID to ``end``; count what the technician sent."""
     settings = Settings(_env_file=None, data_dir=directory, seed_demo=False)
-    services = build(settings)
+    services = await build(settings)
     try:
-        services.workorders.import_data(demo(case.no_tiers))
+        await import_data(services.workorders, demo(case.no_tiers))
         chat = MemoryBridge(services.orchestrator, case.cuid)
         await chat.start()
         turns, confirmations = 0, 0
@@ -119,7 +119,7 @@ async def work(case: Case, together: bool, directory: Path) -> Run:
             else:
                 raise RuntimeError(f"{case.name}: unexpected question {asked.text!r}")
             replies = await say(text)
-        order = services.workorders.get_order(case.order_id)
+        order = await services.workorders.get_order(case.order_id)
         closed = order is not None and order.status == "completed"
         # The tier is asked only where the order lacks it.
         used = len(parameters & set(ANSWERS))

@@ -9,7 +9,6 @@ import gc
 import ipaddress
 import logging
 import socket
-import sqlite3
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +25,7 @@ from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
 from bridges.slack import SlackBridge, SlackConfig
 from bridges.websocket import WebsocketLimits
-from orchestrator_core.errors import StoreError, TechAssistError
+from orchestrator_core.errors import StoreError, WorkOrderError
 
 log = logging.getLogger("techassist.server")
 
@@ -93,8 +92,12 @@ def create_app(services: Services) -> FastAPI:
         except StoreError as exc:
             checks["store"] = str(exc)
             ready = False
-        checks["database"] = database_check(services)
-        ready = ready and checks["database"] == "ok"
+        try:
+            await services.workorders.ping()
+            checks["database"] = "ok"
+        except WorkOrderError as exc:
+            checks["database"] = str(exc)
+            ready = False
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
     @app.get(
@@ -113,28 +116,6 @@ def create_app(services: Services) -> FastAPI:
         await app.state.websocket.serve(websocket)
 
     return app
-
-
-def database_check(services: Services) -> str:
-    """``ok`` when the work-order database answers, else what is wrong with it.
-
-    Two reads: one on the open connection (a closed or locked database fails it),
-    and one on the file at the configured path, opened afresh. The second is
-    needed because an open SQLite connection answers from its cache and from
-    the file it opened, even after that file was deleted, replaced or truncated.
-    """
-    query = "SELECT 1 FROM technicians LIMIT 1"
-    path = services.settings.workorders_path
-    try:
-        services.workorders.is_empty()
-        fresh = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
-        try:
-            fresh.execute(query).fetchall()
-        finally:
-            fresh.close()
-    except (sqlite3.Error, TechAssistError, OSError) as exc:
-        return f"{path}: {exc}"
-    return "ok"
 
 
 def is_loopback(host: str) -> bool:
@@ -295,7 +276,7 @@ def serve(settings: Settings, given: Collection[str] = ()) -> int:
 
 
 async def _serve(settings: Settings, sock: socket.socket) -> int:
-    services = build(settings)
+    services = await build(settings)
     try:
         settle_heap()
         warning = slack_warning(settings)

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -20,14 +20,16 @@ from bot.client import DEFAULT_URL, run_client
 from bot.logs import configure_logging
 from bot.screen import screen
 from bot.settings import Settings, StartupError, load_settings, source, unknown_variables
-from bot.wiring import Services, build, open_workorders, plan_files
+from bot.wiring import Services, build, open_workorders, plan_files, seed_workorders
 from bridges.memory import MemoryBridge
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
+from orchestrator_core.importer import ImportSummary, seed_demo
+from orchestrator_core.orders import Order, prioritize
 from orchestrator_core.plans import check_files
 from orchestrator_core.tools import default_registry
 from orchestrator_core.turns import Reply
-from orchestrator_core.workorders import WorkOrderDB, prioritize
+from orchestrator_core.workorders import WorkOrders
 
 T = TypeVar("T")
 
@@ -206,6 +208,23 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lst.set_defaults(run=_orders_list)
 
+    db = command(
+        commands,
+        "db",
+        "manage the work-order database's schema",
+        "Create or migrate the schema of the PostgreSQL database that "
+        "TECHASSIST_DATABASE_URL names. The embedded SQLite file needs nothing.",
+    )
+    db_commands = db.add_subparsers(required=True, metavar="ACTION")
+    upgrade = command(
+        db_commands,
+        "upgrade",
+        "create or migrate the schema",
+        "Apply the schema migrations the database lacks, each once, in order; "
+        "safe to run again and from several instances at once.",
+    )
+    upgrade.set_defaults(run=_db_upgrade)
+
     plans = command(
         commands, "plans", "check plan files", "Check plan files before TechAssist loads them."
     )
@@ -252,17 +271,16 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"{text!r} is too long a duration") from None
 
 
-def _credentials(settings: Settings) -> tuple[Credentials, WorkOrderDB]:
-    db = open_workorders(settings)
-    return Credentials(db), db
+async def _with_credentials(settings: Settings, use: Callable[[Credentials], Awaitable[T]]) -> T:
+    async def run(db: WorkOrders) -> T:
+        await seed_workorders(settings, db)
+        return await use(Credentials(db))
+
+    return await _with_workorders(settings, run)
 
 
 def _tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
-    credentials, db = _credentials(settings)
-    try:
-        issued = credentials.issue_token(args.cuid, args.ttl)
-    finally:
-        db.close()
+    issued = asyncio.run(_with_credentials(settings, lambda c: c.issue_token(args.cuid, args.ttl)))
     until = issued.expires_at.isoformat(timespec="seconds")
     print(f"A token for {issued.cuid}, valid until {until}:", file=sys.stderr)
     print(issued.secret)
@@ -270,27 +288,19 @@ def _tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    credentials, db = _credentials(settings)
-    try:
-        if args.cuid:
-            count = credentials.revoke_tokens(args.cuid)
-            print(f"Revoked {count} token(s) of {args.cuid.strip().upper()}.")
-            return 0
-        if not credentials.revoke_token(args.token):
-            print("error: no such token (it may be revoked or expired already)", file=sys.stderr)
-            return 1
-    finally:
-        db.close()
+    if args.cuid:
+        count = asyncio.run(_with_credentials(settings, lambda c: c.revoke_tokens(args.cuid)))
+        print(f"Revoked {count} token(s) of {args.cuid.strip().upper()}.")
+        return 0
+    if not asyncio.run(_with_credentials(settings, lambda c: c.revoke_token(args.token))):
+        print("error: no such token (it may be revoked or expired already)", file=sys.stderr)
+        return 1
     print("Revoked the token.")
     return 0
 
 
 def _tokens_code(settings: Settings, args: argparse.Namespace) -> int:
-    credentials, db = _credentials(settings)
-    try:
-        issued = credentials.issue_code(args.cuid)
-    finally:
-        db.close()
+    issued = asyncio.run(_with_credentials(settings, lambda c: c.issue_code(args.cuid)))
     print(
         f"A sign-in code for {issued.cuid}, for one use within 10 minutes: in Slack, send "
         f"'{issued.cuid} {issued.secret}'.",
@@ -312,7 +322,7 @@ def _chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _build(settings: Settings) -> Services:
-    return build(settings)
+    return await build(settings)
 
 
 def _chat_loop(runner: asyncio.Runner, services: Services, cuid: str | None) -> None:
@@ -342,21 +352,41 @@ def show_replies(replies: Sequence[Reply]) -> str:
     return "\n".join(screen(reply.text, reply.choices) for reply in replies)
 
 
-def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
-    db = open_workorders(settings.model_copy(update={"seed_demo": False}))
+async def _with_workorders(settings: Settings, use: Callable[[WorkOrders], Awaitable[T]]) -> T:
+    """Run ``use`` on the work orders the settings name, closed after."""
+    workorders, audit = await open_workorders(settings)
     try:
-        seeded = db.seed_demo()
+        return await use(workorders)
     finally:
-        db.close()
-    where = settings.workorders_path
+        await audit.aclose()
+        await workorders.aclose()
+
+
+def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url is None:
+        print("The work orders are in the SQLite file; it needs no upgrade.")
+        return 0
+    from orchestrator_core.pg.migrate import latest, upgrade
+
+    applied = asyncio.run(upgrade(settings.database_url.get_secret_value()))
+    if applied:
+        print(f"Applied {', '.join(applied)}; the schema is at version {latest()}.")
+    else:
+        print(f"The schema is up to date (version {latest()}).")
+    return 0
+
+
+def _orders_seed(settings: Settings, args: argparse.Namespace) -> int:
+    seeded = asyncio.run(_with_workorders(settings, seed_demo))
+    where = "PostgreSQL" if settings.database_url else settings.workorders_path
     print(f"Seeded the demo data into {where}." if seeded else f"{where} already has data.")
     return 0
 
 
 def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestrator_core.importer import ImportExpectations, ImportTooLarge, import_file
     from orchestrator_core.plans import load_plans
     from orchestrator_core.simulator import MODELS, TIERS
-    from orchestrator_core.workorders import ImportExpectations, ImportTooLarge
 
     # Warn about what technicians will have to make up for: the known tiers and
     # models, and the order types the configured plans serve and ask a tier for.
@@ -387,14 +417,15 @@ def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
             tier_order_types=tiered,
             planned_order_types=[t for plan in plans.plans for t in plan.order_types],
         )
-    db = open_workorders(settings.model_copy(update={"seed_demo": False}))
+
+    def run(db: WorkOrders) -> Awaitable[ImportSummary]:
+        return import_file(db, args.file, expect, max_bytes=settings.import_max_bytes)
+
     try:
-        summary = db.import_file(args.file, expect, max_bytes=settings.import_max_bytes)
+        summary = asyncio.run(_with_workorders(settings, run))
     except ImportTooLarge as exc:
         where = f"TECHASSIST_IMPORT_MAX_BYTES, from {source('import_max_bytes')}"
         raise WorkOrderError(f"{exc} ({where}); raise it to import a larger file") from None
-    finally:
-        db.close()
     print(f"Imported {summary}.")
     for line in [*summary.warnings, *notes]:
         print(f"warning: {line}")
@@ -402,15 +433,18 @@ def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _orders_list(settings: Settings, args: argparse.Namespace) -> int:
-    db = open_workorders(settings)
-    try:
-        cuid = args.cuid.upper()
-        if db.get_technician(cuid) is None:
-            print(f"No technician with CUID {cuid}.", file=sys.stderr)
-            return 1
-        orders = db.list_orders(cuid)
-    finally:
-        db.close()
+    cuid = args.cuid.upper()
+
+    async def lookup(db: WorkOrders) -> list[Order] | None:
+        await seed_workorders(settings, db)
+        if await db.get_technician(cuid) is None:
+            return None
+        return await db.list_orders(cuid)
+
+    orders = asyncio.run(_with_workorders(settings, lookup))
+    if orders is None:
+        print(f"No technician with CUID {cuid}.", file=sys.stderr)
+        return 1
     if not orders:
         print("[]" if args.json else f"{cuid} has no orders.")
         return 0

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     """The directory of plan JSON files."""
     seed_demo: bool = True
     """Seed the demo work orders into an empty work-order database at start."""
+    database_url: SecretStr | None = None
+    """Where the work orders and the tool audit live: unset, the SQLite file in ``data_dir``;
+    ``postgresql://user@host:5432/db``, a PostgreSQL database (``techassist db upgrade``
+    creates its schema). Secret: it may hold a password."""
 
     tool_timeout: float = Field(default=30.0, gt=0)
     """Seconds one try of a tool may take."""
@@ -128,6 +132,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (unset: the SQLite file)")
+        return value
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod

@@ -10,17 +10,20 @@ from pathlib import Path
 
 from bot.metrics import Metrics
 from bot.settings import Settings, StartupError, source
+from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
+from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.plans import PlanLibrary, load_plans
 from orchestrator_core.secrets import FernetSecrets, valid_key
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
+from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
-from orchestrator_core.workorders import WorkOrderDB
+from orchestrator_core.workorders import WorkOrders
 
 log = logging.getLogger("techassist")
 
@@ -38,7 +41,8 @@ class Services:
     settings: Settings
     store: SessionStore
     sessions: SessionManager
-    workorders: WorkOrderDB
+    workorders: WorkOrders
+    audit: AuditLog
     registry: ToolRegistry
     plans: PlanLibrary
     agent: InnerAgent
@@ -50,7 +54,8 @@ class Services:
         if not self.closed:
             self.closed = True
             await self.store.aclose()
-            self.workorders.close()
+            await self.audit.aclose()
+            await self.workorders.aclose()
 
 
 def build_store(settings: Settings) -> SessionStore:
@@ -141,22 +146,38 @@ def check_plans_dir(settings: Settings) -> None:
         raise StartupError(f"the plans directory {plans_dir} ({where}) has no plan files; {fix}")
 
 
-def open_workorders(settings: Settings) -> WorkOrderDB:
-    """Open the work-order database, seeding the demo data into an empty one if enabled."""
+async def open_workorders(settings: Settings) -> tuple[WorkOrders, AuditLog]:
+    """The work orders and the tool audit the settings name, sharing one connection or pool.
+
+    TECHASSIST_DATABASE_URL names a PostgreSQL database (its schema made by
+    ``techassist db upgrade``); unset, they share the SQLite file in the data
+    directory. The demo data is not seeded here: see ``seed_workorders``.
+    """
+    if settings.database_url is not None:
+        from orchestrator_core.pg.workorders import PostgresWorkOrders
+
+        pg = await PostgresWorkOrders.open(settings.database_url.get_secret_value())
+        return pg, pg.audit_log()
     check_data_dir(settings)
-    db = WorkOrderDB(settings.workorders_path, synchronous=settings.sqlite_synchronous)
-    if settings.seed_demo and db.seed_demo():
-        log.info("seeded the demo work orders into %s", settings.workorders_path)
-    return db
+    db = SqliteWorkOrders(settings.workorders_path, synchronous=settings.sqlite_synchronous)
+    return db, db.audit_log()
 
 
-def build(settings: Settings) -> Services:
+async def seed_workorders(settings: Settings, workorders: WorkOrders) -> None:
+    """Seed the demo data into empty work orders, when the settings say so."""
+    if settings.seed_demo and await seed_demo(workorders):
+        where = "the database" if settings.database_url else settings.workorders_path
+        log.info("seeded the demo work orders into %s", where)
+
+
+async def build(settings: Settings) -> Services:
     """Build the whole object graph; raises PlanError on an invalid plan, before anything runs."""
     check_plans_dir(settings)
     registry = default_registry()
     plans = load_plans(settings.plans_dir, registry)
     secrets = load_secrets(settings)
-    workorders = open_workorders(settings)
+    workorders, audit = await open_workorders(settings)
+    await seed_workorders(settings, workorders)
     simulator = NetworkSimulator(
         SimulatorConfig(
             latency_ms=settings.sim_latency_ms,
@@ -169,6 +190,7 @@ def build(settings: Settings) -> Services:
         ToolContext(
             db=workorders, sim=simulator, escalations_per_hour=settings.escalations_per_hour
         ),
+        audit,
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
     )
@@ -179,6 +201,7 @@ def build(settings: Settings) -> Services:
         store=store,
         sessions=sessions,
         workorders=workorders,
+        audit=audit,
         registry=registry,
         plans=plans,
         agent=agent,

@@ -277,7 +277,7 @@ class SlackBridge:
         self,
         orchestrator: Orchestrator,
         config: SlackConfig,
-        redeem: Callable[[str, str], str | None] | None = None,
+        redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
     ) -> None:
         """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None."""
         self.orchestrator = orchestrator
@@ -460,7 +460,7 @@ class SlackBridge:
             await self._send(key, key.channel, thread_ts, UNMAPPED.format(user=user), None, None)
             return
         if cuid is None and await self.orchestrator.identified_as(key) is None:
-            cuid = self._sign_in(text)
+            cuid = await self._sign_in(text)
             if cuid is None:
                 # Every failure gets this one answer, so nothing tells which CUIDs exist.
                 await self._send(key, key.channel, thread_ts, SIGN_IN.format(user=user), None, None)
@@ -497,12 +497,12 @@ class SlackBridge:
         if await self._send(key, key.channel, thread_ts, text_out, blocks, update) is None:
             await self.orchestrator.undelivered(key, outcome.replies)
 
-    def _sign_in(self, text: str) -> str | None:
+    async def _sign_in(self, text: str) -> str | None:
         """The CUID a ``CUID CODE`` message signs in with, or None."""
         match = _SIGN_IN.fullmatch(text)
         if match is None or self.redeem is None:
             return None
-        return self.redeem(match.group(1), match.group(2))
+        return await self.redeem(match.group(1), match.group(2))
 
     async def _technician(self, user: str) -> str | None:
         """The CUID of a Slack user: by the directory's Slack id, else by their email."""

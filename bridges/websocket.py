@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,11 +101,13 @@ class Door:
     page served by this server itself are always let in.
     """
 
-    verify: Callable[[str], str | None] | None = None
+    verify: Callable[[str], Awaitable[str | None]] | None = None
     origins: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, verify: Callable[[str], str | None] | None, origins: Iterable[str] = ()) -> Door:
+    def build(
+        cls, verify: Callable[[str], Awaitable[str | None]] | None, origins: Iterable[str] = ()
+    ) -> Door:
         allowed = {origin_of(o) for o in origins if o.strip()}
         return cls(verify, frozenset(o for o in allowed if o is not None))
 
@@ -299,7 +301,7 @@ class WebsocketBridge:
             await _deny(websocket, 401, NEEDS_TOKEN)
             return False, None
         try:
-            cuid = self.door.verify(token)
+            cuid = await self.door.verify(token)
         except TechAssistError as exc:
             log.error("cannot check a websocket token: %s", exc)
             await _deny(websocket, 503, "Tokens cannot be checked right now; try again soon.")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orchestrator_core.errors import WorkOrderError
-from orchestrator_core.workorders import WorkOrderDB
+from orchestrator_core.workorders import WorkOrders
 
 TOKEN_PREFIX = "tat_"
 #: What a token looks like, for the log filter that redacts them.
@@ -67,60 +67,62 @@ class Issued:
 class Credentials:
     """Issues, verifies and revokes technicians' tokens and codes in the work-order database."""
 
-    def __init__(self, db: WorkOrderDB, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, db: WorkOrders, clock: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self.clock = clock
 
-    def _technician(self, cuid: str) -> str:
+    async def _technician(self, cuid: str) -> str:
         cuid = cuid.strip().upper()
-        if not _CUID.fullmatch(cuid) or self.db.get_technician(cuid) is None:
+        if not _CUID.fullmatch(cuid) or await self.db.get_technician(cuid) is None:
             raise WorkOrderError(f"no technician with CUID {cuid!r}")
         return cuid
 
     # -- tokens
 
-    def issue_token(self, cuid: str, ttl: timedelta = DEFAULT_TOKEN_TTL) -> Issued:
+    async def issue_token(self, cuid: str, ttl: timedelta = DEFAULT_TOKEN_TTL) -> Issued:
         """A new token for a known technician; WorkOrderError for an unknown CUID."""
         if ttl <= timedelta(0):
             raise WorkOrderError("a token's lifetime must be positive")
-        cuid = self._technician(cuid)
+        cuid = await self._technician(cuid)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
-        self.db.purge_credentials(now)
-        self.db.add_credential(token_digest(token), cuid, "token", now, now + ttl)
+        await self.db.purge_credentials(now)
+        await self.db.add_credential(token_digest(token), cuid, "token", now, now + ttl)
         return Issued(token, cuid, now + ttl)
 
-    def verify_token(self, token: str) -> str | None:
+    async def verify_token(self, token: str) -> str | None:
         """The CUID an unexpired, unrevoked token belongs to, or None."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         digest = token_digest(token)
-        found = self.db.credential(digest, "token", self.clock())
+        found = await self.db.credential(digest, "token", self.clock())
         if found is None or not hmac.compare_digest(found[0], digest):
             return None
         return found[1]
 
-    def revoke_token(self, token: str) -> bool:
+    async def revoke_token(self, token: str) -> bool:
         """Revoke one token; whether it was known."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return False
-        return self.db.revoke_credential(token_digest(token), "token")
+        return await self.db.revoke_credential(token_digest(token), "token")
 
-    def revoke_tokens(self, cuid: str) -> int:
+    async def revoke_tokens(self, cuid: str) -> int:
         """Revoke every token of a technician; how many there were."""
-        return self.db.revoke_credentials(cuid, "token")
+        return await self.db.revoke_credentials(cuid, "token")
 
     # -- one-time codes
 
-    def issue_code(self, cuid: str) -> Issued:
+    async def issue_code(self, cuid: str) -> Issued:
         """A new 6-digit code for a known technician, valid for ten minutes, once."""
-        cuid = self._technician(cuid)
+        cuid = await self._technician(cuid)
         now = self.clock()
-        self.db.purge_credentials(now)  # used and expired ones are of no use to anyone
+        await self.db.purge_credentials(now)  # used and expired ones are of no use to anyone
         for tries_left in reversed(range(3)):
             code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
             try:
-                self.db.add_credential(code_digest(cuid, code), cuid, "code", now, now + CODE_TTL)
+                await self.db.add_credential(
+                    code_digest(cuid, code), cuid, "code", now, now + CODE_TTL
+                )
             except WorkOrderError:  # the same code is already out for this technician
                 if not tries_left:
                     raise
@@ -128,13 +130,13 @@ class Credentials:
             return Issued(code, cuid, now + CODE_TTL)
         raise AssertionError("unreachable")
 
-    def redeem_code(self, cuid: str, code: str) -> str | None:
+    async def redeem_code(self, cuid: str, code: str) -> str | None:
         """Use a technician's code; their CUID when it was valid, unused and unexpired."""
         cuid, code = cuid.strip().upper(), code.strip()
         if not _CUID.fullmatch(cuid) or not _CODE.fullmatch(code):
             return None
         now = self.clock()
-        if self.db.use_credential(code_digest(cuid, code), "code", now, CODE_MAX_FAILURES):
+        if await self.db.use_credential(code_digest(cuid, code), "code", now, CODE_MAX_FAILURES):
             return cuid
-        self.db.credential_failed(cuid, "code", now)
+        await self.db.credential_failed(cuid, "code", now)
         return None

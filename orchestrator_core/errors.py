@@ -61,6 +61,15 @@ class WorkOrderError(TechAssistError):
     """The work-order database refused an operation, or an import record is invalid."""
 
 
+class InventoryConflict(WorkOrderError):
+    """An inventory item was not in a status the move expected: someone else moved it first."""
+
+    def __init__(self, serial: str, status: str) -> None:
+        super().__init__(f"inventory item {serial!r} is {status}")
+        self.serial = serial
+        self.status = status
+
+
 class ToolFailed(TechAssistError):
     """A tool could not do its job; the message is shown to the technician as is.
 

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from orchestrator_core.audit import AuditLog, audit_json
 from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed, TransientToolError
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
-from orchestrator_core.workorders import audit_json
 
 log = logging.getLogger("techassist.inner_agent")
 
@@ -139,6 +139,7 @@ class InnerAgent:
         self,
         registry: ToolRegistry,
         context: ToolContext,
+        audit: AuditLog,
         *,
         timeout: float = 30.0,
         retries: int = 2,
@@ -148,6 +149,7 @@ class InnerAgent:
         self.observer = observer
         self.registry = registry
         self.context = context
+        self.audit = audit
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -184,12 +186,12 @@ class InnerAgent:
         spec = self.registry.get(tool)
         if spec is None:
             message = f"There is no tool called {tool!r}."
-            self._record(call, 0, tool, masked, None, "unknown_tool", message, 0.0)
+            await self._record(call, 0, tool, masked, None, "unknown_tool", message, 0.0)
             return ToolResult(ok=False, error_kind="unknown_tool", message=message)
 
         recorded = None
         if not spec.read_only:
-            recorded = self.context.db.find_success(
+            recorded = await self.audit.find_success(
                 call.session_id,
                 call.order_id,
                 call.step_id,
@@ -211,7 +213,7 @@ class InnerAgent:
             validated = spec.args_model.model_validate(dict(args))
         except ValidationError as exc:
             message = self._bad_arguments(spec, exc, call.sensitive)
-            self._record(call, 0, tool, masked, None, "bad_arguments", message, 0.0)
+            await self._record(call, 0, tool, masked, None, "bad_arguments", message, 0.0)
             refused = _invalid_arguments(spec, exc)
             return ToolResult(
                 ok=False,
@@ -253,7 +255,7 @@ class InnerAgent:
                 kind, message = "internal", ""
             else:
                 took = (time.perf_counter() - begun) * 1000
-                self._record(call, try_no, spec.name, masked, outputs, None, "", took)
+                await self._record(call, try_no, spec.name, masked, outputs, None, "", took)
                 return ToolResult(
                     ok=True,
                     outputs=outputs,
@@ -261,7 +263,7 @@ class InnerAgent:
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
             took = (time.perf_counter() - begun) * 1000
-            self._record(call, try_no, spec.name, masked, None, kind, message, took)
+            await self._record(call, try_no, spec.name, masked, None, kind, message, took)
             if kind not in ("transient", "timeout") or try_no == tries:
                 break
             log.info("tool %s try %d/%d: %s; retrying", spec.name, try_no, tries, kind)
@@ -310,7 +312,7 @@ class InnerAgent:
                 problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         return f"{spec.action} failed: bad arguments: " + "; ".join(problems) + "."
 
-    def _record(
+    async def _record(
         self,
         call: CallContext,
         try_no: int,
@@ -329,7 +331,7 @@ class InnerAgent:
             return
         result = _mask(outputs, call.sensitive) if outputs is not None else {"message": message}
         try:
-            self.context.db.record_call(
+            await self.audit.record_call(
                 call.session_id,
                 call.order_id,
                 call.step_id,

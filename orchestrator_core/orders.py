@@ -6,6 +6,7 @@ are kept in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -107,3 +108,16 @@ class InventoryItem(InventoryRecord):
     """One ONT in the warehouse or at a customer; ``order_id`` says which order it is on."""
 
     order_id: str | None = None
+
+
+def prioritize(orders: Iterable[Order]) -> list[Order]:
+    """The open orders, most urgent first.
+
+    In-progress work comes first (a technician finishes what they started),
+    then the earliest scheduled start, then the oldest order, then the order id
+    so that the order is total and stable across runs.
+    """
+    return sorted(
+        (o for o in orders if o.is_open),
+        key=lambda o: (o.status != "in_progress", o.scheduled_start, o.created_at, o.order_id),
+    )

@@ -32,7 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed
+from orchestrator_core.errors import ArgumentRefused, FieldFault, InventoryConflict, ToolFailed
+from orchestrator_core.orders import InventoryItem, Order
 from orchestrator_core.simulator import (
     DIRTY_CONNECTOR,
     ETHERNET_PORTS,
@@ -42,7 +43,7 @@ from orchestrator_core.simulator import (
     NetworkSimulator,
     unknown_tier_text,
 )
-from orchestrator_core.workorders import InventoryItem, Order, WorkOrderDB
+from orchestrator_core.workorders import WorkOrders
 
 ToolFunc = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -57,7 +58,7 @@ _FSAN = re.compile(r"[A-Z]{4}[0-9A-F]{8}")
 class ToolContext:
     """What every tool may use: the work-order database and the network simulator."""
 
-    db: WorkOrderDB
+    db: WorkOrders
     sim: NetworkSimulator
     escalations_per_hour: int | None = None
     """Escalations one technician may record per hour; ``None``: no limit."""
@@ -224,8 +225,8 @@ def default_registry() -> ToolRegistry:
 # ---------------------------------------------------------------------- helpers
 
 
-def _order(ctx: ToolContext, order_id: str) -> Order:
-    order = ctx.db.get_order(order_id)
+async def _order(ctx: ToolContext, order_id: str) -> Order:
+    order = await ctx.db.get_order(order_id)
     if order is None:
         raise ToolFailed(f"There is no order {order_id.strip()}.")
     return order
@@ -279,7 +280,7 @@ def _order_dict(order: Order) -> dict[str, Any]:
 @builtin(idempotent=True, read_only=True, action="Looking up the technician")
 async def find_technician(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     """Find a technician by CUID."""
-    tech = ctx.db.get_technician(cuid)
+    tech = await ctx.db.get_technician(cuid)
     if tech is None:
         # Say nothing about who does exist: a CUID is not a secret, but the list is.
         raise ToolFailed(f"No technician has the CUID {cuid.strip()}.")
@@ -291,9 +292,9 @@ async def find_technician_by_account(
     ctx: ToolContext, slack_user_id: str = "", email: str = ""
 ) -> dict[str, Any]:
     """Find the technician a chat account belongs to: by Slack user id, else by email."""
-    tech = ctx.db.find_technician_by_slack(slack_user_id) if slack_user_id else None
+    tech = await ctx.db.find_technician_by_slack(slack_user_id) if slack_user_id else None
     if tech is None and email:
-        tech = ctx.db.find_technician_by_email(email)
+        tech = await ctx.db.find_technician_by_email(email)
     if tech is None:
         raise ToolFailed("This chat account is not mapped to a technician.")
     return {"cuid": tech.cuid, "name": tech.name}
@@ -302,26 +303,29 @@ async def find_technician_by_account(
 @builtin(idempotent=True, read_only=True, action="Fetching the orders")
 async def get_orders(ctx: ToolContext, cuid: str) -> dict[str, Any]:
     """List a technician's open orders, most urgent first."""
-    if ctx.db.get_technician(cuid) is None:
+    if await ctx.db.get_technician(cuid) is None:
         raise ToolFailed(f"No technician has the CUID {cuid.strip()}.")
-    return {"orders": [_order_dict(o) for o in ctx.db.open_orders(cuid)]}
+    return {"orders": [_order_dict(o) for o in await ctx.db.open_orders(cuid)]}
 
 
 @builtin(idempotent=True, read_only=True, action="Fetching the order details")
 async def get_order_details(ctx: ToolContext, order_id: str) -> dict[str, Any]:
     """Show an order, with its type-specific details (trouble, current serial) at top level."""
-    order = _order(ctx, order_id)
+    order = await _order(ctx, order_id)
     return {**order.details, "order": _order_dict(order)}
 
 
 @builtin(idempotent=True, action="Starting the order")
 async def start_order(ctx: ToolContext, order_id: str, cuid: str) -> dict[str, Any]:
     """Mark an order as in progress by its technician."""
-    order = _order(ctx, order_id)
-    if ctx.db.get_technician(cuid) is None or order.cuid.casefold() != cuid.strip().casefold():
+    order = await _order(ctx, order_id)
+    if (
+        await ctx.db.get_technician(cuid) is None
+        or order.cuid.casefold() != cuid.strip().casefold()
+    ):
         raise ToolFailed(f"Order {order.order_id} is not assigned to you.")
     if order.status == "assigned":
-        ctx.db.set_order_status(order.order_id, "in_progress", "started")
+        await ctx.db.set_order_status(order.order_id, "in_progress", "started")
     elif order.status != "in_progress":
         raise ToolFailed(f"Order {order.order_id} is already {order.status.replace('_', ' ')}.")
     return {"status": "in_progress"}
@@ -330,22 +334,22 @@ async def start_order(ctx: ToolContext, order_id: str, cuid: str) -> dict[str, A
 @builtin(idempotent=True, action="Releasing the order")
 async def release_order(ctx: ToolContext, order_id: str, reason: str) -> dict[str, Any]:
     """Put an order back in the technician's queue, recording why."""
-    order = _order(ctx, order_id)
+    order = await _order(ctx, order_id)
     if order.status not in ("assigned", "in_progress"):
         raise ToolFailed(f"Order {order.order_id} is already {order.status.replace('_', ' ')}.")
     if order.status == "in_progress":
-        ctx.db.set_order_status(order.order_id, "assigned", f"released: {reason}")
+        await ctx.db.set_order_status(order.order_id, "assigned", f"released: {reason}")
     return {"status": "assigned"}
 
 
 @builtin(idempotent=True, action="Closing the order")
 async def close_order(ctx: ToolContext, order_id: str, notes: str = "") -> dict[str, Any]:
     """Mark an order completed."""
-    order = _order(ctx, order_id)
+    order = await _order(ctx, order_id)
     if order.status in ("cancelled", "escalated"):
         raise ToolFailed(f"Order {order.order_id} is {order.status} and cannot be completed.")
     if order.status != "completed":
-        order = ctx.db.set_order_status(order.order_id, "completed", notes or "completed")
+        order = await ctx.db.set_order_status(order.order_id, "completed", notes or "completed")
     return {"status": "completed", "closed_at": _order_dict(order)["closed_at"]}
 
 
@@ -363,18 +367,18 @@ async def escalate(
     hour is refused, and told to call dispatch instead.
     """
     limit = ctx.escalations_per_hour
-    if limit is not None and ctx.db.count_escalations(cuid.strip(), within=3600) >= limit:
+    if limit is not None and await ctx.db.count_escalations(cuid.strip(), within=3600) >= limit:
         raise ToolFailed(
             f"you have reached the limit of {limit} escalations an hour; "
             "please call your dispatcher directly"
         )
-    order = _order(ctx, order_id) if order_id else None
+    order = await _order(ctx, order_id) if order_id else None
     await ctx.sim.escalate(cuid, order_id, kind)
-    escalation_id = ctx.db.add_escalation(
+    escalation_id = await ctx.db.add_escalation(
         cuid.strip(), order.order_id if order else None, kind, reason
     )
     if order is not None and order.is_open and kind in ORDER_ESCALATION_KINDS:
-        ctx.db.set_order_status(order.order_id, "escalated", f"{escalation_id}: {reason}")
+        await ctx.db.set_order_status(order.order_id, "escalated", f"{escalation_id}: {reason}")
     return {"escalation_id": escalation_id}
 
 
@@ -390,9 +394,9 @@ async def activate_ont(
     ctx: ToolContext, order_id: str, fsan: str, model: str, ethernet_port: int
 ) -> dict[str, Any]:
     """Activate an ONT from inventory on an order's line."""
-    order = _order(ctx, order_id)
+    order = await _order(ctx, order_id)
     fsan = _fsan(fsan)
-    item = ctx.db.get_inventory(fsan)
+    item = await ctx.db.get_inventory(fsan)
     if item is None:
         raise ArgumentRefused(f"Serial {fsan} is not in inventory.", ("fsan",))
     if not _known_model(item.model):
@@ -411,7 +415,7 @@ async def activate_ont(
             f"Serial {fsan} is marked faulty in inventory; use another ONT.", ("fsan",)
         )
     result = await ctx.sim.activate_ont(order.order_id, fsan, model, ethernet_port)
-    ctx.db.set_inventory_status(fsan, "installed", order.order_id)
+    await _install(ctx, item, order, "fsan")
     return {"ont_id": result["ont_id"], "activation_status": "active"}
 
 
@@ -489,10 +493,12 @@ async def confirm_customer_online(ctx: ToolContext, customer_online: bool) -> di
 @builtin(idempotent=True, read_only=True, action="Running the line test")
 async def run_line_test(ctx: ToolContext, order_id: str) -> dict[str, Any]:
     """Test the customer's line for a fault."""
-    order = _order(ctx, order_id)
+    order = await _order(ctx, order_id)
     # An ONT installed on this order by activate_ont or replace_equipment is new
     # equipment: the simulated fault was in the old one, so the retest passes.
-    repaired = any(item.status == "installed" for item in ctx.db.inventory_on_order(order.order_id))
+    repaired = any(
+        item.status == "installed" for item in await ctx.db.inventory_on_order(order.order_id)
+    )
     return await ctx.sim.run_line_test(order.order_id, repaired)
 
 
@@ -507,9 +513,9 @@ async def replace_equipment(
     ``old_serial`` (else the order's ``current_serial`` detail) is whatever the
     order recorded: anything but a non-blank string is taken as unknown.
     """
-    order = _order(ctx, order_id)
+    order = await _order(ctx, order_id)
     new = _fsan(new_serial, "new_serial")
-    item = ctx.db.get_inventory(new)
+    item = await ctx.db.get_inventory(new)
     if item is None:
         raise ArgumentRefused(f"Serial {new} is not in inventory.", ("new_serial",))
     done = {"new_serial": item.serial, "new_model": item.model, "replaced": True}
@@ -528,10 +534,29 @@ async def replace_equipment(
             ("new_serial",),
         )
     await ctx.sim.replace_equipment(order.order_id, item.serial, _model(item.model), old)
-    if old is not None and ctx.db.get_inventory(old) is not None:
-        ctx.db.set_inventory_status(old, "faulty", order.order_id)
-    ctx.db.set_inventory_status(item.serial, "installed", order.order_id)
+    if old is not None and await ctx.db.get_inventory(old) is not None:
+        await ctx.db.set_inventory_status(old, "faulty", order.order_id)
+    await _install(ctx, item, order, "new_serial")
     return done
+
+
+async def _install(ctx: ToolContext, item: InventoryItem, order: Order, argument: str) -> None:
+    """Record ``item`` installed on ``order``, unless another order took it meanwhile.
+
+    The move is conditional on the status read before (another instance may have
+    installed the same serial since): of two installs at once, one is refused.
+    """
+    mine = (item.order_id or "").casefold() == order.order_id.casefold()
+    expected = None if mine and item.status == "installed" else ("available",)
+    try:
+        await ctx.db.set_inventory_status(
+            item.serial, "installed", order.order_id, expected=expected
+        )
+    except InventoryConflict as exc:
+        raise ArgumentRefused(
+            f"Serial {item.serial} was just taken: it is {exc.status} now; use another ONT.",
+            (argument,),
+        ) from None
 
 
 __all__ = [

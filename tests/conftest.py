@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, data_dir=data_dir, **overrides)
 
 
-ServicesFactory = Callable[..., Services]
+ServicesFactory = Callable[..., Awaitable[Services]]
 
 
 @pytest.fixture
@@ -36,8 +36,8 @@ async def make_services(tmp_path: Path) -> AsyncIterator[ServicesFactory]:
     """Build TechAssist on ``tmp_path`` (or another data dir); everything built is closed after."""
     built: list[Services] = []
 
-    def factory(data_dir: Path | None = None, **overrides: Any) -> Services:
-        services = build(make_settings(data_dir or tmp_path, **overrides))
+    async def factory(data_dir: Path | None = None, **overrides: Any) -> Services:
+        services = await build(make_settings(data_dir or tmp_path, **overrides))
         built.append(services)
         return services
 
@@ -50,4 +50,4 @@ async def make_services(tmp_path: Path) -> AsyncIterator[ServicesFactory]:
 
 @pytest.fixture
 async def services(make_services: ServicesFactory) -> Services:
-    return make_services()
+    return await make_services()

@@ -198,7 +198,7 @@ def test_the_http_endpoints_hold_to_their_openapi_schema(tmp_path: Path) -> None
     generated cases and with stray query parameters and headers on top, and
     must answer as its schema says, never with a server error.
     """
-    services = build(make_settings(tmp_path))
+    services = asyncio.run(build(make_settings(tmp_path)))
     try:
         schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(services))
         operations = []

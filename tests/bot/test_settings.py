@@ -8,6 +8,7 @@ import pytest
 
 from bot.settings import Settings
 from bot.wiring import build
+from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import SqliteStore
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -57,10 +58,11 @@ async def test_the_synchronous_setting_covers_the_sessions_and_the_work_orders(
 ) -> None:
     """An operator who asks for FULL durability gets it for the orders closed and the audit
     records as well as for the sessions."""
-    services = build(Settings(data_dir=tmp_path, sqlite_synchronous=setting))
+    services = await build(Settings(data_dir=tmp_path, sqlite_synchronous=setting))
     try:
         assert isinstance(services.store, SqliteStore)
         # PRAGMA synchronous is per connection: ask the connections the services write with.
+        assert isinstance(services.workorders, SqliteWorkOrders)
         for connection in (services.store._db, services.workorders._conn):
             assert connection.execute("PRAGMA synchronous").fetchone()[0] == pragma
     finally:

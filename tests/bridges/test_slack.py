@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,10 +70,10 @@ async def make_rig(
 
     async def factory(
         services: Services | None = None,
-        redeem: Callable[[str, str], str | None] | None = None,
+        redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
         **config: Any,
     ) -> Rig:
-        services = services or make_services()
+        services = services or await make_services()
         options: dict[str, Any] = dict(
             api_url=fake_slack.api_url, ping_interval=0.5, post_backoff=0.01, progress_after=30
         )
@@ -118,7 +118,7 @@ async def test_a_full_installation_by_direct_message(rig: Rig) -> None:
     assert "Order ORD-1003 is closed" in done["text"] and buttons(done) == ["next", "help", "end"]
     bye = await rig.say(ALICE, "end")
     assert "Orders completed this session: ORD-1003" in bye["text"] and not buttons(bye)
-    order = rig.services.workorders.get_order("ORD-1003")
+    order = await rig.services.workorders.get_order("ORD-1003")
     assert order is not None and order.status == "completed"
 
 
@@ -180,7 +180,7 @@ async def test_redeliveries_of_an_event_produce_one_reply(rig: Rig) -> None:
 async def test_a_slow_tool_is_acked_at_once_and_announced_then_replaced(
     make_rig: Callable[..., Any], make_services: ServicesFactory
 ) -> None:
-    rig: Rig = await make_rig(make_services(sim_latency_ms=1000), progress_after=0.3)
+    rig: Rig = await make_rig(await make_services(sim_latency_ms=1000), progress_after=0.3)
     await rig.say(ALICE, "hi")
     await rig.say(ALICE, "yes")
     slow = message_im(ALICE, "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
@@ -244,7 +244,7 @@ async def signing_in(
 ) -> tuple[Rig, Credentials, Clock]:
     """A bridge that lets unmapped users sign in with a code, on a clock the test moves."""
     clock = Clock()
-    services = make_services()
+    services = await make_services()
     credentials = Credentials(services.workorders, clock)
     rig: Rig = await make_rig(services, self_identify=True, redeem=credentials.redeem_code)
     return rig, credentials, clock
@@ -262,7 +262,7 @@ async def test_a_bare_cuid_no_longer_signs_an_unmapped_user_in(
 
 async def test_a_one_time_code_signs_in_once(signing_in: tuple[Rig, Credentials, Clock]) -> None:
     rig, credentials, _ = signing_in
-    code = credentials.issue_code("EF9012").secret
+    code = (await credentials.issue_code("EF9012")).secret
     assert len(code) == 6 and code.isdigit()
     hello = await rig.say(STRANGER, f"ef9012 {code}", channel="D7")
     assert "Hi Erin Fox" in hello["text"]
@@ -277,8 +277,8 @@ async def test_a_code_expires_after_ten_minutes(
     signing_in: tuple[Rig, Credentials, Clock],
 ) -> None:
     rig, credentials, clock = signing_in
-    late = credentials.issue_code("EF9012").secret
-    in_time = credentials.issue_code("EF9012").secret
+    late = (await credentials.issue_code("EF9012")).secret
+    in_time = (await credentials.issue_code("EF9012")).secret
     clock.now += timedelta(minutes=9, seconds=59)
     assert "Hi Erin Fox" in (await rig.say(STRANGER, f"EF9012 {in_time}", channel="D7"))["text"]
     clock.now += timedelta(seconds=2)
@@ -291,7 +291,7 @@ async def test_every_failed_sign_in_gets_the_same_answer(
     signing_in: tuple[Rig, Credentials, Clock],
 ) -> None:
     rig, credentials, _ = signing_in
-    good = credentials.issue_code("EF9012").secret
+    good = (await credentials.issue_code("EF9012")).secret
     wrong = f"{(int(good) + 1) % 10**6:06d}"
     answers = {
         (await rig.say(STRANGER, text, channel="D7"))["text"]
@@ -304,7 +304,7 @@ async def test_five_wrong_codes_burn_the_technician_s_codes(
     signing_in: tuple[Rig, Credentials, Clock],
 ) -> None:
     rig, credentials, _ = signing_in
-    good = credentials.issue_code("EF9012").secret
+    good = (await credentials.issue_code("EF9012")).secret
     wrong = f"{(int(good) + 1) % 10**6:06d}"
     for _ in range(5):
         await rig.say(STRANGER, f"EF9012 {wrong}", channel="D7")

@@ -27,7 +27,7 @@ from websockets.exceptions import InvalidStatus
 from bot.app import ws_auth
 from bot.settings import Settings
 from orchestrator_core.credentials import Credentials, utc_now
-from orchestrator_core.workorders import WorkOrderDB
+from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from tests.bot.live import ROOT, environment, techassist
 from tests.bridges.server import Server, running
 from tests.bridges.test_websocket import TIMEOUT, Legacy
@@ -47,11 +47,16 @@ def guarded(data_dir: Path) -> Iterator[Server]:
         yield srv
 
 
-def issue(data_dir: Path, cuid: str, ttl: timedelta = timedelta(days=1), ago: float = 0) -> str:
+async def issue(
+    data_dir: Path, cuid: str, ttl: timedelta = timedelta(days=1), ago: float = 0
+) -> str:
     """A token for ``cuid``, issued ``ago`` seconds in the past, in the server's database."""
-    with WorkOrderDB(data_dir / "workorders.db") as db:
+    db = SqliteWorkOrders(data_dir / "workorders.db")
+    try:
         clock = lambda: utc_now() - timedelta(seconds=ago)  # noqa: E731
-        return Credentials(db, clock).issue_token(cuid, ttl).secret
+        return (await Credentials(db, clock).issue_token(cuid, ttl)).secret
+    finally:
+        db.close()
 
 
 async def opened(
@@ -94,7 +99,7 @@ async def test_without_a_valid_token_the_handshake_is_refused(guarded: Server) -
 
 
 async def test_a_token_decides_the_technician(guarded: Server, data_dir: Path) -> None:
-    ws = await opened(guarded, token=issue(data_dir, "CD5678"))
+    ws = await opened(guarded, token=await issue(data_dir, "CD5678"))
     async with ws:
         client = Legacy(ws)
         for frame in (
@@ -116,22 +121,22 @@ async def test_a_token_decides_the_technician(guarded: Server, data_dir: Path) -
 
 
 async def test_the_legacy_client_s_query_token_works(guarded: Server, data_dir: Path) -> None:
-    ws = await opened(guarded, query=issue(data_dir, "AB1234"))
+    ws = await opened(guarded, query=await issue(data_dir, "AB1234"))
     async with ws:
         hello = await Legacy(ws).ask({"type": "cuid", "data": "AB1234"})
         assert "Alice Brown" in hello["message"]
 
 
 async def test_a_revoked_or_expired_token_is_refused(guarded: Server, data_dir: Path) -> None:
-    token = issue(data_dir, "AB1234")
+    token = await issue(data_dir, "AB1234")
     ws = await opened(guarded, token=token)
     await ws.close()
     done = techassist(data_dir, "tokens", "revoke", token)
     assert done.returncode == 0, done.stderr
     assert (await refused(guarded, token=token))[0] == 401
-    expired = issue(data_dir, "AB1234", ttl=timedelta(hours=1), ago=3601)
+    expired = await issue(data_dir, "AB1234", ttl=timedelta(hours=1), ago=3601)
     assert (await refused(guarded, token=expired))[0] == 401
-    first, second = issue(data_dir, "EF9012"), issue(data_dir, "EF9012")
+    first, second = await issue(data_dir, "EF9012"), await issue(data_dir, "EF9012")
     done = techassist(data_dir, "tokens", "revoke", "--cuid", "ef9012")
     assert done.returncode == 0 and "Revoked 2 token(s) of EF9012" in done.stdout
     assert (await refused(guarded, token=first))[0] == 401
@@ -141,13 +146,13 @@ async def test_a_revoked_or_expired_token_is_refused(guarded: Server, data_dir: 
 async def test_only_a_holder_of_the_technician_s_token_takes_the_session_over(
     guarded: Server, data_dir: Path
 ) -> None:
-    alice = issue(data_dir, "AB1234")
+    alice = await issue(data_dir, "AB1234")
     first_ws = await opened(guarded, token=alice)
     async with first_ws:
         first = Legacy(first_ws)
         assert "Alice Brown" in (await first.ask({"type": "cuid", "data": "AB1234"}))["message"]
         assert (await refused(guarded))[0] == 401  # a stranger with no token
-        impostor_ws = await opened(guarded, token=issue(data_dir, "CD5678"))
+        impostor_ws = await opened(guarded, token=await issue(data_dir, "CD5678"))
         async with impostor_ws:
             refusal = await Legacy(impostor_ws).ask({"type": "cuid", "data": "AB1234"})
             assert "token is for CD5678" in refusal["message"]
@@ -164,7 +169,7 @@ async def test_only_a_holder_of_the_technician_s_token_takes_the_session_over(
 
 def test_the_token_never_reaches_the_log_even_at_debug(tmp_path: Path) -> None:
     with running(tmp_path, TECHASSIST_WS_AUTH="token", TECHASSIST_LOG_LEVEL="DEBUG") as srv:
-        token = issue(tmp_path, "AB1234")
+        token = asyncio.run(issue(tmp_path, "AB1234"))
 
         async def visit() -> None:
             for how in ({"token": token}, {"query": token}):
@@ -202,9 +207,11 @@ def test_a_client_without_a_token_is_told_plainly(guarded: Server, data_dir: Pat
     done = client("-m", "bot.cli", "client", "--token", "tat_" + "x" * 43)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "refused the token" in done.stdout
-    done = client(str(ROOT / "client.py"), "--token", issue(data_dir, "AB1234"))
+    done = client(str(ROOT / "client.py"), "--token", asyncio.run(issue(data_dir, "AB1234")))
     assert done.returncode == 0 and "Alice Brown" in done.stdout, done.stdout + done.stderr
-    done = client("-m", "bot.cli", "client", TECHASSIST_TOKEN=issue(data_dir, "AB1234"))
+    done = client(
+        "-m", "bot.cli", "client", TECHASSIST_TOKEN=asyncio.run(issue(data_dir, "AB1234"))
+    )
     assert done.returncode == 0 and "Alice Brown" in done.stdout, done.stdout + done.stderr
 
 

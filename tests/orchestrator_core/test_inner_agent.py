@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +12,14 @@ import pytest
 from orchestrator_core.inner_agent import CallContext, InnerAgent
 from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.tools import ToolContext, default_registry
-from orchestrator_core.workorders import WorkOrderDB
+from tests.workorder_db import WorkOrderDB
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[WorkOrderDB]:
+async def db(tmp_path: Path) -> AsyncIterator[WorkOrderDB]:
     database = WorkOrderDB(tmp_path / "workorders.db")
     try:
-        database.seed_demo()
+        await database.seed_demo()
         yield database
     finally:
         database.close()
@@ -27,7 +27,9 @@ def db(tmp_path: Path) -> Iterator[WorkOrderDB]:
 
 def agent(db: WorkOrderDB, *, timeout: float = 5.0, **config: Any) -> InnerAgent:
     sim = NetworkSimulator(SimulatorConfig(**config))
-    return InnerAgent(default_registry(), ToolContext(db, sim), timeout=timeout, backoff=0.001)
+    return InnerAgent(
+        default_registry(), ToolContext(db, sim), db.audit, timeout=timeout, backoff=0.001
+    )
 
 
 def call(step: str = "step", attempt: int = 1, **extra: Any) -> CallContext:
@@ -45,7 +47,7 @@ async def test_a_transient_failure_of_an_idempotent_tool_is_retried_until_it_suc
     )
     assert result.ok and result.attempts == 3
     assert result.outputs["tier_met"] is True
-    assert [(r["try_no"], r["ok"], r["error_kind"]) for r in db.audit_rows("s1")] == [
+    assert [(r["try_no"], r["ok"], r["error_kind"]) for r in await db.audit.audit_rows("s1")] == [
         (1, False, "transient"),
         (2, False, "transient"),
         (3, True, None),
@@ -67,7 +69,7 @@ async def test_a_non_idempotent_tool_is_not_retried(db: WorkOrderDB) -> None:
     )
     assert not result.ok and result.error_kind == "transient" and result.attempts == 1
     assert runner.context.sim.calls("escalate") == 1
-    assert db.escalations() == []
+    assert await db.escalations() == []
 
 
 async def test_a_slow_tool_times_out_and_counts_as_transient(db: WorkOrderDB) -> None:
@@ -87,7 +89,7 @@ async def test_a_refused_value_is_explained_and_names_the_argument(db: WorkOrder
     assert not result.ok and result.error_kind == "refused" and result.attempts == 1
     assert result.message == "Activating the ONT failed: Serial ALCL00000000 is not in inventory."
     assert result.refused == ("fsan",) and result.choices == ()
-    assert db.audit_rows("s1")[-1]["error_kind"] == "refused"
+    assert (await db.audit.audit_rows("s1"))[-1]["error_kind"] == "refused"
 
 
 async def test_an_unknown_tier_is_refused_once_with_the_tiers_to_choose_from(
@@ -118,7 +120,7 @@ async def test_a_field_fault_says_what_to_do_and_the_retry_it_calls_for_succeeds
     assert dark.message.startswith("Checking the light levels failed: The light level is too low")
     assert dark.remedy == "Clean and re-seat the fiber connector" and dark.confirm == "cleaned"
     assert dark.retry_args == {"cleaned": True}
-    assert db.audit_rows("s1")[-1]["error_kind"] == "fault"
+    assert (await db.audit.audit_rows("s1"))[-1]["error_kind"] == "fault"
     cleaned = await runner.execute_task(
         "check_light_levels", {**args, **dark.retry_args}, call("light", attempt=2)
     )
@@ -173,7 +175,7 @@ async def test_bad_arguments_are_named_and_the_tool_does_not_run(db: WorkOrderDB
     assert extra.refused == ()
     both = await runner.execute_task("activate_ont", {"order_id": "ORD-1005"}, call("e"))
     assert both.refused == ("fsan", "model", "ethernet_port") and both.choices == ()
-    assert db.get_inventory("ALCL90ABCDEF").status == "available"  # type: ignore[union-attr]
+    assert (await db.get_inventory("ALCL90ABCDEF")).status == "available"  # type: ignore[union-attr]
     assert runner.context.sim.calls("run_speed_test") == 0
 
 
@@ -191,7 +193,7 @@ async def test_an_unexpected_exception_becomes_an_internal_error_with_a_logged_t
         raise RuntimeError("database exploded")
 
     registry.register(broken, idempotent=True)
-    runner = InnerAgent(registry, ToolContext(db, NetworkSimulator(SimulatorConfig())))
+    runner = InnerAgent(registry, ToolContext(db, NetworkSimulator(SimulatorConfig())), db.audit)
     with caplog.at_level(logging.ERROR, logger="techassist.inner_agent"):
         result = await runner.execute_task(
             "broken",
@@ -212,10 +214,10 @@ async def test_the_audit_masks_sensitive_arguments(db: WorkOrderDB) -> None:
         call(sensitive=frozenset({"wifi_password"})),
     )
     assert result.ok
-    (row,) = db.audit_rows("s1")
+    (row,) = await db.audit.audit_rows("s1")
     assert row["args"] == {"fsan": "ALCL90ABCDEF", "ssid": "Home", "wifi_password": "***"}
     assert row["tool"] == "configure_wifi" and row["ok"] is True and row["duration_ms"] >= 0
-    assert "correct horse" not in str(db.audit_rows())
+    assert "correct horse" not in str(await db.audit.audit_rows())
 
 
 async def test_a_replayed_call_returns_the_recorded_outputs_without_running_again(
@@ -226,8 +228,8 @@ async def test_a_replayed_call_returns_the_recorded_outputs_without_running_agai
     # A new agent, as after a crash and restart, given the same call again.
     replay = await agent(db).execute_task("escalate", args, call("escalate", attempt=7))
     assert replay.ok and replay.replayed and replay.outputs == first.outputs
-    assert len(db.escalations()) == 1
-    assert len(db.audit_rows("s1")) == 1
+    assert len(await db.escalations()) == 1
+    assert len(await db.audit.audit_rows("s1")) == 1
     fresh = await agent(db).execute_task("escalate", args, call("escalate", attempt=8))
     assert not fresh.replayed and fresh.outputs != first.outputs
 
@@ -238,7 +240,7 @@ async def test_a_replayed_call_with_other_arguments_runs_afresh(db: WorkOrderDB)
     await agent(db).execute_task("escalate", first, call("escalate", attempt=3))
     other = dict(first, reason="gate locked")
     again = await agent(db).execute_task("escalate", other, call("escalate", attempt=3))
-    assert not again.replayed and len(db.escalations()) == 2
+    assert not again.replayed and len(await db.escalations()) == 2
 
 
 async def test_a_read_only_tool_simply_runs_again_on_a_replay(db: WorkOrderDB) -> None:
@@ -253,10 +255,10 @@ async def test_a_read_only_tool_simply_runs_again_on_a_replay(db: WorkOrderDB) -
 async def test_a_current_serial_the_order_recorded_as_a_number_does_not_block_a_repair(
     db: WorkOrderDB,
 ) -> None:
-    order = db.get_order("ORD-1009")
+    order = await db.get_order("ORD-1009")
     assert order is not None
     record = order.model_dump(mode="json", exclude={"closed_at"})
-    db.import_data({"orders": [dict(record, details={"current_serial": 770011})]})
+    await db.import_data({"orders": [dict(record, details={"current_serial": 770011})]})
     trouble = await agent(db).execute_task("get_order_details", {"order_id": "ORD-1009"}, call())
     # A plan maps the replaced serial from the order's details, whatever they hold.
     args = {

@@ -107,14 +107,14 @@ async def test_every_offered_choice_is_understood(
     path, phase = PATHS[name]
     # On the way to "tool failed" the light check does not answer, and not on a retry either.
     settings = {"sim_failures": "check_light_levels:99"} if path is tool_failed else {}
-    probe = make_services(data_dir=tmp_path / "probe", **settings)
+    probe = await make_services(data_dir=tmp_path / "probe", **settings)
     chat = MemoryBridge(probe.orchestrator, "AB1234")
     choices = question(await path(chat)).choices
     session = await probe.sessions.get_session_data(chat.key)
     assert session is not None and session.phase is phase
     assert choices
     for index, choice in enumerate(choices):
-        services = make_services(data_dir=tmp_path / str(index), **settings)
+        services = await make_services(data_dir=tmp_path / str(index), **settings)
         chat = MemoryBridge(services.orchestrator, "AB1234")
         await path(chat)
         answered = await chat.say(choice)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator_core import tools
 from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed
+from orchestrator_core.importer import DEMO_DATA, import_data
 from orchestrator_core.plans import LEGACY_TASK_TOOLS, legacy_tool_for_task
 from orchestrator_core.simulator import MODELS, NetworkSimulator, SimulatorConfig
 from orchestrator_core.tools import (
@@ -18,7 +19,7 @@ from orchestrator_core.tools import (
     ToolRegistry,
     default_registry,
 )
-from orchestrator_core.workorders import DEMO_DATA, WorkOrderDB
+from tests.workorder_db import WorkOrderDB
 
 DEMO_AVAILABLE = [
     item["serial"]
@@ -28,10 +29,10 @@ DEMO_AVAILABLE = [
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[ToolContext]:
+async def ctx(tmp_path: Path) -> AsyncIterator[ToolContext]:
     db = WorkOrderDB(tmp_path / "workorders.db")
     try:
-        db.seed_demo()
+        await db.seed_demo()
         yield ToolContext(db=db, sim=NetworkSimulator(SimulatorConfig()))
     finally:
         db.close()
@@ -55,7 +56,7 @@ async def test_activating_a_serial_under_the_wrong_model_names_both_models(
     with pytest.raises(ArgumentRefused, match=expected) as caught:
         await tools.activate_ont(ctx, "ORD-1005", "CXNK00A1B2C3", "716GE", 1)
     assert caught.value.arguments == ("fsan", "model")
-    assert ctx.db.get_inventory("CXNK00A1B2C3").status == "available"  # type: ignore[union-attr]
+    assert (await ctx.db.get_inventory("CXNK00A1B2C3")).status == "available"  # type: ignore[union-attr]
 
 
 async def test_an_unknown_model_or_port_is_refused_with_the_accepted_values(
@@ -67,7 +68,7 @@ async def test_an_unknown_model_or_port_is_refused_with_the_accepted_values(
     with pytest.raises(ArgumentRefused, match="port 9 does not exist") as port:
         await tools.activate_ont(ctx, "ORD-1005", "ALCL90ABCDEF", "G-240W-F", 9)
     assert port.value.arguments == ("ethernet_port",)
-    assert ctx.db.get_inventory("ALCL90ABCDEF").status == "available"  # type: ignore[union-attr]
+    assert (await ctx.db.get_inventory("ALCL90ABCDEF")).status == "available"  # type: ignore[union-attr]
 
 
 async def test_faulty_or_unavailable_serials_are_refused_as_the_serial(ctx: ToolContext) -> None:
@@ -88,8 +89,9 @@ async def test_faulty_or_unavailable_serials_are_refused_as_the_serial(ctx: Tool
 async def test_an_inventory_item_of_a_model_nobody_knows_is_refused_as_the_serial(
     ctx: ToolContext,
 ) -> None:
-    ctx.db.import_data(
-        {"inventory": [{"serial": "HWTC0000AAAA", "model": "HG8245", "status": "available"}]}
+    await import_data(
+        ctx.db,
+        {"inventory": [{"serial": "HWTC0000AAAA", "model": "HG8245", "status": "available"}]},
     )
     for activate_as in ("HG8245", "G-240W-F"):
         with pytest.raises(ArgumentRefused, match="a model the provisioning system") as caught:
@@ -122,7 +124,7 @@ async def test_activation_installs_the_serial_and_repeating_it_gives_the_same_on
     first = await tools.activate_ont(ctx, "ORD-1005", "alcl90abcdef", "g-240w-f", 2)
     again = await tools.activate_ont(ctx, "ORD-1005", "ALCL90ABCDEF", "G-240W-F", 2)
     assert first == again and first["activation_status"] == "active"
-    item = ctx.db.get_inventory("ALCL90ABCDEF")
+    item = await ctx.db.get_inventory("ALCL90ABCDEF")
     assert item is not None and item.status == "installed" and item.order_id == "ORD-1005"
 
 
@@ -166,7 +168,7 @@ async def test_starting_releasing_and_closing_an_order_move_its_status(ctx: Tool
     assert await tools.start_order(ctx, "ORD-1005", "AB1234") == {"status": "in_progress"}
     assert await tools.start_order(ctx, "ORD-1005", "AB1234") == {"status": "in_progress"}
     assert await tools.release_order(ctx, "ORD-1005", "customer not home") == {"status": "assigned"}
-    assert "customer not home" in ctx.db.get_order("ORD-1005").notes  # type: ignore[union-attr]
+    assert "customer not home" in (await ctx.db.get_order("ORD-1005")).notes  # type: ignore[union-attr]
     closed = await tools.close_order(ctx, "ORD-1005", "done")
     assert closed["status"] == "completed" and closed["closed_at"]
     assert await tools.close_order(ctx, "ORD-1005") == closed
@@ -185,8 +187,8 @@ async def test_replacing_equipment_marks_old_faulty_and_new_installed_once(
     first = await tools.replace_equipment(ctx, "ORD-1007", "ALCLF00D0001")
     assert first == {"new_serial": "ALCLF00D0001", "new_model": "G-240W-F", "replaced": True}
     assert await tools.replace_equipment(ctx, "ORD-1007", "ALCLF00D0001") == first
-    assert ctx.db.get_inventory("ALCLB0B0CAFE").status == "faulty"  # type: ignore[union-attr]
-    new = ctx.db.get_inventory("ALCLF00D0001")
+    assert (await ctx.db.get_inventory("ALCLB0B0CAFE")).status == "faulty"  # type: ignore[union-attr]
+    new = await ctx.db.get_inventory("ALCLF00D0001")
     assert new is not None and new.status == "installed" and new.order_id == "ORD-1007"
     with pytest.raises(ToolFailed, match="not available"):
         await tools.replace_equipment(ctx, "ORD-1009", "ALCLDEADBEEF")
@@ -203,10 +205,10 @@ async def test_a_faulty_line_tests_ok_after_the_ont_is_replaced(ctx: ToolContext
 async def test_an_order_escalation_takes_the_order_off_the_list(ctx: ToolContext) -> None:
     result = await tools.escalate(ctx, "AB1234", "pole down", order_id="ORD-1009", kind="order")
     assert result == {"escalation_id": "ESC-0001"}
-    assert ctx.db.get_order("ORD-1009").status == "escalated"  # type: ignore[union-attr]
+    assert (await ctx.db.get_order("ORD-1009")).status == "escalated"  # type: ignore[union-attr]
     help_request = await tools.escalate(ctx, "AB1234", "which ladder?", "ORD-1010", kind="help")
     assert help_request == {"escalation_id": "ESC-0002"}
-    assert ctx.db.get_order("ORD-1010").status == "assigned"  # type: ignore[union-attr]
+    assert (await ctx.db.get_order("ORD-1010")).status == "assigned"  # type: ignore[union-attr]
 
 
 async def test_a_dirty_connector_asks_for_cleaning_and_then_reads_good_light(
@@ -301,7 +303,8 @@ def bare_order(order_id: str, order_type: str) -> dict[str, Any]:
 async def test_orders_with_none_of_the_optional_fields_work_with_every_tool(
     ctx: ToolContext,
 ) -> None:
-    ctx.db.import_data(
+    await import_data(
+        ctx.db,
         {
             "technicians": [{"cuid": "MN0001", "name": "Mo Nash"}],
             "orders": [
@@ -311,7 +314,7 @@ async def test_orders_with_none_of_the_optional_fields_work_with_every_tool(
                 dict(bare_order("NEW-3", "repair"), details={"current_serial": 12345, "n": None}),
                 dict(bare_order("NEW-4", "repair"), details=None, service_tier=None, notes=None),
             ],
-        }
+        },
     )
     listed = (await tools.get_orders(ctx, "MN0001"))["orders"]
     assert [o["order_id"] for o in listed] == ["NEW-1", "NEW-2", "NEW-3", "NEW-4"]

@@ -18,14 +18,14 @@ from tests.scenarios.test_installation import start_top_installation
 async def test_a_new_orchestrator_on_the_same_file_resumes_mid_plan(
     make_services: ServicesFactory,
 ) -> None:
-    first = make_services()
+    first = await make_services()
     chat = await start_top_installation(first)
     await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
     asked = question(await chat.say("HomeNet"))
     assert asked.needs == "wifi_password"
     await first.aclose()
 
-    second = make_services()
+    second = await make_services()
     resumed = await MemoryBridge(second.orchestrator, "AB1234").start()
     assert "Welcome back, Alice Brown" in said(resumed)
     assert "ORD-1003" in said(resumed) and "step 4 of 7" in said(resumed)
@@ -51,7 +51,7 @@ async def test_a_new_orchestrator_on_the_same_file_resumes_mid_plan(
 async def test_quit_keeps_the_session_and_the_return_says_where_it_stood(
     make_services: ServicesFactory,
 ) -> None:
-    services = make_services()
+    services = await make_services()
     chat = await start_top_installation(services)
     await chat.say("alcl90abcdef")
     bye = await chat.say("quit")
@@ -63,13 +63,13 @@ async def test_quit_keeps_the_session_and_the_return_says_where_it_stood(
 
 
 async def test_a_repeated_message_id_runs_nothing_twice(make_services: ServicesFactory) -> None:
-    services = make_services()
+    services = await make_services()
     chat = await start_top_installation(services)
     first = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-1")
-    calls = len(services.workorders.audit_rows())
+    calls = len(await services.audit.audit_rows())
     again = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-1")
     assert again == first
-    assert len(services.workorders.audit_rows()) == calls
+    assert len(await services.audit.audit_rows()) == calls
     assert question(await chat.say("status")).needs == "ssid"
 
 
@@ -78,13 +78,13 @@ async def test_a_session_keeps_the_plan_it_started_with(
 ) -> None:
     plans_dir = tmp_path / "plans"
     shutil.copytree(PLANS_DIR, plans_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    services = make_services(plans_dir=plans_dir)
+    services = await make_services(plans_dir=plans_dir)
     await start_top_installation(services)
 
     plan = json.loads((plans_dir / "installation.json").read_text())
     plan["steps"][1]["task"] = "Activate the ONT (new wording)"
     (plans_dir / "installation.json").write_text(json.dumps(plan))
-    restarted = make_services(plans_dir=plans_dir)
+    restarted = await make_services(plans_dir=plans_dir)
 
     resumed = await MemoryBridge(restarted.orchestrator, "AB1234").start()
     assert "new wording" not in said(resumed)
@@ -98,7 +98,7 @@ async def test_a_session_keeps_the_plan_it_started_with(
 async def test_a_store_failure_gets_a_plain_apology_not_an_exception(
     make_services: ServicesFactory,
 ) -> None:
-    services = make_services()
+    services = await make_services()
     chat = await start_top_installation(services)
     await services.store.aclose()  # the session store goes away mid-conversation
     replies = await chat.say("ALCL90ABCDEF")
@@ -108,25 +108,25 @@ async def test_a_store_failure_gets_a_plain_apology_not_an_exception(
 async def test_a_repeated_message_id_after_a_restart_gets_the_same_replies(
     make_services: ServicesFactory,
 ) -> None:
-    first = make_services()
+    first = await make_services()
     chat = await start_top_installation(first)
     answer = await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-9")
-    calls = len(first.workorders.audit_rows())
+    calls = len(await first.audit.audit_rows())
     await first.aclose()
 
-    second = make_services()
+    second = await make_services()
     again = await MemoryBridge(second.orchestrator, "AB1234").say(
         "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2", message_id="evt-9"
     )
     assert again == answer
-    assert len(second.workorders.audit_rows()) == calls
+    assert len(await second.audit.audit_rows()) == calls
 
 
 async def test_a_session_saved_with_its_plan_inside_still_resumes(
     make_services: ServicesFactory,
 ) -> None:
     """Sessions saved before plan snapshots moved beside them carried the plan as text."""
-    first = make_services()
+    first = await make_services()
     chat = await start_top_installation(first)
     asked = question(await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2"))
     key = chat.key.as_str()
@@ -141,7 +141,7 @@ async def test_a_session_saved_with_its_plan_inside_still_resumes(
         db.execute("DELETE FROM plan_snapshots")
         db.execute("UPDATE sessions SET data = ? WHERE key = ?", (json.dumps(old), key))
 
-    second = make_services()
+    second = await make_services()
     resumed = await MemoryBridge(second.orchestrator, "AB1234").start()
     assert "step 4 of 7" in said(resumed) and question(resumed).text == asked.text
     finished = await MemoryBridge(second.orchestrator, "AB1234").say("ssid=HomeNet")

@@ -40,21 +40,21 @@ def plans_dir(tmp_path: Path, *plans: object) -> Path:
 async def test_a_plan_without_a_closing_step_still_closes_the_order(
     make_services: ServicesFactory, tmp_path: Path
 ) -> None:
-    services = make_services(plans_dir=plans_dir(tmp_path, SHORT_REPAIR))
+    services = await make_services(plans_dir=plans_dir(tmp_path, SHORT_REPAIR))
     chat = MemoryBridge(services.orchestrator, "CD5678")
     await chat.start("CD5678")
     asked = await chat.say("yes")
     assert question(asked).choices == ["OK", "BROKEN"]
     done = await chat.say("ok")
     assert "Order ORD-2001 is closed." in said(done)
-    order = services.workorders.get_order("ORD-2001")
+    order = await services.workorders.get_order("ORD-2001")
     assert order is not None and order.status == "completed"
 
 
 async def test_an_installation_with_no_plan_for_its_type_is_explained(
     make_services: ServicesFactory, tmp_path: Path
 ) -> None:
-    services = make_services(plans_dir=plans_dir(tmp_path, SHORT_REPAIR))
+    services = await make_services(plans_dir=plans_dir(tmp_path, SHORT_REPAIR))
     chat = MemoryBridge(services.orchestrator, "AB1234")
     opened = await chat.start("AB1234")  # only repairs have a plan here
     assert "ORD-1003 (installation)" in said(opened) and "waiting for a plan" in said(opened)

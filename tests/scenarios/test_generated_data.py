@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridges.memory import MemoryBridge, render
+from orchestrator_core.importer import import_data
 from orchestrator_core.orchestrator import SORRY
 from orchestrator_core.orders import OrderRecord
 from orchestrator_core.plans import label
@@ -452,11 +453,11 @@ async def test_a_technician_finishes_every_planned_order_of_any_valid_import(
     failures: str,
     choose: st.DataObject,
 ) -> None:
-    services = make_services(
+    services = await make_services(
         data_dir=tmp_path_factory.mktemp("generated"), seed_demo=False, sim_failures=failures
     )
     try:
-        services.workorders.import_data(data)
+        await import_data(services.workorders, data)
         tech = Technician(
             inventory=data["inventory"],
             pick=lambda options: choose.draw(st.sampled_from(list(options))),
@@ -467,7 +468,7 @@ async def test_a_technician_finishes_every_planned_order_of_any_valid_import(
         assert "Thanks for your work today" in log.last[-1].text
         mine = [o for o in data["orders"] if o["cuid"].upper() == CUID]
         for order in data["orders"]:
-            stored = services.workorders.get_order(order["order_id"])
+            stored = await services.workorders.get_order(order["order_id"])
             assert stored is not None
             workable = (
                 order["cuid"].upper() == CUID and is_open(order) and has_plan(order["order_type"])

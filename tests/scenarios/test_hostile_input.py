@@ -94,7 +94,7 @@ async def test_no_hostile_message_costs_a_turn_10_ms_of_cpu(
     make_services: ServicesFactory, tmp_path: Path
 ) -> None:
     # The ONT serial's pattern is one that backtracks exponentially in Python's re.
-    services = make_services(plans_dir=_install_plan(tmp_path, "^(a|a)*$"))
+    services = await make_services(plans_dir=_install_plan(tmp_path, "^(a|a)*$"))
     users = itertools.count()
     slow = {}
     for name, text in HOSTILE.items():
@@ -110,7 +110,7 @@ async def test_a_plan_pattern_that_backtracks_in_re_answers_at_once(
     make_services: ServicesFactory, tmp_path: Path, pattern: str
 ) -> None:
     """28 characters took Python's ``re`` seconds on these patterns; RE2 takes no time."""
-    services = make_services(plans_dir=_install_plan(tmp_path, pattern))
+    services = await make_services(plans_dir=_install_plan(tmp_path, pattern))
     spent = await _cpu_of_one_turn(services, "collect", "a" * 27 + "!", itertools.count())
     assert spent < TURN_CPU_LIMIT, f"{spent * 1000:.1f} ms"
     chat = await _at(services, "collect", "tech")
@@ -122,7 +122,7 @@ async def test_a_plan_pattern_that_backtracks_in_re_answers_at_once(
 async def test_a_lone_surrogate_is_refused_and_the_session_is_kept(
     make_services: ServicesFactory, phase: str
 ) -> None:
-    services = make_services()  # SQLite: a save of such text used to fail
+    services = await make_services()  # SQLite: a save of such text used to fail
     chat = await _at(services, phase, "tech")
     asked = (await chat.say("status"))[-1]
     refused = await chat.say("ALCL\ud800" if phase != "identify" else "AB\udc00")
@@ -138,7 +138,7 @@ async def test_an_identifier_with_a_lone_surrogate_breaks_nothing(
     make_services: ServicesFactory,
 ) -> None:
     """A CUID, message id or user id that cannot be encoded is one that matches no one."""
-    services = make_services()
+    services = await make_services()
     chat = MemoryBridge(services.orchestrator, "user-\ud800")
     first = await chat.start("AB\ud800")
     assert first and first[-1].needs == "cuid"

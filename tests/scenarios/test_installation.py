@@ -47,11 +47,11 @@ async def test_a_technician_completes_a_full_installation(services: Services) ->
     assert menu.choices == ["next", "help", "end"]
     assert "open orders left" in menu.text
 
-    order = services.workorders.get_order(TOP)
+    order = await services.workorders.get_order(TOP)
     assert order is not None and order.status == "completed"
-    item = services.workorders.get_inventory("ALCL90ABCDEF")
+    item = await services.workorders.get_inventory("ALCL90ABCDEF")
     assert item is not None and item.status == "installed"
-    assert "s3cret-passw0rd" not in str(services.workorders.audit_rows())
+    assert "s3cret-passw0rd" not in str(await services.audit.audit_rows())
 
 
 async def test_three_values_in_one_dict_literal_message_are_all_taken(services: Services) -> None:
@@ -104,7 +104,7 @@ async def test_an_unknown_serial_fails_in_plain_words_and_can_be_escalated(
     escalated = await chat.say("escalate")
     assert "escalated ORD-1003" in said(escalated)
     assert question(escalated).choices == ["next", "help", "end"]
-    order = services.workorders.get_order(TOP)
+    order = await services.workorders.get_order(TOP)
     assert order is not None and order.status == "escalated"
 
 
@@ -124,7 +124,7 @@ async def test_a_transient_tool_failure_is_reported_then_a_retry_succeeds(
     make_services: ServicesFactory,
 ) -> None:
     # Three injected failures outlast the agent's own two retries.
-    services = make_services(sim_failures="run_speed_test:3", tool_retries=2)
+    services = await make_services(sim_failures="run_speed_test:3", tool_retries=2)
     chat = await start_top_installation(services)
     await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
     failed = await chat.say("skip")
@@ -182,7 +182,7 @@ async def test_a_sensitive_value_never_reaches_the_logs(
     await chat.say("status")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "hunter2" not in logged and "wifi_password=x" not in logged
-    assert "hunter2" not in str(services.workorders.audit_rows())
+    assert "hunter2" not in str(await services.audit.audit_rows())
 
 
 async def test_a_dirty_connector_clears_once_the_technician_has_cleaned_it(
@@ -205,7 +205,7 @@ async def test_a_damaged_fiber_offers_only_escalation_to_a_fiber_crew(services: 
     assert "Please answer “escalate”" in said(retried) and question(retried).choices == ["escalate"]
     handed = await chat.say("escalate")
     assert "escalated ORD-1003" in said(handed)
-    reasons = [e["reason"] for e in services.workorders.escalations("AB1234")]
+    reasons = [e["reason"] for e in await services.workorders.escalations("AB1234")]
     assert any("fiber crew" in reason for reason in reasons)
 
 

@@ -69,7 +69,7 @@ async def test_an_order_type_without_a_plan_is_explained_and_the_others_offered(
     refused = await chat.say("ORD-1004")
     assert "waiting for a plan" in said(refused)
     assert "ORD-1004" not in question(refused).text
-    order = services.workorders.get_order("ORD-1004")
+    order = await services.workorders.get_order("ORD-1004")
     assert order is not None and order.status == "assigned"
 
 
@@ -110,7 +110,7 @@ async def test_help_is_passed_to_a_human_then_the_end_summarises(services: Servi
     end = await chat.say("end")
     assert "Orders completed this session: ORD-1003" in said(end)
     assert chat.closed
-    reasons = [e["reason"] for e in services.workorders.escalations("AB1234")]
+    reasons = [e["reason"] for e in await services.workorders.escalations("AB1234")]
     assert reasons == ["The customer wants a second access point"]
 
 
@@ -123,7 +123,7 @@ async def test_cancel_asks_for_a_reason_and_returns_the_order_to_the_queue(
     left = await chat.say("Customer not home")
     assert "back in your queue" in said(left)
     assert "ORD-1003" not in question(left).text
-    order = services.workorders.get_order("ORD-1003")
+    order = await services.workorders.get_order("ORD-1003")
     assert order is not None and order.status == "assigned"
 
 

@@ -76,7 +76,7 @@ _users = itertools.count()
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
     # Synchronous on purpose: hypothesis runs the test body many times, each in asyncio.run.
-    built = build(make_settings(tmp_path, store="memory"))
+    built = asyncio.run(build(make_settings(tmp_path, store="memory")))
     try:
         yield built
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.wiring import Services
 from bridges.memory import MemoryBridge
+from orchestrator_core.importer import import_data
 from orchestrator_core.turns import Reply
 from tests.conftest import ServicesFactory
 from tests.scenarios.helpers import question, said
@@ -40,9 +41,9 @@ def dataset(*orders: dict[str, Any], inventory: list[dict[str, str]] | None = No
     }
 
 
-def services_with(make_services: ServicesFactory, data: Any) -> Services:
-    services = make_services(seed_demo=False)
-    services.workorders.import_data(data)
+async def services_with(make_services: ServicesFactory, data: Any) -> Services:
+    services = await make_services(seed_demo=False)
+    await import_data(services.workorders, data)
     return services
 
 
@@ -68,7 +69,7 @@ INSTALL_VALUES = (
 async def test_an_installation_without_a_service_tier_asks_for_it_and_finishes(
     make_services: ServicesFactory,
 ) -> None:
-    services = services_with(
+    services = await services_with(
         make_services, dataset({"order_id": "X-1", "order_type": "installation"})
     )
     chat, _ = await started(services)
@@ -82,7 +83,7 @@ async def test_an_installation_without_a_service_tier_asks_for_it_and_finishes(
     closed = await chat.say("yes")
     assert "Order X-1 is closed" in said(closed)
     assert_no_placeholder(online + closed)
-    order = services.workorders.get_order("X-1")
+    order = await services.workorders.get_order("X-1")
     assert order is not None and order.status == "completed"
 
 
@@ -90,7 +91,7 @@ async def test_an_unknown_service_tier_is_named_and_the_right_one_asked_for(
     make_services: ServicesFactory,
 ) -> None:
     order = {"order_id": "X-2", "order_type": "installation", "service_tier": "GIG1000"}
-    services = services_with(make_services, dataset(order))
+    services = await services_with(make_services, dataset(order))
     chat, _ = await started(services)
     asked = await chat.say(INSTALL_VALUES)
     tier = question(asked)
@@ -105,7 +106,7 @@ async def test_a_repair_reads_its_trouble_from_an_extra_field_and_never_shows_a_
     make_services: ServicesFactory,
 ) -> None:
     order = {"order_id": "X-3", "order_type": "repair", "trouble": "No sync since Tuesday"}
-    services = services_with(make_services, dataset(order))
+    services = await services_with(make_services, dataset(order))
     chat, replies = await started(services)
     text = said(replies)
     assert "Reported trouble at 902 Birch Ave: No sync since Tuesday." in text
@@ -125,7 +126,7 @@ async def test_a_structured_message_that_names_none_of_the_asked_values_is_answe
     make_services: ServicesFactory,
 ) -> None:
     order = {"order_id": "X-4", "order_type": "repair", "trouble": "Dead ONT"}
-    services = services_with(make_services, dataset(order))
+    services = await services_with(make_services, dataset(order))
     chat, replies = await started(services)
     assert question(replies).needs == "diagnosis_code"
     await chat.say("ONT_FAULT")
@@ -157,7 +158,7 @@ async def test_a_session_saved_before_orders_were_typed_still_resumes(
     make_services: ServicesFactory,
 ) -> None:
     """Sessions saved before kept orders as plain dicts and a failure as its message."""
-    first = make_services(sim_failures="check_light_levels:5")
+    first = await make_services(sim_failures="check_light_levels:5")
     chat = MemoryBridge(first.orchestrator, "AB1234")
     await chat.start("AB1234")
     await chat.say("yes")
@@ -175,7 +176,7 @@ async def test_a_session_saved_before_orders_were_typed_still_resumes(
         assert isinstance(old["order"], dict) and isinstance(old["orders"][0], dict)
         db.execute("UPDATE sessions SET data = ? WHERE key = ?", (json.dumps(old), key))
 
-    second = make_services(sim_failures="check_light_levels:5")
+    second = await make_services(sim_failures="check_light_levels:5")
     again = MemoryBridge(second.orchestrator, "AB1234")
     resumed = await again.start()
     assert "Welcome back, Alice Brown" in said(resumed) and "retry" in question(resumed).choices
@@ -187,7 +188,7 @@ async def test_an_order_detail_named_like_a_value_is_asked_for_when_it_is_not_va
     make_services: ServicesFactory,
 ) -> None:
     order = {"order_id": "X-5", "order_type": "installation", "service_tier": "1G"}
-    services = services_with(
+    services = await services_with(
         make_services, dataset({**order, "model": False, "ethernet_port": 9, "ssid": "Lab"})
     )
     chat, replies = await started(services)
@@ -214,7 +215,7 @@ async def test_a_yes_no_question_is_always_put_to_the_technician(
         "service_tier": "1G",
         "customer_online": True,
     }
-    services = services_with(make_services, dataset(order))
+    services = await services_with(make_services, dataset(order))
     chat, _ = await started(services)
     asked = question(await chat.say(INSTALL_VALUES))
     assert asked.needs == "customer_online" and asked.choices == ["yes", "no"]

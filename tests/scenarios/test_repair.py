@@ -30,10 +30,11 @@ async def test_a_repair_with_an_ont_fault_replaces_the_equipment(services: Servi
     assert "ONT replaced" in text and "CXNK00778899" in text and "CXNK0000BAD1" in text
     assert "Line retest" in text and f"Order {TOP} is closed" in text
     assert question(done).choices == ["next", "help", "end"]
-    old, new = (services.workorders.get_inventory(s) for s in ("CXNK0000BAD1", "CXNK00778899"))
+    old = await services.workorders.get_inventory("CXNK0000BAD1")
+    new = await services.workorders.get_inventory("CXNK00778899")
     assert old is not None and old.status == "faulty"
     assert new is not None and new.status == "installed"
-    order = services.workorders.get_order(TOP)
+    order = await services.workorders.get_order(TOP)
     assert order is not None and order.status == "completed"
 
 
@@ -43,7 +44,7 @@ async def test_a_repair_without_a_hardware_fault_skips_the_replacement(services:
     text = said(done)
     assert "not needed" in text and "ONT replaced" not in text
     assert f"Order {TOP} is closed" in text
-    old = services.workorders.get_inventory("CXNK0000BAD1")
+    old = await services.workorders.get_inventory("CXNK0000BAD1")
     assert old is not None and old.status == "installed"
 
 

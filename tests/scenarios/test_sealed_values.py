@@ -51,8 +51,8 @@ async def test_a_held_password_is_stored_sealed_and_dropped_after_its_step(
 async def test_a_restart_opens_the_sealed_value_with_the_key_file(
     make_services: ServicesFactory,
 ) -> None:
-    chat = await started(make_services())
-    again = make_services()  # a new process on the same data directory
+    chat = await started(await make_services())
+    again = await make_services()  # a new process on the same data directory
     resumed = MemoryBridge(again.orchestrator, "AB1234")
     await resumed.start()
     done = await resumed.say("ssid=Lovelace")
@@ -78,8 +78,8 @@ async def test_a_password_saved_in_plain_by_an_older_version_still_loads(
 async def test_a_value_sealed_with_a_lost_key_is_asked_for_again(
     make_services: ServicesFactory, tmp_path: Path
 ) -> None:
-    await started(make_services())
-    other = make_services(secret_key=FernetSecrets.new_key())
+    await started(await make_services())
+    other = await make_services(secret_key=FernetSecrets.new_key())
     resumed = MemoryBridge(other.orchestrator, "AB1234")
     await resumed.start()
     reply = await resumed.say("ssid=Lovelace")
