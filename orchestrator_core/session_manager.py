@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from pydantic import ValidationError
 
 from orchestrator_core.errors import StoreError
-from orchestrator_core.locks import LocalLock, SessionLock
+from orchestrator_core.locks import Lease, LocalLock, SessionLock
 from orchestrator_core.plans import Plan
 from orchestrator_core.secrets import FernetSecrets, Secrets, SecretUnreadable
 from orchestrator_core.session import REPLIES, Phase, Session
@@ -63,8 +63,11 @@ class SessionManager:
         # Snapshots made here, by plan object: their digest and JSON text.
         self._snapshots: dict[int, tuple[Plan, str, str]] = {}
 
-    def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]:
-        """Hold this for a whole turn, so one session's turns never interleave."""
+    def lock(self, key: SessionKey) -> AbstractAsyncContextManager[Lease]:
+        """Hold this for a whole turn, so one session's turns never interleave.
+
+        ``LockError`` if another turn holds it for longer than the lock's ``wait``.
+        """
         return self.locks.lock(key.as_str())
 
     def create_session(self, key: SessionKey) -> Session:
