@@ -65,7 +65,7 @@ def build_store(settings: Settings) -> tuple[SessionStore, SessionLock]:
         client = connect(settings.store)
         keys = RedisKeys(settings.redis_prefix)
         store = RedisStore(client, keys=keys, retention=retention(settings))
-        return store, RedisLock(client, keys.lock, lifetime=lifetime, wait=wait)
+        return store, RedisLock(client, keys, lifetime=lifetime, wait=wait)
     if settings.store == "memory":
         return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait)
     store_ = SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)

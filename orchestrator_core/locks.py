@@ -24,8 +24,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from orchestrator_core.errors import LockError
+
+if TYPE_CHECKING:
+    from orchestrator_core.stores.base import StoredSession
 
 log = logging.getLogger("techassist.locks")
 
@@ -36,12 +40,34 @@ DEFAULT_WAIT = 60.0
 
 
 @dataclass
+class Prefetched:
+    """What a lock backend that shares the store's server read as it took the lease.
+
+    The session as stored (``None``: no such session) and, when the turn has a
+    message id, the replies already stored for it; read in the same atomic step
+    as the lease was taken, so they are as fresh as a load after it.
+    """
+
+    stored: StoredSession | None
+    message_id: str | None
+    answer: str | None
+    loaded: bool = False
+
+
+@dataclass
 class Lease:
-    """A held lease: ``lost`` once it is known to belong to someone else."""
+    """A held lease: ``lost`` once it is known to belong to someone else.
+
+    ``prefetched`` is set by a backend that loads with the lease (Redis); a
+    store that releases the lease with the turn's save sets ``released``.
+    """
 
     key: str
     token: str
-    lost: bool = field(default=False)
+    message_id: str | None = None
+    lost: bool = False
+    prefetched: Prefetched | None = None
+    released: bool = False
 
     def check(self) -> None:
         """Raise ``LockError`` if the lease is known to be lost."""
@@ -71,10 +97,14 @@ class SessionLock(ABC):
         self.renew = renew
 
     @asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[Lease]:
-        """Hold the lease on ``key``; ``LockError`` if it stays taken for ``wait`` seconds."""
-        lease = Lease(key, secrets.token_hex(16))
-        await self._acquire(key, lease.token)
+    async def lock(self, key: str, *, message_id: str | None = None) -> AsyncIterator[Lease]:
+        """Hold the lease on ``key``; ``LockError`` if it stays taken for ``wait`` seconds.
+
+        ``message_id``: the turn's, so a backend that reads with the lease can
+        fetch its stored replies too (``Lease.prefetched``).
+        """
+        lease = Lease(key, secrets.token_hex(16), message_id)
+        await self._acquire(lease)
         renewer = asyncio.create_task(self._keep(lease)) if self.renew else None
         try:
             yield lease
@@ -83,10 +113,12 @@ class SessionLock(ABC):
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewer
-            try:
-                released = await self._release(key, lease.token)
-            except LockError:
-                released = False
+            released = lease.released
+            if not released:
+                try:
+                    released = await self._release(key, lease.token)
+                except LockError:
+                    released = False
             if not released and not lease.lost:
                 lease.lost = True
                 log.warning("the lease on %s expired before its holder released it", key)
@@ -104,8 +136,8 @@ class SessionLock(ABC):
                 return
 
     @abstractmethod
-    async def _acquire(self, key: str, token: str) -> None:
-        """Take the lease for ``token``, waiting at most ``self.wait``; else ``LockError``."""
+    async def _acquire(self, lease: Lease) -> None:
+        """Take ``lease``, waiting at most ``self.wait``; else ``LockError``."""
 
     @abstractmethod
     async def _release(self, key: str, token: str) -> bool:
@@ -140,7 +172,8 @@ class LocalLock(SessionLock):
         super().__init__(lifetime=lifetime, wait=wait, renew=renew)
         self._held: dict[str, _Held] = {}
 
-    async def _acquire(self, key: str, token: str) -> None:
+    async def _acquire(self, lease: Lease) -> None:
+        key, token = lease.key, lease.token
         loop = asyncio.get_running_loop()
         end = loop.time() + self.wait
         while True:

@@ -135,13 +135,13 @@ class Orchestrator:
 
     async def _turn(self, turn: IncomingTurn) -> TurnOutcome:
         """One attempt at a turn; ``_Raced`` if another writer saved the session meanwhile."""
-        async with self.sessions.lock(turn.key) as lease:
+        async with self.sessions.lock(turn.key, message_id=turn.message_id) as lease:
             try:
-                session = await self.sessions.get_session_data(turn.key)
+                session = await self.sessions.get_session_data(turn.key, lease)
                 if session is None:
                     session = self.sessions.create_session(turn.key)
                 elif turn.message_id is not None:
-                    already = await self.sessions.replies_for(turn.key, turn.message_id)
+                    already = await self.sessions.replies_for(turn.key, turn.message_id, lease)
                     if already is not None:
                         return TurnOutcome(already, replayed=True)
             except StoreError:
@@ -161,7 +161,7 @@ class Orchestrator:
             answered = (turn.message_id, replies) if turn.message_id is not None else None
             try:
                 lease.check()
-                await self.sessions.update_session_data(session, answered=answered)
+                await self.sessions.update_session_data(session, answered=answered, lease=lease)
             except (LockError, StaleVersionError) as exc:
                 raise _Raced from exc
             except StoreError:
@@ -205,11 +205,11 @@ class Orchestrator:
         went out (the turn itself was already saved).
         """
         try:
-            async with self.sessions.lock(key):
-                session = await self.sessions.get_session_data(key)
+            async with self.sessions.lock(key) as lease:
+                session = await self.sessions.get_session_data(key, lease)
                 if session is not None:
                     session.keep_undelivered(replies)
-                    await self.sessions.update_session_data(session)
+                    await self.sessions.update_session_data(session, lease=lease)
         except StoreError:
             log.exception("cannot keep undelivered replies for %s", key.as_str())
         except LockError:

@@ -24,14 +24,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orchestrator_core.errors import LockError, StaleVersionError, StoreError
-from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, SessionLock
+from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, Prefetched, SessionLock
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -87,12 +86,19 @@ class RedisKeys:
 
 
 # KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
-#       snapshot deadlines, snapshot
+#       snapshot deadlines, snapshot, lock
 # ARGV: session key, data, expected version, state, digest ('' for none), now (s),
-#       ttl (ms), message id ('' for none), replies, answers kept
+#       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none)
+# Returns {1, new version, lease released (0/1)}, {0, stored version or -1} when stale,
+# or {2, holder} when another holder has the lease.
 _SAVE = """
 local current = redis.call('HGET', KEYS[1], 'version')
 local actual = current and tonumber(current) or 0
+local holder = false
+if ARGV[11] ~= '' then
+    holder = redis.call('GET', KEYS[9])
+    if holder and holder ~= ARGV[11] then return {2, 0} end
+end
 if actual ~= tonumber(ARGV[3]) then
     return {0, current and actual or -1}
 end
@@ -120,7 +126,9 @@ if ARGV[5] ~= '' then
     redis.call('ZADD', KEYS[7], 'GT', now + ttl / 1000, ARGV[5])
     redis.call('PEXPIRE', KEYS[8], ttl, 'GT')
 end
-return {1, version}
+local released = 0
+if holder then released = redis.call('DEL', KEYS[9]) end
+return {1, version, released}
 """
 
 # KEYS: snapshot, snapshot deadlines. ARGV: digest, data, now (s), grace (ms)
@@ -204,12 +212,13 @@ class RedisStore(SessionStore):
         *,
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
+        lease: Lease | None = None,
     ) -> int:
         k = self.keys
         digest = meta.plan_digest or ""
         ttl_ms = max(1, int(self.retention.ttl(meta.state) * 1000))
         try:
-            ok, version = await self._save(
+            saved = await self._save(
                 keys=[
                     k.session(key),
                     k.answers(key),
@@ -217,6 +226,7 @@ class RedisStore(SessionStore):
                     *(k.saved(state) for state in STATES),
                     k.snapshot_deadlines(),
                     k.snapshot(digest),
+                    k.lock(key),
                 ],
                 args=[
                     key,
@@ -229,14 +239,21 @@ class RedisStore(SessionStore):
                     answer.message_id if answer else "",
                     answer.replies if answer else "",
                     ANSWERS_KEPT,
+                    lease.token if lease is not None else "",
                 ],
             )
         except RedisError as exc:
             raise StoreError(f"cannot save session {key!r}: {exc}") from exc
-        if int(ok) != 1:
-            actual = int(version)
-            raise StaleVersionError(key, expected_version, None if actual < 0 else actual)
-        return int(version)
+        ok, version = int(saved[0]), int(saved[1])
+        if ok == 2:
+            if lease is not None:
+                lease.lost = True
+            raise LockError(f"the lease on {key!r} was taken over; the save was refused")
+        if ok != 1:
+            raise StaleVersionError(key, expected_version, None if version < 0 else version)
+        if lease is not None and int(saved[2]) == 1:
+            lease.released = True
+        return version
 
     async def answered(self, key: str, message_id: str) -> str | None:
         try:
@@ -314,6 +331,15 @@ class RedisStore(SessionStore):
             await self.client.aclose()
 
 
+# KEYS: lock, session, answers. ARGV: token, lifetime (ms), message id ('' for none).
+_TAKE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local row = redis.call('HMGET', KEYS[2], 'data', 'version')
+local answer = false
+if ARGV[3] ~= '' then answer = redis.call('HGET', KEYS[3], ARGV[3]) end
+return {1, row[1], row[2], answer}
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -328,13 +354,16 @@ class RedisLock(SessionLock):
     """Leases in Redis: ``SET key token NX PX lifetime``, released and renewed by token.
 
     A waiter polls with a short, growing, jittered backoff (5 ms up to 100 ms).
-    ``lock_key`` turns a session key into the Redis key (``RedisKeys.lock``).
+    The script that takes the lease also reads the session and the replies
+    stored for the turn's message id (``Lease.prefetched``), so a turn's lock,
+    load and repeat check are one round trip; ``RedisStore.save`` releases the
+    lease with the save, the second.
     """
 
     def __init__(
         self,
         client: Redis,
-        lock_key: Callable[[str], str],
+        keys: RedisKeys,
         *,
         lifetime: float = DEFAULT_LIFETIME,
         wait: float = DEFAULT_WAIT,
@@ -342,18 +371,26 @@ class RedisLock(SessionLock):
     ) -> None:
         super().__init__(lifetime=lifetime, wait=wait, renew=renew)
         self.client = client
-        self.lock_key = lock_key
+        self.keys = keys
+        self.lock_key = keys.lock
+        self._take = client.register_script(_TAKE)
         self._release_script = client.register_script(_RELEASE)
         self._renew_script = client.register_script(_RENEW)
 
-    async def _acquire(self, key: str, token: str) -> None:
+    async def _acquire(self, lease: Lease) -> None:
+        key, k = lease.key, self.keys
         loop = asyncio.get_running_loop()
         end = loop.time() + self.wait
-        name = self.lock_key(key)
+        names = [k.lock(key), k.session(key), k.answers(key)]
+        args: list[str | int] = [lease.token, self._lifetime_ms(), lease.message_id or ""]
         pause = 0.005
         while True:
             try:
-                if await self.client.set(name, token, nx=True, px=self._lifetime_ms()):
+                taken = await self._take(keys=names, args=args)
+                if int(taken[0]) == 1:
+                    _, data, version, answer = (*taken, None, None, None)[:4]
+                    stored = None if data is None else StoredSession(str(data), int(version))
+                    lease.prefetched = Prefetched(stored, lease.message_id, answer)
                     return
             except RedisError as exc:
                 raise LockError(f"cannot lock session {key!r}: {exc}") from exc

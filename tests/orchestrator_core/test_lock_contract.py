@@ -27,7 +27,7 @@ async def redis_locks() -> AsyncIterator[LockFactory]:
     url, prefix = redis_url(), new_prefix()
     client = connect(url)
     try:
-        yield lambda **options: RedisLock(client, RedisKeys(prefix).lock, **options)
+        yield lambda **options: RedisLock(client, RedisKeys(prefix), **options)
     finally:
         await client.aclose()
         delete_prefix(url, prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator_core.errors import StaleVersionError, StoreError
+from orchestrator_core.errors import LockError, StaleVersionError, StoreError
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
@@ -22,7 +23,7 @@ from orchestrator_core.stores.base import (
     SessionMeta,
     Swept,
 )
-from orchestrator_core.stores.redis import RedisKeys, RedisStore, connect
+from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisStore, connect
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 
@@ -304,3 +305,25 @@ async def test_redis_not_reachable_is_a_store_error() -> None:
             assert not isinstance(err.value, StaleVersionError)
     finally:
         await store.aclose()
+
+
+async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
+    url, prefix = redis_url(), new_prefix()
+    keys = RedisKeys(prefix)
+    store = RedisStore(connect(url), keys=keys)
+    locks = RedisLock(store.client, keys, lifetime=0.1, renew=False, wait=2.0)
+    try:
+        await store.save("k", "first", 0)
+        async with locks.lock("k") as late:
+            await asyncio.sleep(0.2)
+            async with locks.lock("k") as holder:
+                assert holder.prefetched is not None and holder.prefetched.stored is not None
+                with pytest.raises(LockError):
+                    await store.save("k", "late writer", 1, lease=late)
+                assert await store.save("k", "holder", 1, lease=holder) == 2
+                assert holder.released and await store.client.get(keys.lock("k")) is None
+        loaded = await store.load("k")
+        assert loaded is not None and loaded.data == "holder"
+    finally:
+        await store.aclose()
+        delete_prefix(url, prefix)
