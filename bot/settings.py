@@ -288,7 +288,10 @@ def load_settings() -> Settings:
             key = str(error["loc"][0]) if error["loc"] else ""
             field = KNOWN.get(key.upper(), key.lower())
             name = env_name(field)
-            shown = name if field in HIDDEN else f"{name}={error['input']!r}"
+            value = error["input"]
+            if field == "store" and isinstance(value, str) and "@" in value:
+                value = "…@" + value.rsplit("@", 1)[1]  # a URL's user and password stay out
+            shown = name if field in HIDDEN else f"{name}={value!r}"
             info = Settings.model_fields.get(field)
             default = info.get_default(call_default_factory=True) if info else None
             fix = f"unset it to use the default ({default})" if default is not None else "unset it"

@@ -132,5 +132,6 @@ def test_a_shared_store_without_a_secret_key_refuses_to_start(tmp_path: Path) ->
 
 
 def test_an_unknown_store_is_a_bad_setting(tmp_path: Path) -> None:
-    line = one_error(serve(tmp_path, TECHASSIST_STORE="mongodb://127.0.0.1/0"))
-    assert "TECHASSIST_STORE" in line and "redis://" in line
+    line = one_error(serve(tmp_path, TECHASSIST_STORE="mongodb://admin:hunter2@127.0.0.1/0"))
+    assert "TECHASSIST_STORE" in line and "redis://" in line and "127.0.0.1/0" in line
+    assert "hunter2" not in line
