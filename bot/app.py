@@ -287,7 +287,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
             len(services.plans.plans),
             settings.plans_dir,
             settings.data_dir,
-            settings.store,
+            settings.store_label,
             "on" if slack_config(settings) else "off",
         )
         _, level, line = ws_auth(settings)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -28,6 +29,10 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "techassist"
 
 
+#: URL schemes ``TECHASSIST_STORE`` accepts for a Redis server.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
 class Settings(BaseSettings):
     """TechAssist's configuration; see the README's settings table."""
 
@@ -40,8 +45,15 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     """Holds the session store and the work-order database."""
-    store: Literal["sqlite", "memory"] = "sqlite"
-    """Where sessions live: the embedded SQLite file, or memory (lost on exit)."""
+    store: str = "sqlite"
+    """Where sessions live: the embedded SQLite file, memory (lost on exit), or a
+    ``redis://host:port/db`` URL shared by several instances."""
+    redis_prefix: str = Field(default="techassist:", min_length=1)
+    """The prefix of every Redis key TechAssist uses, so several installations share a server."""
+    lock_lifetime: float = Field(default=30.0, gt=0)
+    """Seconds a session's lease lasts unless its holder renews it (it does, while it runs)."""
+    lock_wait: float = Field(default=60.0, ge=0)
+    """Seconds a turn waits for a session another turn holds before answering with an apology."""
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a process crash; FULL also survives a power loss, at ~20x the cost."""
     plans_dir: Path = PLANS_DIR
@@ -128,7 +140,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
 
-    @field_validator("store", "ws_auth", mode="before")
+    @field_validator("ws_auth", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -141,6 +153,29 @@ class Settings(BaseSettings):
         if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL (unset: the SQLite file)")
         return value
+
+    @field_validator("store", mode="after")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("sqlite", "memory"):
+            return value.lower()
+        if urlsplit(value).scheme.lower() in REDIS_SCHEMES:
+            return value
+        raise ValueError("expected sqlite, memory or a redis://host:port/db URL")
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether sessions live where several instances share them (Redis)."""
+        return self.store not in ("sqlite", "memory")
+
+    @property
+    def store_label(self) -> str:
+        """The store for logs: a URL without its user name or password."""
+        if not self.shared_store:
+            return self.store
+        url = urlsplit(self.store)
+        return f"{url.scheme}://{url.hostname or ''}{f':{url.port}' if url.port else ''}{url.path}"
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod
@@ -266,7 +301,10 @@ def load_settings() -> Settings:
             key = str(error["loc"][0]) if error["loc"] else ""
             field = KNOWN.get(key.upper(), key.lower())
             name = env_name(field)
-            shown = name if field in HIDDEN else f"{name}={error['input']!r}"
+            value = error["input"]
+            if field == "store" and isinstance(value, str) and "@" in value:
+                value = "…@" + value.rsplit("@", 1)[1]  # a URL's user and password stay out
+            shown = name if field in HIDDEN else f"{name}={value!r}"
             info = Settings.model_fields.get(field)
             default = info.get_default(call_default_factory=True) if info else None
             fix = f"unset it to use the default ({default})" if default is not None else "unset it"

@@ -14,6 +14,7 @@ from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
 from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
+from orchestrator_core.locks import LocalLock, SessionLock
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.plans import PlanLibrary, load_plans
 from orchestrator_core.secrets import FernetSecrets, valid_key
@@ -22,6 +23,7 @@ from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
+from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisStore, connect
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
 from orchestrator_core.workorders import WorkOrders
 
@@ -58,10 +60,22 @@ class Services:
             await self.workorders.aclose()
 
 
-def build_store(settings: Settings) -> SessionStore:
+def build_store(settings: Settings) -> tuple[SessionStore, SessionLock]:
+    """The session store and the lock that goes with it, from one place.
+
+    A store several instances share gets the lock they share too: a Redis store
+    never runs with an in-process lock.
+    """
+    lifetime, wait = settings.lock_lifetime, settings.lock_wait
+    if settings.shared_store:
+        client = connect(settings.store)
+        keys = RedisKeys(settings.redis_prefix)
+        store = RedisStore(client, keys=keys, retention=retention(settings))
+        return store, RedisLock(client, keys, lifetime=lifetime, wait=wait)
     if settings.store == "memory":
-        return MemoryStore()
-    return SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
+        return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait)
+    store_ = SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
+    return store_, LocalLock(lifetime=lifetime, wait=wait)
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -96,6 +110,12 @@ def load_secrets(settings: Settings) -> FernetSecrets | None:
                 f"keys (32 bytes, URL-safe base64, comma-separated); make one with {NEW_KEY_HINT}"
             )
         return FernetSecrets(keys)
+    if settings.shared_store:
+        raise StartupError(
+            f"TECHASSIST_STORE (from {source('store')}) is {settings.store_label}, a store "
+            "several instances share, and each must seal sensitive values with the same key: "
+            f"set TECHASSIST_SECRET_KEY on every instance (make one with {NEW_KEY_HINT})"
+        )
     if settings.store == "memory":
         return None
     check_data_dir(settings)
@@ -194,8 +214,8 @@ async def build(settings: Settings) -> Services:
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
     )
-    store = build_store(settings)
-    sessions = SessionManager(store, secrets=secrets, retention=retention(settings))
+    store, locks = build_store(settings)
+    sessions = SessionManager(store, locks, secrets=secrets, retention=retention(settings))
     return Services(
         settings=settings,
         store=store,

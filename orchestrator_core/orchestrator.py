@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_core.errors import LockError, StoreError
+from orchestrator_core.errors import LockError, StaleVersionError, StoreError
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.phases import (
@@ -49,6 +49,8 @@ log = logging.getLogger("techassist.orchestrator")
 
 #: Turns in a row that may end on the same question before a way out is added to it.
 MAX_REPEATS = 3
+#: Times a turn runs again after losing a race to another writer of its session.
+MAX_RACES = 3
 #: Messages longer than this are refused before any parsing.
 MAX_TEXT = 8192
 
@@ -66,6 +68,10 @@ Progress = Callable[[str], Awaitable[None]]
 # The progress callback of the turn being handled. A context variable, because
 # one Orchestrator serves many concurrent turns and the callback is per turn.
 _progress: ContextVar[Progress | None] = ContextVar("techassist_progress", default=None)
+
+
+class _Raced(Exception):
+    """A turn's save lost to another writer; its cause says how."""
 
 
 @dataclass(frozen=True)
@@ -106,44 +112,65 @@ class Orchestrator:
         ``progress`` is awaited with a short line ("Running the speed test") before
         each plan step's tool runs, so a bridge can show that a slow step is under
         way. It must not raise.
+
+        A turn that loses a race to another writer of its session (its save is
+        stale, or its lease was taken over) runs again from the stored state, up
+        to ``MAX_RACES`` times; if another instance already answered the same
+        message id, its stored replies are the answer.
         """
         began = time.perf_counter()
+        token = _progress.set(progress)
         try:
-            outcome = await self._turn(turn, progress, began)
-        except LockError:
-            # A lock with leases raises it when the lease ran out under the turn.
-            self.observer.lease_lost()
-            raise
+            outcome = await self._attempts(turn, began)
+        finally:
+            _progress.reset(token)
         key = turn.key
         self.observer.turn(key.bridge, key.as_str(), time.perf_counter() - began)
         return outcome
 
-    async def _turn(
-        self, turn: IncomingTurn, progress: Progress | None, began: float
-    ) -> TurnOutcome:
-        async with self.sessions.lock(turn.key):
+    async def _attempts(self, turn: IncomingTurn, began: float) -> TurnOutcome:
+        for attempt in range(1 + MAX_RACES):
+            try:
+                return await self._turn(turn, began)
+            except _Raced as race:
+                # Another writer (an instance whose lease expired, or that took ours)
+                # saved first: run the turn again on what it stored.
+                if isinstance(race.__cause__, LockError):
+                    self.observer.lease_lost()
+                log.info(
+                    "turn for %s raced another writer (%s); running it again",
+                    turn.key.as_str(),
+                    race.__cause__,
+                )
+                if attempt == MAX_RACES:
+                    log.error("turn for %s lost %d races in a row", turn.key.as_str(), attempt + 1)
+            except LockError:
+                log.exception("cannot lock session %s", turn.key.as_str())
+                break
+        return TurnOutcome([Reply.prompt(SORRY)])
+
+    async def _turn(self, turn: IncomingTurn, began: float) -> TurnOutcome:
+        """One attempt at a turn; ``_Raced`` if another writer saved the session meanwhile."""
+        async with self.sessions.lock(turn.key, message_id=turn.message_id) as lease:
             self.observer.lock_wait(time.perf_counter() - began)
             try:
-                session = await self.sessions.get_session_data(turn.key)
+                session = await self.sessions.get_session_data(turn.key, lease)
                 if session is None:
                     session = self.sessions.create_session(turn.key)
                 elif turn.message_id is not None:
-                    already = await self.sessions.replies_for(turn.key, turn.message_id)
+                    already = await self.sessions.replies_for(turn.key, turn.message_id, lease)
                     if already is not None:
                         self.observer.dedupe_hit()
                         return TurnOutcome(already, replayed=True)
             except StoreError:
                 log.exception("cannot load session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
-            token = _progress.set(progress)
             try:
                 replies = await self._dispatch(session, turn)
             except Exception:
                 # The session is not saved, so the stored state is as before the turn.
                 log.exception("turn failed for %s in phase %s", turn.key.as_str(), session.phase)
                 return TurnOutcome([Reply.prompt(SORRY)])
-            finally:
-                _progress.reset(token)
             log.debug("turn %s: %s -> %s", turn.key.as_str(), turn.kind.value, session.phase.value)
             if session.cuid is None and session.version == 0:
                 # Nobody identified and nothing was stored before: whatever a stranger
@@ -151,7 +178,10 @@ class Orchestrator:
                 return TurnOutcome(replies)
             answered = (turn.message_id, replies) if turn.message_id is not None else None
             try:
-                await self.sessions.update_session_data(session, answered=answered)
+                lease.check()
+                await self.sessions.update_session_data(session, answered=answered, lease=lease)
+            except (LockError, StaleVersionError) as exc:
+                raise _Raced from exc
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
@@ -192,14 +222,16 @@ class Orchestrator:
         Called by a bridge when the connection dropped before a turn's replies
         went out (the turn itself was already saved).
         """
-        async with self.sessions.lock(key):
-            try:
-                session = await self.sessions.get_session_data(key)
+        try:
+            async with self.sessions.lock(key) as lease:
+                session = await self.sessions.get_session_data(key, lease)
                 if session is not None:
                     session.keep_undelivered(replies)
-                    await self.sessions.update_session_data(session)
-            except StoreError:
-                log.exception("cannot keep undelivered replies for %s", key.as_str())
+                    await self.sessions.update_session_data(session, lease=lease)
+        except StoreError:
+            log.exception("cannot keep undelivered replies for %s", key.as_str())
+        except LockError:
+            log.exception("cannot lock session %s to keep undelivered replies", key.as_str())
 
     async def _dispatch(self, session: Session, turn: IncomingTurn) -> list[Reply]:
         text = turn.text.strip()

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from pydantic import ValidationError
 
 from orchestrator_core.errors import StaleVersionError, StoreError
-from orchestrator_core.locks import LocalLock, SessionLock
+from orchestrator_core.locks import Lease, LocalLock, SessionLock
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.plans import Plan
 from orchestrator_core.secrets import FernetSecrets, Secrets, SecretUnreadable
@@ -67,17 +67,31 @@ class SessionManager:
         # Snapshots made here, by plan object: their digest and JSON text.
         self._snapshots: dict[int, tuple[Plan, str, str]] = {}
 
-    def lock(self, key: SessionKey) -> AbstractAsyncContextManager[None]:
-        """Hold this for a whole turn, so one session's turns never interleave."""
-        return self.locks.lock(key.as_str())
+    def lock(
+        self, key: SessionKey, *, message_id: str | None = None
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Hold this for a whole turn, so one session's turns never interleave.
+
+        ``LockError`` if another turn holds it for longer than the lock's ``wait``.
+        """
+        return self.locks.lock(key.as_str(), message_id=message_id)
 
     def create_session(self, key: SessionKey) -> Session:
         """Start a new, not yet saved session; the first ``update_session_data`` stores it."""
         return Session(key=key)
 
-    async def get_session_data(self, key: SessionKey) -> Session | None:
-        """Load the session for ``key`` with its plan attached, or ``None`` when there is none."""
-        stored = await self.store.load(key.as_str())
+    async def get_session_data(self, key: SessionKey, lease: Lease | None = None) -> Session | None:
+        """Load the session for ``key`` with its plan attached, or ``None`` when there is none.
+
+        With the ``lease`` held on ``key``, what its lock read as it was taken
+        serves, once, instead of a load.
+        """
+        prefetched = lease.prefetched if lease is not None else None
+        if prefetched is not None and not prefetched.loaded:
+            prefetched.loaded = True
+            stored = prefetched.stored
+        else:
+            stored = await self.store.load(key.as_str())
         if stored is None:
             return None
         try:
@@ -106,7 +120,11 @@ class SessionManager:
         session.sealed = {}
 
     async def update_session_data(
-        self, session: Session, *, answered: tuple[str, list[Reply]] | None = None
+        self,
+        session: Session,
+        *,
+        answered: tuple[str, list[Reply]] | None = None,
+        lease: Lease | None = None,
     ) -> Session:
         """Save ``session`` if nobody saved it since it was loaded; bump its version.
 
@@ -124,6 +142,7 @@ class SessionManager:
                 session.version,
                 answer=answer,
                 meta=SessionMeta(state=_state(session), plan_digest=session.plan_digest),
+                lease=lease,
             )
         except StaleVersionError:
             self.observer.stale_save()
@@ -150,9 +169,15 @@ class SessionManager:
         """
         return await self.store.sweep(self.retention, time.time() if now is None else now)
 
-    async def replies_for(self, key: SessionKey, message_id: str) -> list[Reply] | None:
+    async def replies_for(
+        self, key: SessionKey, message_id: str, lease: Lease | None = None
+    ) -> list[Reply] | None:
         """The replies a recent turn of ``key`` gave to ``message_id``, or ``None`` if it is new."""
-        stored = await self.store.answered(key.as_str(), message_id)
+        prefetched = lease.prefetched if lease is not None else None
+        if prefetched is not None and prefetched.message_id == message_id:
+            stored = prefetched.answer
+        else:
+            stored = await self.store.answered(key.as_str(), message_id)
         if stored is None:
             return None
         try:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from orchestrator_core.locks import Lease
 
 #: How many of a session's latest saves keep the replies they answered.
 ANSWERS_KEPT = 16
@@ -112,10 +115,14 @@ class SessionStore(ABC):
         *,
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
+        lease: Lease | None = None,
     ) -> int:
         """Store ``data`` if the stored version is ``expected_version``; return the new version.
 
-        ``meta`` is kept with the row, for ``sweep``.
+        ``meta`` is kept with the row, for ``sweep``. ``lease``: the turn's lease
+        on ``key``; a store whose server also holds the lease (Redis) refuses the
+        save with ``LockError`` if another holder took it, and releases it with
+        the save (``Lease.released``). Other stores ignore it.
         """
 
     @abstractmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from orchestrator_core.errors import StaleVersionError
+from orchestrator_core.locks import Lease
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -40,6 +41,7 @@ class MemoryStore(SessionStore):
         *,
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
+        lease: Lease | None = None,
     ) -> int:
         current = self._rows.get(key)
         actual = current.version if current else 0

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from orchestrator_core.errors import StaleVersionError, StoreError
+from orchestrator_core.locks import Lease
 from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
@@ -103,6 +104,7 @@ class SqliteStore(SessionStore):
         *,
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
+        lease: Lease | None = None,
     ) -> int:
         new_version = expected_version + 1
         db = self._db

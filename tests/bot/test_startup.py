@@ -121,3 +121,17 @@ def test_an_unknown_setting_is_warned_about_with_the_closest_name(tmp_path: Path
     assert "did you mean TECHASSIST_PORT?" in done.stderr
     assert "TECHASSIST_LOGLEVEL (in ./.env)" in done.stderr
     assert "did you mean TECHASSIST_LOG_LEVEL?" in done.stderr
+
+
+def test_a_shared_store_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    url = "redis://techassist:hunter2@127.0.0.1:6379/0"
+    line = one_error(serve(tmp_path, TECHASSIST_STORE=url))
+    assert "TECHASSIST_SECRET_KEY" in line and "TECHASSIST_STORE (from the environment)" in line
+    assert "redis://127.0.0.1:6379/0" in line and "hunter2" not in line
+    assert not (tmp_path / "data" / "secret.key").exists()
+
+
+def test_an_unknown_store_is_a_bad_setting(tmp_path: Path) -> None:
+    line = one_error(serve(tmp_path, TECHASSIST_STORE="mongodb://admin:hunter2@127.0.0.1/0"))
+    assert "TECHASSIST_STORE" in line and "redis://" in line and "127.0.0.1/0" in line
+    assert "hunter2" not in line

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
 
 import pytest
+import redis
 
-from orchestrator_core.errors import StaleVersionError
+from orchestrator_core.errors import LockError, StaleVersionError, StoreError
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
@@ -20,17 +23,51 @@ from orchestrator_core.stores.base import (
     SessionMeta,
     Swept,
 )
+from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisStore, connect
+from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
-    backend: SessionStore = (
-        MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "sessions.db")
-    )
+@asynccontextmanager
+async def memory_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    store = MemoryStore()
     try:
-        yield backend
+        yield store
     finally:
-        await backend.aclose()
+        await store.aclose()
+
+
+@asynccontextmanager
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    store = SqliteStore(tmp_path / "sessions.db")
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+@asynccontextmanager
+async def redis_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    url, prefix = redis_url(), new_prefix()
+    store = RedisStore(connect(url), keys=RedisKeys(prefix))
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        delete_prefix(url, prefix)
+
+
+#: Every session store backend, by name: the contract below runs over each.
+BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[SessionStore]]] = {
+    "memory": memory_store,
+    "sqlite": sqlite_store,
+    "redis": redis_store,
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
+    async with BACKENDS[request.param](tmp_path) as backend:
+        yield backend
 
 
 async def test_unknown_key_loads_as_none(store: SessionStore) -> None:
@@ -226,3 +263,67 @@ async def test_sqlite_sessions_saved_before_expiry_are_classified_from_their_dat
         assert (await store.load("working")) is not None
     finally:
         await store.aclose()
+
+
+# ------------------------------------------------------------------ Redis: TTLs, keys, errors
+
+
+async def test_redis_keys_expire_by_the_state_of_the_last_save() -> None:
+    url, prefix = redis_url(), new_prefix()
+    keys = RedisKeys(prefix)
+    store = RedisStore(connect(url), keys=keys, retention=RETENTION)
+    try:
+        await store.put_snapshot("d1", "plan")
+        await store.save("k", "s", 0, meta=SessionMeta(state="unidentified"))
+        assert 0 < await store.client.pttl(keys.session("k")) <= 3600_000
+        await store.save(
+            "k", "s", 1, answer=Answer("evt", "[]"), meta=SessionMeta(plan_digest="d1")
+        )
+        for name in (keys.session("k"), keys.answers("k"), keys.snapshot("d1")):
+            assert 29 * DAY * 1000 < await store.client.pttl(name) <= 30 * DAY * 1000
+        await store.save("k", "s", 2, meta=SessionMeta(state="ended"))
+        assert 0 < await store.client.pttl(keys.session("k")) <= DAY * 1000
+        # The snapshot stays as long as the session that referred to it might.
+        assert await store.client.pttl(keys.snapshot("d1")) > 29 * DAY * 1000
+        names = [name async for name in store.client.scan_iter(match="*k")]
+        assert all(name.startswith(prefix) for name in names)
+    finally:
+        await store.aclose()
+        delete_prefix(url, prefix)
+
+
+async def test_redis_not_reachable_is_a_store_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = RedisStore(connect(f"redis://127.0.0.1:{port}/0"), keys=RedisKeys(new_prefix()))
+    try:
+        for call in (store.load("k"), store.save("k", "s", 0), store.ping()):
+            with pytest.raises(StoreError) as err:
+                await call
+            assert isinstance(err.value.__cause__, redis.RedisError)
+            assert not isinstance(err.value, StaleVersionError)
+    finally:
+        await store.aclose()
+
+
+async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
+    url, prefix = redis_url(), new_prefix()
+    keys = RedisKeys(prefix)
+    store = RedisStore(connect(url), keys=keys)
+    locks = RedisLock(store.client, keys, lifetime=0.1, renew=False, wait=2.0)
+    try:
+        await store.save("k", "first", 0)
+        async with locks.lock("k") as late:
+            await asyncio.sleep(0.2)
+            async with locks.lock("k") as holder:
+                assert holder.prefetched is not None and holder.prefetched.stored is not None
+                with pytest.raises(LockError):
+                    await store.save("k", "late writer", 1, lease=late)
+                assert await store.save("k", "holder", 1, lease=holder) == 2
+                assert holder.released and await store.client.get(keys.lock("k")) is None
+        loaded = await store.load("k")
+        assert loaded is not None and loaded.data == "holder"
+    finally:
+        await store.aclose()
+        delete_prefix(url, prefix)

@@ -1,0 +1,420 @@
+"""A session store on Redis, shared by every instance that reaches the same server.
+
+Each session is one hash (data, version, state, plan digest, time of the save);
+its answers are a hash of replies by message id beside a sorted set of the
+versions that stored them. A Lua script makes a save one atomic step: check
+the version, write the data, record the answer, keep the last ``ANSWERS_KEPT``.
+
+Retention is carried by Redis itself: every save sets the session's keys to
+expire after the TTL of its state (``Retention``), so an instance that never
+sweeps still leaks nothing. A plan snapshot expires ``SNAPSHOT_GRACE`` after
+it was put, and every save that refers to it pushes its expiry to at least the
+referring session's own, so a snapshot never goes before a session that may
+still load it. ``sweep`` applies a retention at a given time on top of that,
+through small indexes (sorted sets of save times by state, and of snapshot
+deadlines), and removes index entries Redis already expired.
+
+Keys all come from ``RedisKeys``; several stores (or tests) share one server
+under different prefixes. The scripts touch several keys, so the store wants
+one Redis server (or a primary with replicas), not a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, Prefetched, SessionLock
+from orchestrator_core.stores.base import (
+    ANSWERS_KEPT,
+    SNAPSHOT_GRACE,
+    Answer,
+    Retention,
+    SessionMeta,
+    SessionState,
+    SessionStore,
+    StoredSession,
+    Swept,
+)
+
+DEFAULT_PREFIX = "techassist:"
+STATES: tuple[SessionState, ...] = ("unidentified", "active", "ended")
+#: Index entries one sweep script looks at, so a sweep never blocks Redis for long.
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """Every Redis key TechAssist uses, under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def session(self, key: str) -> str:
+        return f"{self.prefix}s:{key}"
+
+    def answers(self, key: str) -> str:
+        """Replies (JSON text) by message id."""
+        return f"{self.prefix}a:{key}"
+
+    def answer_versions(self, key: str) -> str:
+        """Message ids scored by the version of the save that answered them."""
+        return f"{self.prefix}av:{key}"
+
+    def saved(self, state: SessionState) -> str:
+        """Session keys in ``state`` scored by the time of their last save, for ``sweep``."""
+        return f"{self.prefix}saved:{state}"
+
+    def snapshot(self, digest: str) -> str:
+        return f"{self.prefix}plan:{digest}"
+
+    def snapshot_deadlines(self) -> str:
+        """Snapshot digests scored by the time until which they are kept."""
+        return f"{self.prefix}plans"
+
+    def lock(self, key: str) -> str:
+        return f"{self.prefix}lock:{key}"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key under the prefix."""
+        return f"{self.prefix}*"
+
+
+# KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
+#       snapshot deadlines, snapshot, lock
+# ARGV: session key, data, expected version, state, digest ('' for none), now (s),
+#       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none)
+# Returns {1, new version, lease released (0/1)}, {0, stored version or -1} when stale,
+# or {2, holder} when another holder has the lease.
+_SAVE = """
+local current = redis.call('HGET', KEYS[1], 'version')
+local actual = current and tonumber(current) or 0
+local holder = false
+if ARGV[11] ~= '' then
+    holder = redis.call('GET', KEYS[9])
+    if holder and holder ~= ARGV[11] then return {2, 0} end
+end
+if actual ~= tonumber(ARGV[3]) then
+    return {0, current and actual or -1}
+end
+local version = actual + 1
+local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'version', version, 'state', ARGV[4],
+    'digest', ARGV[5], 'saved', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ttl)
+for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+local index = ({unidentified = 4, active = 5, ended = 6})[ARGV[4]] or 5
+redis.call('ZADD', KEYS[index], now, ARGV[1])
+if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[2], ARGV[8], ARGV[9])
+    redis.call('ZADD', KEYS[3], version, ARGV[8])
+    local cutoff = version - tonumber(ARGV[10])
+    local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff)
+    if #old > 0 then
+        redis.call('HDEL', KEYS[2], unpack(old))
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', cutoff)
+    end
+end
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+if ARGV[5] ~= '' then
+    redis.call('ZADD', KEYS[7], 'GT', now + ttl / 1000, ARGV[5])
+    redis.call('PEXPIRE', KEYS[8], ttl, 'GT')
+end
+local released = 0
+if holder then released = redis.call('DEL', KEYS[9]) end
+return {1, version, released}
+"""
+
+# KEYS: snapshot, snapshot deadlines. ARGV: digest, data, now (s), grace (ms)
+_PUT_SNAPSHOT = """
+local grace = tonumber(ARGV[4])
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', grace) then
+    redis.call('PEXPIRE', KEYS[1], grace, 'GT')
+end
+redis.call('ZADD', KEYS[2], 'GT', tonumber(ARGV[3]) + grace / 1000, ARGV[1])
+"""
+
+# KEYS: saved:<state>. ARGV: cutoff (s), batch, key prefix of sessions, answers, versions.
+# Returns {entries looked at, sessions deleted}.
+_SWEEP_SESSIONS = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local deleted = 0
+for _, key in ipairs(members) do
+    deleted = deleted + redis.call('DEL', ARGV[3] .. key)
+    redis.call('DEL', ARGV[4] .. key, ARGV[5] .. key)
+    redis.call('ZREM', KEYS[1], key)
+end
+return {#members, deleted}
+"""
+
+# KEYS: snapshot deadlines. ARGV: now (s), batch, snapshot key prefix.
+_SWEEP_SNAPSHOTS = """
+local digests = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local deleted = 0
+for _, digest in ipairs(digests) do
+    deleted = deleted + redis.call('DEL', ARGV[3] .. digest)
+    redis.call('ZREM', KEYS[1], digest)
+end
+return {#digests, deleted}
+"""
+
+
+def connect(url: str) -> Redis:
+    """A ``redis.asyncio`` client for ``url`` (``redis://host:port/db``), answering in text."""
+    client: Redis = Redis.from_url(url, decode_responses=True)
+    return client
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis; versioned saves are one Lua script.
+
+    ``retention`` sets the TTLs each save gives the session's keys; pass the one
+    the ``SessionManager`` sweeps with.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        keys: RedisKeys | None = None,
+        retention: Retention | None = None,
+        owns_client: bool = True,
+    ) -> None:
+        self.client = client
+        self.keys = keys or RedisKeys()
+        self.retention = retention or Retention()
+        self._owns_client = owns_client
+        self._save = client.register_script(_SAVE)
+        self._put_snapshot = client.register_script(_PUT_SNAPSHOT)
+        self._sweep_sessions = client.register_script(_SWEEP_SESSIONS)
+        self._sweep_snapshots = client.register_script(_SWEEP_SNAPSHOTS)
+
+    async def load(self, key: str) -> StoredSession | None:
+        try:
+            data, version = await self.client.hmget(self.keys.session(key), ["data", "version"])
+        except RedisError as exc:
+            raise StoreError(f"cannot load session {key!r}: {exc}") from exc
+        if data is None or version is None:
+            return None
+        return StoredSession(str(data), int(version))
+
+    async def save(
+        self,
+        key: str,
+        data: str,
+        expected_version: int,
+        *,
+        answer: Answer | None = None,
+        meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
+        lease: Lease | None = None,
+    ) -> int:
+        k = self.keys
+        digest = meta.plan_digest or ""
+        ttl_ms = max(1, int(self.retention.ttl(meta.state) * 1000))
+        try:
+            saved = await self._save(
+                keys=[
+                    k.session(key),
+                    k.answers(key),
+                    k.answer_versions(key),
+                    *(k.saved(state) for state in STATES),
+                    k.snapshot_deadlines(),
+                    k.snapshot(digest),
+                    k.lock(key),
+                ],
+                args=[
+                    key,
+                    data,
+                    expected_version,
+                    meta.state,
+                    digest,
+                    repr(time.time()),
+                    ttl_ms,
+                    answer.message_id if answer else "",
+                    answer.replies if answer else "",
+                    ANSWERS_KEPT,
+                    lease.token if lease is not None else "",
+                ],
+            )
+        except RedisError as exc:
+            raise StoreError(f"cannot save session {key!r}: {exc}") from exc
+        ok, version = int(saved[0]), int(saved[1])
+        if ok == 2:
+            if lease is not None:
+                lease.lost = True
+            raise LockError(f"the lease on {key!r} was taken over; the save was refused")
+        if ok != 1:
+            raise StaleVersionError(key, expected_version, None if version < 0 else version)
+        if lease is not None and int(saved[2]) == 1:
+            lease.released = True
+        return version
+
+    async def answered(self, key: str, message_id: str) -> str | None:
+        try:
+            replies = await self.client.hget(self.keys.answers(key), message_id)
+        except RedisError as exc:
+            raise StoreError(f"cannot read the answers of {key!r}: {exc}") from exc
+        return None if replies is None else str(replies)
+
+    async def delete(self, key: str) -> None:
+        k = self.keys
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(k.session(key), k.answers(key), k.answer_versions(key))
+                for state in STATES:
+                    pipe.zrem(k.saved(state), key)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"cannot delete session {key!r}: {exc}") from exc
+
+    async def put_snapshot(self, digest: str, data: str) -> None:
+        try:
+            await self._put_snapshot(
+                keys=[self.keys.snapshot(digest), self.keys.snapshot_deadlines()],
+                args=[digest, data, repr(time.time()), int(SNAPSHOT_GRACE * 1000)],
+            )
+        except RedisError as exc:
+            raise StoreError(f"cannot keep plan snapshot {digest}: {exc}") from exc
+
+    async def get_snapshot(self, digest: str) -> str | None:
+        try:
+            data = await self.client.get(self.keys.snapshot(digest))
+        except RedisError as exc:
+            raise StoreError(f"cannot read plan snapshot {digest}: {exc}") from exc
+        return None if data is None else str(data)
+
+    async def sweep(self, retention: Retention, now: float) -> Swept:
+        k = self.keys
+        sessions = snapshots = 0
+        try:
+            for state in STATES:
+                cutoff = repr(now - retention.ttl(state))
+                while True:
+                    seen, deleted = await self._sweep_sessions(
+                        keys=[k.saved(state)],
+                        args=[
+                            cutoff,
+                            SWEEP_BATCH,
+                            k.session(""),
+                            k.answers(""),
+                            k.answer_versions(""),
+                        ],
+                    )
+                    sessions += int(deleted)
+                    if int(seen) < SWEEP_BATCH:
+                        break
+            while True:
+                seen, deleted = await self._sweep_snapshots(
+                    keys=[k.snapshot_deadlines()], args=[repr(now), SWEEP_BATCH, k.snapshot("")]
+                )
+                snapshots += int(deleted)
+                if int(seen) < SWEEP_BATCH:
+                    break
+        except RedisError as exc:
+            raise StoreError(f"cannot sweep the session store: {exc}") from exc
+        return Swept(sessions=sessions, snapshots=snapshots)
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            raise StoreError(f"the Redis session store is not reachable: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+
+# KEYS: lock, session, answers. ARGV: token, lifetime (ms), message id ('' for none).
+_TAKE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local row = redis.call('HMGET', KEYS[2], 'data', 'version')
+local answer = false
+if ARGV[3] ~= '' then answer = redis.call('HGET', KEYS[3], ARGV[3]) end
+return {1, row[1], row[2], answer}
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class RedisLock(SessionLock):
+    """Leases in Redis: ``SET key token NX PX lifetime``, released and renewed by token.
+
+    A waiter polls with a short, growing, jittered backoff (5 ms up to 100 ms).
+    The script that takes the lease also reads the session and the replies
+    stored for the turn's message id (``Lease.prefetched``), so a turn's lock,
+    load and repeat check are one round trip; ``RedisStore.save`` releases the
+    lease with the save, the second.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: RedisKeys,
+        *,
+        lifetime: float = DEFAULT_LIFETIME,
+        wait: float = DEFAULT_WAIT,
+        renew: bool = True,
+    ) -> None:
+        super().__init__(lifetime=lifetime, wait=wait, renew=renew)
+        self.client = client
+        self.keys = keys
+        self.lock_key = keys.lock
+        self._take = client.register_script(_TAKE)
+        self._release_script = client.register_script(_RELEASE)
+        self._renew_script = client.register_script(_RENEW)
+
+    async def _acquire(self, lease: Lease) -> None:
+        key, k = lease.key, self.keys
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.wait
+        names = [k.lock(key), k.session(key), k.answers(key)]
+        args: list[str | int] = [lease.token, self._lifetime_ms(), lease.message_id or ""]
+        pause = 0.005
+        while True:
+            try:
+                taken = await self._take(keys=names, args=args)
+                if int(taken[0]) == 1:
+                    _, data, version, answer = (*taken, None, None, None)[:4]
+                    stored = None if data is None else StoredSession(str(data), int(version))
+                    lease.prefetched = Prefetched(stored, lease.message_id, answer)
+                    return
+            except RedisError as exc:
+                raise LockError(f"cannot lock session {key!r}: {exc}") from exc
+            now = loop.time()
+            if now >= end:
+                raise LockError(f"session {key!r} stayed locked for {self.wait:g} s")
+            await asyncio.sleep(min(pause * random.uniform(0.5, 1.5), end - now))
+            pause = min(pause * 2, 0.1)
+
+    async def _release(self, key: str, token: str) -> bool:
+        try:
+            return bool(await self._release_script(keys=[self.lock_key(key)], args=[token]))
+        except RedisError as exc:
+            raise LockError(f"cannot release the lock on {key!r}: {exc}") from exc
+
+    async def _renew(self, key: str, token: str) -> bool:
+        try:
+            return bool(
+                await self._renew_script(
+                    keys=[self.lock_key(key)], args=[token, self._lifetime_ms()]
+                )
+            )
+        except RedisError as exc:
+            raise LockError(f"cannot renew the lock on {key!r}: {exc}") from exc
+
+    def _lifetime_ms(self) -> int:
+        return max(1, int(self.lifetime * 1000))
