@@ -540,19 +540,26 @@ async def replace_equipment(
     return done
 
 
+def _same(order_id: str | None, other: str) -> bool:
+    return (order_id or "").casefold() == other.casefold()
+
+
 async def _install(ctx: ToolContext, item: InventoryItem, order: Order, argument: str) -> None:
     """Record ``item`` installed on ``order``, unless another order took it meanwhile.
 
     The move is conditional on the status read before (another instance may have
     installed the same serial since): of two installs at once, one is refused.
     """
-    mine = (item.order_id or "").casefold() == order.order_id.casefold()
+    mine = _same(item.order_id, order.order_id)
     expected = None if mine and item.status == "installed" else ("available",)
     try:
         await ctx.db.set_inventory_status(
             item.serial, "installed", order.order_id, expected=expected
         )
     except InventoryConflict as exc:
+        now = await ctx.db.get_inventory(item.serial)
+        if now is not None and now.status == "installed" and _same(now.order_id, order.order_id):
+            return  # the same install, finished first by a replay of this turn elsewhere
         raise ArgumentRefused(
             f"Serial {item.serial} was just taken: it is {exc.status} now; use another ONT.",
             (argument,),
