@@ -53,7 +53,10 @@ def create_app(services: Services) -> FastAPI:
             config = slack_config(settings)
             if config is not None:
                 app.state.slack = SlackBridge(
-                    services.orchestrator, config, redeem=services.credentials.redeem_code
+                    services.orchestrator,
+                    config,
+                    redeem=services.credentials.redeem_code,
+                    seen=services.seen,
                 )
                 await app.state.slack.start()
             yield

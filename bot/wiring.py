@@ -12,6 +12,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings, StartupError, source
 from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
+from orchestrator_core.dedupe import MemorySeen, Seen
 from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
@@ -23,7 +24,7 @@ from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
-from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisStore, connect
+from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisSeen, RedisStore, connect
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
 from orchestrator_core.workorders import WorkOrders
 
@@ -50,6 +51,8 @@ class Services:
     agent: InnerAgent
     orchestrator: Orchestrator
     credentials: Credentials
+    seen: Seen = field(default_factory=MemorySeen)
+    """Processed ids (Slack events, messages, clicks), shared as the store is."""
     closed: bool = field(default=False)
 
     async def aclose(self) -> None:
@@ -60,22 +63,23 @@ class Services:
             await self.workorders.aclose()
 
 
-def build_store(settings: Settings) -> tuple[SessionStore, SessionLock]:
-    """The session store and the lock that goes with it, from one place.
+def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen]:
+    """The session store, the lock and the processed ids that go with it, from one place.
 
-    A store several instances share gets the lock they share too: a Redis store
-    never runs with an in-process lock.
+    A store several instances share gets the lock and the processed ids they
+    share too: a Redis store never runs with an in-process lock or dedupe.
     """
     lifetime, wait = settings.lock_lifetime, settings.lock_wait
     if settings.shared_store:
         client = connect(settings.store)
         keys = RedisKeys(settings.redis_prefix)
         store = RedisStore(client, keys=keys, retention=retention(settings))
-        return store, RedisLock(client, keys, lifetime=lifetime, wait=wait)
+        lock = RedisLock(client, keys, lifetime=lifetime, wait=wait)
+        return store, lock, RedisSeen(client, keys)
     if settings.store == "memory":
-        return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait)
+        return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait), MemorySeen()
     store_ = SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
-    return store_, LocalLock(lifetime=lifetime, wait=wait)
+    return store_, LocalLock(lifetime=lifetime, wait=wait), MemorySeen()
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -214,7 +218,7 @@ async def build(settings: Settings) -> Services:
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
     )
-    store, locks = build_store(settings)
+    store, locks, seen = build_store(settings)
     sessions = SessionManager(store, locks, secrets=secrets, retention=retention(settings))
     return Services(
         settings=settings,
@@ -227,6 +231,7 @@ async def build(settings: Settings) -> Services:
         agent=agent,
         orchestrator=Orchestrator(sessions, plans, agent),
         credentials=Credentials(workorders),
+        seen=seen,
     )
 
 

@@ -11,7 +11,9 @@ fallback). What it adds is what Slack itself demands:
   turns start one per event-loop iteration, so a burst of them cannot hold up
   the acks of the envelopes that arrive behind it;
 - a redelivered event (same ``event_id``, or same channel and ``ts``) produces
-  replies once, even while its first delivery is still being processed;
+  replies once, even while its first delivery is still being processed, and a
+  button's clicks answer once: the ids go through ``Seen``, which on a shared
+  store is shared, so a delivery to another instance is recognised there too;
 - one message per turn, since ``chat.postMessage`` allows about one per second
   per channel; a step that takes more than about a second first posts a
   progress line, which the turn's replies then replace;
@@ -29,7 +31,7 @@ import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +43,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from orchestrator_core.errors import BridgeError
+from orchestrator_core.dedupe import MemorySeen, Seen
+from orchestrator_core.errors import BridgeError, StoreError
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
 
@@ -103,6 +106,9 @@ class SlackConfig:
     post_retries: int = 3
     """Extra tries of a failed post (429s are retried separately, after Retry-After)."""
     post_backoff: float = 0.5
+    seen_ttl: float = 3600.0
+    """Seconds an event id, a message or a clicked button is remembered as processed
+    (Slack redelivers for about five minutes)."""
 
 
 # ---------------------------------------------------------------------- translation
@@ -186,24 +192,6 @@ def is_technician_message(event: dict[str, Any], bot_user: str | None) -> bool:
 # ---------------------------------------------------------------------- plumbing
 
 
-class _Recent:
-    """A bounded set of recently seen ids (events, messages, clicked buttons)."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._limit = limit
-
-    def add(self, *ids: str) -> bool:
-        """Record ``ids``; False if any of them was seen before."""
-        if any(i in self._seen for i in ids):
-            return False
-        for i in ids:
-            self._seen[i] = None
-        while len(self._seen) > self._limit:
-            self._seen.popitem(last=False)
-        return True
-
-
 class _Lanes:
     """One lane per session: its jobs run one at a time, in the order they came.
 
@@ -278,14 +266,19 @@ class SlackBridge:
         orchestrator: Orchestrator,
         config: SlackConfig,
         redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
+        seen: Seen | None = None,
     ) -> None:
-        """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None."""
+        """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None.
+
+        ``seen`` holds the processed ids; pass the one built with the session
+        store, so instances on a shared store share it (default: this process's).
+        """
         self.orchestrator = orchestrator
         self.config = config
         self.redeem = redeem
         self.handler: AsyncSocketModeHandler | None = None
         self.bot_user: str | None = None
-        self._seen = _Recent()
+        self._seen: Seen = seen if seen is not None else MemorySeen()
         self._lanes = _Lanes()
         self._identities: dict[str, tuple[str | None, float]] = {}
         self._watchdog: asyncio.Task[None] | None = None
@@ -406,17 +399,20 @@ class SlackBridge:
         ids = [f"ts:{channel}:{ts}"]
         if body.get("event_id"):
             ids.append(f"event:{body['event_id']}")
-        if not self._seen.add(*ids):
-            log.info("ignored a redelivered Slack event %s", body.get("event_id"))
-            return
         team = str(body.get("team_id") or event.get("team") or "")
         user = str(event["user"])
         text = _MENTION.sub("", str(event.get("text", ""))).strip()
         key = session_key(team, channel, user)
         turn_id = f"{channel}:{ts}"
-        self._lanes.submit(
-            key, lambda: self._run_turn(key, user, text, TurnKind.MESSAGE, turn_id, thread_ts)
-        )
+
+        async def job() -> None:
+            # Checked in the session's lane, so the turns keep their arrival order.
+            if not await self._first(ids):
+                log.info("ignored a redelivered Slack event %s", body.get("event_id"))
+                return
+            await self._run_turn(key, user, text, TurnKind.MESSAGE, turn_id, thread_ts)
+
+        self._lanes.submit(key, job)
 
     async def _on_action(self, ack: Callable[[], Awaitable[Any]], body: dict[str, Any]) -> None:
         await ack()
@@ -429,20 +425,28 @@ class SlackBridge:
         value = action.get("value")
         if not (channel and message_ts and user and isinstance(value, str)):
             return
-        if not self._seen.add(f"click:{channel}:{message_ts}"):
-            return  # the buttons of a message answer once
+        click = f"click:{channel}:{message_ts}"
         team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
         key = session_key(team, channel, user)
         thread_ts = message.get("thread_ts")
 
         async def job() -> None:
+            if not await self._first([click]):
+                return  # the buttons of a message answer once
             blocks = answered(message.get("blocks") or [], value)
             await self._send(key, channel, None, message.get("text") or value, blocks, message_ts)
-            await self._run_turn(
-                key, user, value, TurnKind.ACTION, f"click:{channel}:{message_ts}", thread_ts
-            )
+            await self._run_turn(key, user, value, TurnKind.ACTION, click, thread_ts)
 
         self._lanes.submit(key, job)
+
+    async def _first(self, ids: list[str]) -> bool:
+        """Whether these ids are new here and, on a shared store, on every instance."""
+        try:
+            return await self._seen.first(ids[0], self.config.seen_ttl, also=ids[1:])
+        except StoreError as exc:
+            # The turn still runs: a repeated message id is answered from the stored replies.
+            log.warning("cannot check for a redelivered Slack event: %s", exc)
+            return True
 
     # -- a turn
 

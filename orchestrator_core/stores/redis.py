@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -79,6 +80,10 @@ class RedisKeys:
 
     def lock(self, key: str) -> str:
         return f"{self.prefix}lock:{key}"
+
+    def seen(self, id: str) -> str:
+        """A processed id (``RedisSeen``), kept for its TTL."""
+        return f"{self.prefix}seen:{id}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key under the prefix."""
@@ -418,3 +423,35 @@ class RedisLock(SessionLock):
 
     def _lifetime_ms(self) -> int:
         return max(1, int(self.lifetime * 1000))
+
+
+# KEYS: the seen keys of the ids. ARGV: ttl (ms). Returns 1 if none of them existed.
+_FIRST = """
+local new = 1
+for _, key in ipairs(KEYS) do
+    if not redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) then new = 0 end
+end
+return new
+"""
+
+
+class RedisSeen:
+    """Processed ids in Redis, shared by every instance on the server: ``SET NX PX``.
+
+    One id is one ``SET``; several are one script, so they are recorded together.
+    """
+
+    def __init__(self, client: Redis, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self._first = client.register_script(_FIRST)
+
+    async def first(self, id: str, ttl: float, *, also: Sequence[str] = ()) -> bool:
+        ttl_ms = max(1, int(ttl * 1000))
+        try:
+            if not also:
+                return bool(await self.client.set(self.keys.seen(id), "1", nx=True, px=ttl_ms))
+            names = [self.keys.seen(i) for i in (id, *also)]
+            return int(await self._first(keys=names, args=[ttl_ms])) == 1
+        except RedisError as exc:
+            raise StoreError(f"cannot check whether {id!r} was seen: {exc}") from exc

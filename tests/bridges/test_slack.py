@@ -82,6 +82,7 @@ async def make_rig(
             services.orchestrator,
             SlackConfig(bot_token=fake_slack.bot_token, app_token=fake_slack.app_token, **options),
             redeem=redeem,
+            seen=services.seen,
         )
         await bridge.start()
         started.append(bridge)

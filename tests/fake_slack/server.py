@@ -349,6 +349,22 @@ class FakeSlack:
         )
         return (await self._send(body, timeout=self.send_timeout)).envelope_id
 
+    async def send_event_to_all(
+        self, event: dict[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID
+    ) -> list[str]:
+        """Deliver one event (one ``event_id``) on every open socket at once, as Slack may
+        when several app instances are connected; the envelope ids, one per socket."""
+        body = events_api_envelope(event, event_id=event_id or next_event_id(), team_id=team_id)
+        bodies = []
+        for connection in [c for c in self.connections if c.open]:
+            copied = copy.deepcopy(body)
+            copied["envelope_id"] = new_envelope_id()
+            bodies.append((copied, connection))
+        sent = await asyncio.gather(
+            *(self._send(b, timeout=self.send_timeout, connection=c) for b, c in bodies)
+        )
+        return [envelope.envelope_id for envelope in sent]
+
     async def redeliver(
         self, envelope_id: str, *, retry_attempt: int | None = None, retry_reason: str = "timeout"
     ) -> str:
@@ -427,16 +443,19 @@ class FakeSlack:
         """Every delivery of one event, first to last."""
         return [e for e in self.envelopes_sent if e.event_id == event_id]
 
-    async def _send(self, body: dict[str, Any], *, timeout: float | None) -> Envelope:
+    async def _send(
+        self, body: dict[str, Any], *, timeout: float | None, connection: Connection | None = None
+    ) -> Envelope:
         if self._stopping:
             raise RuntimeError("FakeSlack is stopping")
         # Like Slack, hold an envelope while no socket is open; a redelivery waits as long as
         # it takes (it is cancelled when the fake stops), a test's own send gives up in time.
-        connection = await self.wait_for(
-            self._current_connection,
-            timeout=timeout if timeout is not None else float("inf"),
-            what="a socket to send on",
-        )
+        if connection is None:
+            connection = await self.wait_for(
+                self._current_connection,
+                timeout=timeout if timeout is not None else float("inf"),
+                what="a socket to send on",
+            )
         envelope = Envelope(body, time.monotonic(), connection.index)
         self._envelopes[envelope.envelope_id] = envelope
         self.envelopes_sent.append(envelope)
