@@ -22,6 +22,7 @@ one Redis server (or a primary with replicas), not a Redis Cluster.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from redis.exceptions import RedisError
 
 from orchestrator_core.errors import LockError, StaleVersionError, StoreError
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, Prefetched, SessionLock
+from orchestrator_core.owners import Taken
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -43,6 +45,8 @@ from orchestrator_core.stores.base import (
     StoredSession,
     Swept,
 )
+
+log = logging.getLogger("techassist.redis")
 
 DEFAULT_PREFIX = "techassist:"
 STATES: tuple[SessionState, ...] = ("unidentified", "active", "ended")
@@ -84,6 +88,15 @@ class RedisKeys:
     def seen(self, id: str) -> str:
         """A processed id (``RedisSeen``), kept for its TTL."""
         return f"{self.prefix}seen:{id}"
+
+    def owner(self, cuid: str) -> str:
+        """The token of the connection that holds a technician's CUID (``RedisOwners``)."""
+        return f"{self.prefix}owner:{cuid}"
+
+    @property
+    def takeover(self) -> str:
+        """The pub/sub channel on which claims of a CUID are announced."""
+        return f"{self.prefix}takeover"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key under the prefix."""
@@ -455,3 +468,70 @@ class RedisSeen:
             return int(await self._first(keys=names, args=[ttl_ms])) == 1
         except RedisError as exc:
             raise StoreError(f"cannot check whether {id!r} was seen: {exc}") from exc
+
+
+# KEYS: owner key. ARGV: token, channel, message. Sets the owner, then announces it.
+_CLAIM = """
+redis.call('SET', KEYS[1], ARGV[1])
+return redis.call('PUBLISH', ARGV[2], ARGV[3])
+"""
+#: Seconds the takeover subscriber waits before subscribing again after Redis failed.
+RESUBSCRIBE_PAUSE = 1.0
+
+
+class RedisOwners:
+    """The owner of each CUID in Redis, announced on one pub/sub channel.
+
+    ``claim`` sets ``owner:<cuid>`` to the connection's token and publishes
+    ``<token> <cuid>`` on ``takeover``, in one script. A subscriber hands each
+    announcement on with the owner key's value as it reads it then, not the
+    announced token: an announcement that arrives late, after a newer claim,
+    names the newer owner, so the newer connection is never closed by it (the
+    owner key fences it). The key has no TTL; ``release`` deletes it only while
+    it still holds the releasing token, and a key an instance left behind by
+    crashing is overwritten by the next claim.
+    """
+
+    shared = True
+
+    def __init__(self, client: Redis, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+
+    async def claim(self, cuid: str, token: str) -> None:
+        message = f"{token} {cuid}"
+        try:
+            args = [token, self.keys.takeover, message]
+            await self._claim(keys=[self.keys.owner(cuid)], args=args)
+        except RedisError as exc:
+            raise StoreError(f"cannot record the owner of a connection: {exc}") from exc
+
+    async def release(self, cuid: str, token: str) -> None:
+        try:
+            await self._release(keys=[self.keys.owner(cuid)], args=[token])
+        except RedisError as exc:
+            raise StoreError(f"cannot release the owner of a connection: {exc}") from exc
+
+    async def watch(self, taken: Taken) -> None:
+        while True:
+            try:
+                await self._listen(taken)
+            except RedisError as exc:
+                log.warning("the takeover subscriber lost Redis (%s); subscribing again", exc)
+                await asyncio.sleep(RESUBSCRIBE_PAUSE)
+
+    async def _listen(self, taken: Taken) -> None:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.takeover)
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                _, _, cuid = str(message["data"]).partition(" ")
+                owner = await self.client.get(self.keys.owner(cuid))
+                if cuid and owner is not None:
+                    await taken(cuid, str(owner))
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
