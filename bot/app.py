@@ -43,12 +43,18 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services
         app.state.websocket = ws_bridge.WebsocketBridge(
-            services.orchestrator, door(services), websocket_limits(settings)
+            services.orchestrator, door(services), websocket_limits(settings), services.owners
         )
         metrics.websocket_connections.set_function(lambda: app.state.websocket.open)
         app.state.slack = None
         await sweep_once(services)
         sweeper = asyncio.create_task(sweep_sessions(services, settings.session_sweep_interval))
+        # One subscriber per process closes this instance's connections that another took over.
+        takeovers = (
+            asyncio.create_task(services.owners.watch(app.state.websocket.connections.taken))
+            if services.owners.shared
+            else None
+        )
         try:
             config = slack_config(settings)
             if config is not None:
@@ -61,9 +67,11 @@ def create_app(services: Services) -> FastAPI:
                 await app.state.slack.start()
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, takeovers):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if app.state.slack is not None:
                 await app.state.slack.stop()
 

@@ -17,6 +17,7 @@ from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
 from orchestrator_core.orchestrator import Orchestrator
+from orchestrator_core.owners import LocalOwners, Owners
 from orchestrator_core.plans import PlanLibrary, load_plans
 from orchestrator_core.secrets import FernetSecrets, valid_key
 from orchestrator_core.session_manager import SessionManager
@@ -24,7 +25,14 @@ from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
-from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisSeen, RedisStore, connect
+from orchestrator_core.stores.redis import (
+    RedisKeys,
+    RedisLock,
+    RedisOwners,
+    RedisSeen,
+    RedisStore,
+    connect,
+)
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
 from orchestrator_core.workorders import WorkOrders
 
@@ -53,6 +61,8 @@ class Services:
     credentials: Credentials
     seen: Seen = field(default_factory=MemorySeen)
     """Processed ids (Slack events, messages, clicks), shared as the store is."""
+    owners: Owners = field(default_factory=LocalOwners)
+    """Which connection holds each technician's CUID, shared as the store is."""
     closed: bool = field(default=False)
 
     async def aclose(self) -> None:
@@ -63,11 +73,13 @@ class Services:
             await self.workorders.aclose()
 
 
-def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen]:
-    """The session store, the lock and the processed ids that go with it, from one place.
+def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen, Owners]:
+    """The session store, the lock, the processed ids and the connection owners that go
+    with it, from one place.
 
-    A store several instances share gets the lock and the processed ids they
-    share too: a Redis store never runs with an in-process lock or dedupe.
+    A store several instances share gets the lock, the processed ids and the
+    owners they share too: a Redis store never runs with an in-process lock,
+    dedupe or websocket takeover.
     """
     lifetime, wait = settings.lock_lifetime, settings.lock_wait
     if settings.shared_store:
@@ -75,11 +87,11 @@ def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen]:
         keys = RedisKeys(settings.redis_prefix)
         store = RedisStore(client, keys=keys, retention=retention(settings))
         lock = RedisLock(client, keys, lifetime=lifetime, wait=wait)
-        return store, lock, RedisSeen(client, keys)
+        return store, lock, RedisSeen(client, keys), RedisOwners(client, keys)
     if settings.store == "memory":
-        return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait), MemorySeen()
+        return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait), MemorySeen(), LocalOwners()
     store_ = SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
-    return store_, LocalLock(lifetime=lifetime, wait=wait), MemorySeen()
+    return store_, LocalLock(lifetime=lifetime, wait=wait), MemorySeen(), LocalOwners()
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -218,7 +230,7 @@ async def build(settings: Settings) -> Services:
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
     )
-    store, locks, seen = build_store(settings)
+    store, locks, seen, owners = build_store(settings)
     sessions = SessionManager(store, locks, secrets=secrets, retention=retention(settings))
     return Services(
         settings=settings,
@@ -232,6 +244,7 @@ async def build(settings: Settings) -> Services:
         orchestrator=Orchestrator(sessions, plans, agent),
         credentials=Credentials(workorders),
         seen=seen,
+        owners=owners,
     )
 
 

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import re
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -38,6 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from orchestrator_core.errors import KeyTooLong, TechAssistError
 from orchestrator_core.orchestrator import Orchestrator
+from orchestrator_core.owners import LocalOwners, Owners
 from orchestrator_core.phases.commands import COMMANDS
 from orchestrator_core.turns import (
     IncomingTurn,
@@ -228,6 +230,8 @@ class Connection:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     bound: str | None = None
     """The CUID the connection's token belongs to (token mode); only it may be named."""
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    """Names the connection as a CUID's owner, to every instance."""
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -235,9 +239,14 @@ class Connection:
 
 @dataclass
 class Connections:
-    """Which connection currently holds each CUID, so a second one takes it over."""
+    """Which connection currently holds each CUID, so a second one takes it over.
+
+    ``owners`` carries the claims to the other instances: a connection that
+    claims a CUID on one instance closes the earlier one on another (``taken``).
+    """
 
     by_cuid: dict[str, Connection] = field(default_factory=dict)
+    owners: Owners = field(default_factory=LocalOwners)
 
     async def settle(self, cuid: str, connection: Connection) -> None:
         """Wait until another connection of ``cuid`` has finished delivering its turn.
@@ -253,12 +262,26 @@ class Connections:
         previous = self.by_cuid.get(cuid)
         self.by_cuid[cuid] = connection
         if previous is not None and previous is not connection:
-            await _send(previous.websocket, {"type": "display", "message": TAKEN_OVER})
-            await _close(previous.websocket)
+            await _taken_over(previous)
+        try:
+            await self.owners.claim(cuid, connection.token)
+        except TechAssistError as exc:
+            log.error("cannot tell other instances a connection was opened: %s", exc)
 
-    def release(self, cuid: str | None, connection: Connection) -> None:
+    async def release(self, cuid: str | None, connection: Connection) -> None:
         if cuid is not None and self.by_cuid.get(cuid) is connection:
             del self.by_cuid[cuid]
+            try:
+                await self.owners.release(cuid, connection.token)
+            except TechAssistError as exc:
+                log.error("cannot release a connection's ownership: %s", exc)
+
+    async def taken(self, cuid: str, owner: str) -> None:
+        """``owner`` holds ``cuid`` now (on any instance): close this instance's other one."""
+        connection = self.by_cuid.get(cuid)
+        if connection is not None and connection.token != owner:
+            del self.by_cuid[cuid]
+            await _taken_over(connection)
 
     def holds(self, cuid: str, connection: Connection) -> bool:
         return self.by_cuid.get(cuid) is connection
@@ -272,9 +295,10 @@ class WebsocketBridge:
         orchestrator: Orchestrator,
         door: Door | None = None,
         limits: WebsocketLimits | None = None,
+        owners: Owners | None = None,
     ) -> None:
         self.orchestrator = orchestrator
-        self.connections = Connections()
+        self.connections = Connections(owners=owners or LocalOwners())
         #: Connections accepted and not yet closed (a metric reads it).
         self.open = 0
         self.door = door or Door()
@@ -361,7 +385,7 @@ class WebsocketBridge:
             return
         finally:
             self.open -= 1
-            self.connections.release(cuid, connection)
+            await self.connections.release(cuid, connection)
 
     async def _turn(
         self, connection: Connection, cuid: str | None, frame: ClientFrame
@@ -456,6 +480,12 @@ async def _send(websocket: WebSocket, frame: dict[str, Any]) -> bool:
     except (WebSocketDisconnect, RuntimeError, OSError) as exc:
         log.info("could not send to a websocket client that left: %s", exc)
         return False
+
+
+async def _taken_over(connection: Connection) -> None:
+    """Tell a connection another one took its CUID, then close it."""
+    await _send(connection.websocket, {"type": "display", "message": TAKEN_OVER})
+    await _close(connection.websocket)
 
 
 async def _deny(websocket: WebSocket, status: int, text: str) -> None:
