@@ -61,6 +61,7 @@ def test_the_wheel_requires_what_runs_and_nothing_unused(tmp_path: Path) -> None
         ]
         # `techassist db upgrade` on an installed wheel needs its migrations.
         assert "orchestrator_core/pg/migrations/001_initial.sql" in archive.namelist()
+        assert "orchestrator_core/pg/migrations/002_sessions.sql" in archive.namelist()
     assert "uvicorn>=0.35" in requires  # the first with websockets-sansio
     # redis serves TECHASSIST_STORE=redis://, psycopg and its pool the PostgreSQL work orders.
     assert {"redis>=5", "psycopg[binary]>=3.2", "psycopg-pool>=3.2"} <= set(requires)

@@ -11,7 +11,9 @@ import pytest
 
 from orchestrator_core.errors import LockError
 from orchestrator_core.locks import LocalLock, SessionLock
+from orchestrator_core.pg.sessions import PostgresLock
 from orchestrator_core.stores.redis import RedisKeys, RedisLock, connect
+from tests.pg_sessions import empty_pool
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 LockFactory = Callable[..., SessionLock]
@@ -33,10 +35,17 @@ async def redis_locks() -> AsyncIterator[LockFactory]:
         delete_prefix(url, prefix)
 
 
+@asynccontextmanager
+async def postgres_locks() -> AsyncIterator[LockFactory]:
+    async with empty_pool() as pool:
+        yield lambda **options: PostgresLock(pool, **options)
+
+
 #: Every lock backend, by name: the contract below runs over each.
 BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[LockFactory]]] = {
     "local": local_locks,
     "redis": redis_locks,
+    "postgres": postgres_locks,
 }
 
 

@@ -9,7 +9,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 
 from orchestrator_core.dedupe import MemorySeen, Seen
+from orchestrator_core.pg.sessions import PostgresPool, PostgresSeen
 from orchestrator_core.stores.redis import RedisKeys, RedisSeen, connect
+from tests.pg_sessions import empty_pool, sessions_url
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 SeenFactory = Callable[[], Seen]
@@ -38,10 +40,27 @@ async def redis_seen() -> AsyncIterator[SeenFactory]:
         delete_prefix(url, prefix)
 
 
+@asynccontextmanager
+async def postgres_seen() -> AsyncIterator[SeenFactory]:
+    pools: list[PostgresPool] = []
+
+    def instance() -> Seen:
+        pools.append(PostgresPool(sessions_url()))  # another instance: a pool of its own
+        return PostgresSeen(pools[-1])
+
+    async with empty_pool():
+        try:
+            yield instance
+        finally:
+            for pool in pools:
+                await pool.aclose()
+
+
 #: Every backend, by name: the contract below runs over each.
 BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[SeenFactory]]] = {
     "memory": memory_seen,
     "redis": redis_seen,
+    "postgres": postgres_seen,
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.pg.sessions import PostgresLock, PostgresPool, PostgresStore
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
@@ -24,6 +25,7 @@ from orchestrator_core.stores.base import (
     Swept,
 )
 from orchestrator_core.stores.redis import RedisKeys, RedisLock, RedisStore, connect
+from tests.pg_sessions import empty_pool
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 
@@ -56,11 +58,18 @@ async def redis_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
         delete_prefix(url, prefix)
 
 
+@asynccontextmanager
+async def postgres_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    async with empty_pool() as pool:
+        yield PostgresStore(pool, owns_pool=False)
+
+
 #: Every session store backend, by name: the contract below runs over each.
 BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[SessionStore]]] = {
     "memory": memory_store,
     "sqlite": sqlite_store,
     "redis": redis_store,
+    "postgres": postgres_store,
 }
 
 
@@ -327,3 +336,37 @@ async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
     finally:
         await store.aclose()
         delete_prefix(url, prefix)
+
+
+async def test_a_postgres_save_under_a_lease_taken_over_is_refused() -> None:
+    async with empty_pool() as pool:
+        store = PostgresStore(pool, owns_pool=False)
+        locks = PostgresLock(pool, lifetime=0.1, renew=False, wait=2.0)
+        await store.save("k", "first", 0)
+        async with locks.lock("k") as late:
+            await asyncio.sleep(0.2)
+            async with locks.lock("k") as holder:
+                with pytest.raises(LockError):
+                    await store.save("k", "late writer", 1, lease=late)
+                assert await store.save("k", "holder", 1, lease=holder) == 2
+                assert holder.released
+            # Released with the save: another turn takes the lease at once.
+            async with PostgresLock(pool, wait=0.0).lock("k"):
+                pass
+        loaded = await store.load("k")
+        assert loaded is not None and loaded.data == "holder"
+
+
+async def test_postgres_not_reachable_is_a_store_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = PostgresPool(f"postgresql://postgres@127.0.0.1:{port}/none", timeout=1.0)
+    store = PostgresStore(pool)
+    try:
+        for call in (store.load("k"), store.save("k", "s", 0), store.ping()):
+            with pytest.raises(StoreError) as err:
+                await call
+            assert not isinstance(err.value, StaleVersionError)
+    finally:
+        await store.aclose()
