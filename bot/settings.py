@@ -31,6 +31,8 @@ def default_data_dir() -> Path:
 
 #: URL schemes ``TECHASSIST_STORE`` accepts for a Redis server.
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: URL schemes ``TECHASSIST_STORE`` accepts for a PostgreSQL database.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class Settings(BaseSettings):
@@ -47,7 +49,7 @@ class Settings(BaseSettings):
     """Holds the session store and the work-order database."""
     store: str = "sqlite"
     """Where sessions live: the embedded SQLite file, memory (lost on exit), or a
-    ``redis://host:port/db`` URL shared by several instances."""
+    ``redis://host:port/db`` or ``postgresql://`` URL shared by several instances."""
     redis_prefix: str = Field(default="techassist:", min_length=1)
     """The prefix of every Redis key TechAssist uses, so several installations share a server."""
     lock_lifetime: float = Field(default=30.0, gt=0)
@@ -160,14 +162,19 @@ class Settings(BaseSettings):
         value = value.strip()
         if value.lower() in ("sqlite", "memory"):
             return value.lower()
-        if urlsplit(value).scheme.lower() in REDIS_SCHEMES:
+        if urlsplit(value).scheme.lower() in (*REDIS_SCHEMES, *POSTGRES_SCHEMES):
             return value
-        raise ValueError("expected sqlite, memory or a redis://host:port/db URL")
+        raise ValueError("expected sqlite, memory, a redis://host:port/db or a postgresql:// URL")
 
     @property
     def shared_store(self) -> bool:
-        """Whether sessions live where several instances share them (Redis)."""
+        """Whether sessions live where several instances share them (Redis, PostgreSQL)."""
         return self.store not in ("sqlite", "memory")
+
+    @property
+    def postgres_store(self) -> bool:
+        """Whether sessions live in PostgreSQL."""
+        return urlsplit(self.store).scheme.lower() in POSTGRES_SCHEMES
 
     @property
     def store_label(self) -> str:

@@ -123,11 +123,19 @@ def test_an_unknown_setting_is_warned_about_with_the_closest_name(tmp_path: Path
     assert "did you mean TECHASSIST_LOG_LEVEL?" in done.stderr
 
 
-def test_a_shared_store_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
-    url = "redis://techassist:hunter2@127.0.0.1:6379/0"
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("redis://techassist:hunter2@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("postgresql://techassist:hunter2@127.0.0.1:5432/ta", "postgresql://127.0.0.1:5432/ta"),
+    ],
+)
+def test_a_shared_store_without_a_secret_key_refuses_to_start(
+    tmp_path: Path, url: str, label: str
+) -> None:
     line = one_error(serve(tmp_path, TECHASSIST_STORE=url))
     assert "TECHASSIST_SECRET_KEY" in line and "TECHASSIST_STORE (from the environment)" in line
-    assert "redis://127.0.0.1:6379/0" in line and "hunter2" not in line
+    assert label in line and "hunter2" not in line
     assert not (tmp_path / "data" / "secret.key").exists()
 
 
