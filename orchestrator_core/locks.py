@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -138,6 +139,19 @@ class SessionLock(ABC):
     @abstractmethod
     async def _acquire(self, lease: Lease) -> None:
         """Take ``lease``, waiting at most ``self.wait``; else ``LockError``."""
+
+    async def _poll(self, key: str, take: Callable[[], Awaitable[bool]]) -> None:
+        """Call ``take`` until it takes the lease, backing off from 5 to 100 ms with jitter;
+        ``LockError`` once ``self.wait`` is over. For locks held in another process."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.wait
+        pause = 0.005
+        while not await take():
+            now = loop.time()
+            if now >= end:
+                raise LockError(f"session {key!r} stayed locked for {self.wait:g} s")
+            await asyncio.sleep(min(pause * random.uniform(0.5, 1.5), end - now))
+            pause = min(pause * 2, 0.1)
 
     @abstractmethod
     async def _release(self, key: str, token: str) -> bool:

@@ -15,8 +15,6 @@ The tables come from ``migrations/002_sessions.sql`` (``techassist db upgrade``)
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -294,22 +292,16 @@ class PostgresLock(SessionLock):
 
     async def _acquire(self, lease: Lease) -> None:
         key = lease.key
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.wait
-        pause = 0.005
-        while True:
+
+        async def take() -> bool:
             try:
                 async with self.pool.connection() as conn:
                     cur = await conn.execute(_TAKE, (key, lease.token, self.lifetime))
-                    if await cur.fetchone() is not None:
-                        return
+                    return await cur.fetchone() is not None
             except DB_ERRORS as exc:
                 raise LockError(f"cannot lock session {key!r}: {_reason(exc)}") from exc
-            now = loop.time()
-            if now >= end:
-                raise LockError(f"session {key!r} stayed locked for {self.wait:g} s")
-            await asyncio.sleep(min(pause * random.uniform(0.5, 1.5), end - now))
-            pause = min(pause * 2, 0.1)
+
+        await self._poll(key, take)
 
     async def _release(self, key: str, token: str) -> bool:
         try:

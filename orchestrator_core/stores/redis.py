@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -397,26 +396,22 @@ class RedisLock(SessionLock):
 
     async def _acquire(self, lease: Lease) -> None:
         key, k = lease.key, self.keys
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.wait
         names = [k.lock(key), k.session(key), k.answers(key)]
         args: list[str | int] = [lease.token, self._lifetime_ms(), lease.message_id or ""]
-        pause = 0.005
-        while True:
+
+        async def take() -> bool:
             try:
                 taken = await self._take(keys=names, args=args)
-                if int(taken[0]) == 1:
-                    _, data, version, answer = (*taken, None, None, None)[:4]
-                    stored = None if data is None else StoredSession(str(data), int(version))
-                    lease.prefetched = Prefetched(stored, lease.message_id, answer)
-                    return
             except RedisError as exc:
                 raise LockError(f"cannot lock session {key!r}: {exc}") from exc
-            now = loop.time()
-            if now >= end:
-                raise LockError(f"session {key!r} stayed locked for {self.wait:g} s")
-            await asyncio.sleep(min(pause * random.uniform(0.5, 1.5), end - now))
-            pause = min(pause * 2, 0.1)
+            if int(taken[0]) != 1:
+                return False
+            _, data, version, answer = (*taken, None, None, None)[:4]
+            stored = None if data is None else StoredSession(str(data), int(version))
+            lease.prefetched = Prefetched(stored, lease.message_id, answer)
+            return True
+
+        await self._poll(key, take)
 
     async def _release(self, key: str, token: str) -> bool:
         try:
