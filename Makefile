@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck chat bench clean
+.PHONY: run test test-scale lint typecheck chat bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: TechAssist needs Python 3.11 or newer;" \
@@ -45,6 +45,10 @@ typecheck: $(TEST_STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The long multi-instance scenarios (several real servers on one Redis and PostgreSQL).
+test-scale: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m scale
 
 bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.core
