@@ -18,6 +18,7 @@ from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.owners import LocalOwners, Owners
+from orchestrator_core.pg.owners import PostgresOwners
 from orchestrator_core.pg.sessions import PostgresLock, PostgresPool, PostgresSeen, PostgresStore
 from orchestrator_core.plans import PlanLibrary, load_plans
 from orchestrator_core.secrets import FernetSecrets, valid_key
@@ -79,17 +80,15 @@ def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen, Ow
     with it, from one place.
 
     A store several instances share gets the lock, the processed ids and the
-    owners they share too: a Redis store never runs with an in-process lock,
-    dedupe or websocket takeover. A PostgreSQL store gets leases and processed
-    ids in its database, and in-process owners for now.
+    owners they share too: a Redis or PostgreSQL store never runs with an
+    in-process lock, dedupe or websocket takeover. On PostgreSQL the four share
+    one pool; the owners' listener holds one more connection of its own.
     """
     lifetime, wait = settings.lock_lifetime, settings.lock_wait
     if settings.postgres_store:
-        # Takeover of a technician's connection stays in-process on PostgreSQL:
-        # there are no owners shared through it yet (docs/deployment.md).
         pool = PostgresPool(settings.store)
         lock_ = PostgresLock(pool, lifetime=lifetime, wait=wait)
-        return PostgresStore(pool), lock_, PostgresSeen(pool), LocalOwners()
+        return PostgresStore(pool), lock_, PostgresSeen(pool), PostgresOwners(pool)
     if settings.shared_store:
         client = connect(settings.store)
         keys = RedisKeys(settings.redis_prefix)

@@ -9,7 +9,9 @@ instance claims a CUID, so the instance holding an older connection closes it.
 The backend comes from the same factory as the session store: in-process
 beside the memory and SQLite stores (``LocalOwners``: nothing to tell another
 process, the bridge's own table does the takeover), on Redis beside the Redis
-store (``stores.redis.RedisOwners``: an owner key and a pub/sub channel).
+store (``stores.redis.RedisOwners``: an owner key and a pub/sub channel), in
+PostgreSQL beside the PostgreSQL store (``pg.owners.PostgresOwners``: an owner
+row and ``LISTEN/NOTIFY``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from tests.orchestrator_core.workorders.backends import (
     unavailable,
 )
 
-TABLES = "sessions, session_answers, plan_snapshots, session_leases, seen_ids"
+TABLES = "sessions, session_answers, plan_snapshots, session_leases, seen_ids, connection_owners"
 _url: list[str] = []
 
 

@@ -46,9 +46,12 @@ def _reason(exc: BaseException) -> str:
 
 
 class PostgresPool:
-    """A psycopg async pool on ``conninfo``, opened on first use; store, lock and seen share it."""
+    """A psycopg async pool on ``conninfo``, opened on first use; store, lock, seen and
+    owners share it."""
 
     def __init__(self, conninfo: str, *, max_size: int = 10, timeout: float = 10.0) -> None:
+        self.conninfo = conninfo
+        """Where the pool connects; a listener that must keep its connection opens its own."""
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo,
             min_size=1,

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.bridges.server import running
+from websockets.asyncio.client import connect
+
+from tests.bridges.server import Server, running
+from tests.bridges.test_websocket import TIMEOUT, Legacy
 
 
 async def resume_on_another_server(tmp_path: Path, open_client: Any, **shared: str) -> None:
@@ -33,3 +36,29 @@ async def resume_on_another_server(tmp_path: Path, open_client: Any, **shared: s
         done = await again.say("yes")
         assert "Order ORD-2002 is closed" in done["message"]
     assert not (tmp_path / "two" / "sessions.db").exists()
+
+
+async def take_over_on_another_server(one: Server, two: Server) -> None:
+    """A technician's second connection, on server ``two``, closes the first, on ``one``.
+
+    The first client is told why before it is closed, and the conversation goes
+    on over the second connection from where the first left it.
+    """
+    async with (
+        connect(one.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws1,
+        connect(two.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws2,
+    ):
+        first, second = Legacy(ws1), Legacy(ws2)
+        hello = await first.ask({"type": "cuid", "data": "AB1234"})
+        assert "ORD-1003" in hello["message"]
+        assert (await first.say("yes"))["data_needed"] == "fsan"
+        resumed = await second.ask({"type": "cuid", "data": "AB1234"})
+        assert resumed["data_needed"] == "fsan"  # the session carried over through the store
+        notice = await first.recv()
+        assert notice == {
+            "type": "display",
+            "message": "This session was opened from another connection, so this one is closing.",
+        }
+        assert await first.closed_with() == 1000
+        assert (await second.say("ALCL90ABCDEF"))["data_needed"] == "model"
+        assert (await second.say("G-240W-F"))["data_needed"] == "ethernet_port"

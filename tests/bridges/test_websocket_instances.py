@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from websockets.asyncio.client import connect
 
+from tests.bridges.instances import take_over_on_another_server
 from tests.bridges.server import Server, running
-from tests.bridges.test_websocket import TIMEOUT, Legacy
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 
@@ -35,22 +34,4 @@ def instances(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
 async def test_a_connection_on_another_instance_takes_the_session_over(
     instances: tuple[Server, Server],
 ) -> None:
-    one, two = instances
-    async with (
-        connect(one.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws1,
-        connect(two.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws2,
-    ):
-        first, second = Legacy(ws1), Legacy(ws2)
-        hello = await first.ask({"type": "cuid", "data": "AB1234"})
-        assert "ORD-1003" in hello["message"]
-        assert (await first.say("yes"))["data_needed"] == "fsan"
-        resumed = await second.ask({"type": "cuid", "data": "AB1234"})
-        assert resumed["data_needed"] == "fsan"  # the session carried over through Redis
-        notice = await first.recv()
-        assert notice == {
-            "type": "display",
-            "message": "This session was opened from another connection, so this one is closing.",
-        }
-        assert await first.closed_with() == 1000
-        assert (await second.say("ALCL90ABCDEF"))["data_needed"] == "model"
-        assert (await second.say("G-240W-F"))["data_needed"] == "ethernet_port"
+    await take_over_on_another_server(*instances)
