@@ -193,6 +193,22 @@ async def test_snapshots_are_write_once_by_digest(store: SessionStore) -> None:
     assert await store.get_snapshot("d1") == '{"plan": 1}'
 
 
+async def test_a_save_keeps_the_snapshot_it_is_the_first_to_refer_to(store: SessionStore) -> None:
+    await store.save("k", "s1", 0, meta=SessionMeta(plan_digest="d1"), snapshot='{"plan": 1}')
+    assert await store.get_snapshot("d1") == '{"plan": 1}'
+    # Write-once, whichever way it comes.
+    await store.save("j", "s1", 0, meta=SessionMeta(plan_digest="d1"), snapshot="changed")
+    await store.put_snapshot("d1", "changed again")
+    assert await store.get_snapshot("d1") == '{"plan": 1}'
+
+
+async def test_a_stale_save_keeps_no_snapshot(store: SessionStore) -> None:
+    await store.save("k", "s1", 0)
+    with pytest.raises(StaleVersionError):
+        await store.save("k", "s2", 0, meta=SessionMeta(plan_digest="d1"), snapshot="plan")
+    assert await store.get_snapshot("d1") is None
+
+
 async def test_sqlite_answers_and_snapshots_survive_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     first = SqliteStore(path)
@@ -245,6 +261,15 @@ async def test_sweep_deletes_snapshots_no_session_refers_to(store: SessionStore)
     assert await store.sweep(RETENTION, now + SNAPSHOT_GRACE + 1) == Swept(snapshots=1)
     assert await store.get_snapshot("used") == "plan A"
     assert await store.get_snapshot("unused") is None
+
+
+async def test_a_snapshot_saved_with_its_session_goes_after_it(store: SessionStore) -> None:
+    await store.save("k", "s", 0, meta=SessionMeta(plan_digest="d1"), snapshot="plan")
+    now = time.time()
+    assert await store.sweep(RETENTION, now + SNAPSHOT_GRACE + 1) == Swept()
+    assert await store.get_snapshot("d1") == "plan"
+    assert await store.sweep(RETENTION, now + 31 * DAY) == Swept(sessions=1, snapshots=1)
+    assert await store.get_snapshot("d1") is None
 
 
 async def test_sqlite_sessions_saved_before_expiry_are_classified_from_their_data(
