@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
 #: How many of a session's latest saves keep the replies they answered.
 ANSWERS_KEPT = 16
-#: Seconds a plan snapshot is kept after its last ``put_snapshot`` even if no session
-#: refers to it yet: the session that will is saved at the end of the same turn.
+#: Seconds a plan snapshot is kept after it was last put (by ``put_snapshot``, or by a save
+#: that carried it) even if no session refers to it: one put on its own may be for a
+#: session saved later.
 SNAPSHOT_GRACE = 3600.0
 
 SessionState = Literal["unidentified", "active", "ended"]

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -341,6 +342,10 @@ async def test_redis_not_reachable_is_a_store_error() -> None:
         await store.aclose()
 
 
+#: A save that is the first to refer to plan snapshot d1, and carries it.
+STARTS_AN_ORDER: dict[str, Any] = {"meta": SessionMeta(plan_digest="d1"), "snapshot": "plan"}
+
+
 async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
     url, prefix = redis_url(), new_prefix()
     keys = RedisKeys(prefix)
@@ -353,7 +358,8 @@ async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
             async with locks.lock("k") as holder:
                 assert holder.prefetched is not None and holder.prefetched.stored is not None
                 with pytest.raises(LockError):
-                    await store.save("k", "late writer", 1, lease=late)
+                    await store.save("k", "late writer", 1, lease=late, **STARTS_AN_ORDER)
+                assert await store.get_snapshot("d1") is None
                 assert await store.save("k", "holder", 1, lease=holder) == 2
                 assert holder.released and await store.client.get(keys.lock("k")) is None
         loaded = await store.load("k")
@@ -372,7 +378,8 @@ async def test_a_postgres_save_under_a_lease_taken_over_is_refused() -> None:
             await asyncio.sleep(0.2)
             async with locks.lock("k") as holder:
                 with pytest.raises(LockError):
-                    await store.save("k", "late writer", 1, lease=late)
+                    await store.save("k", "late writer", 1, lease=late, **STARTS_AN_ORDER)
+                assert await store.get_snapshot("d1") is None
                 assert await store.save("k", "holder", 1, lease=holder) == 2
                 assert holder.released
             # Released with the save: another turn takes the lease at once.
