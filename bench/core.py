@@ -23,6 +23,8 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -205,10 +207,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def postgres_turns(
-    admin_url: str, conversations: int, synchronous: Synchronous
-) -> tuple[list[float], float]:
-    """The same conversations with the work orders on PostgreSQL: turn times, elapsed."""
+@asynccontextmanager
+async def temporary_database(admin_url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database on ``admin_url``'s server, migrated; yields its URL.
+
+    Dropped afterwards, whatever happened, so a bench leaves nothing behind.
+    """
     import secrets
     from urllib.parse import urlsplit
 
@@ -222,6 +226,17 @@ async def postgres_turns(
     try:
         url = urlsplit(admin_url)._replace(path=f"/{name}").geturl()
         await upgrade(url)
+        yield url
+    finally:
+        async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+async def postgres_turns(
+    admin_url: str, conversations: int, synchronous: Synchronous
+) -> tuple[list[float], float]:
+    """The same conversations with the work orders on PostgreSQL: turn times, elapsed."""
+    async with temporary_database(admin_url) as url:
         with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
             settings = Settings(
                 data_dir=Path(tmp),
@@ -244,9 +259,6 @@ async def postgres_turns(
                 elapsed = time.perf_counter() - t0
             finally:
                 await services.aclose()
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
     return latencies, elapsed
 
 

@@ -1,11 +1,17 @@
 """Benchmark: turns on the Redis session store against the SQLite one, side by side.
 
-Run ``python -m bench.redis_store [--conversations N] [--concurrency C] [--url URL]``.
-Both runs drive the same full installation conversations through the in-memory
-bridge, C at a time, with the work orders on SQLite; only ``TECHASSIST_STORE``
-differs. For Redis it counts the round trips: every request the client writes
-to a connection and waits for (a pipeline is one), per turn. The Redis keys live
-under a prefix of their own, deleted at the end; nothing is flushed.
+Run ``python -m bench.redis_store [--conversations N] [--concurrency C] [--url URL]
+[--postgres URL]``. Both runs drive the same full installation conversations
+through the in-memory bridge, C at a time, with the work orders on SQLite; only
+``TECHASSIST_STORE`` differs. For Redis it counts the round trips: every request
+the client writes to a connection and waits for (a pipeline is one), per turn.
+The Redis keys live under a prefix of their own, deleted at the end; nothing is
+flushed.
+
+With ``--postgres`` (a server where it may create a database; ``--postgres ''``
+skips it), a third run keeps the sessions on Redis and puts the work orders and
+the tool audit on PostgreSQL, in a database of its own, dropped after. It is
+reported with no target: its turns wait on two servers.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import redis
 from cryptography.fernet import Fernet
 from redis.asyncio.connection import Connection
 
-from bench.core import conversation, dataset, good_serials, pct
+from bench.core import conversation, dataset, good_serials, pct, server_version, temporary_database
 from bot.settings import Settings
 from bot.wiring import build
 from bridges.memory import MemoryBridge
 from orchestrator_core.importer import import_data
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 #: Commands a new connection sends once (redis-py's handshake); not a turn's work.
@@ -104,41 +111,64 @@ async def run(
     return len(latencies) / elapsed, latencies, trips.count
 
 
-async def main(conversations: int, concurrency: int, url: str) -> None:
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix``: never a FLUSH, the server is shared."""
+    with redis.Redis.from_url(url) as client:
+        names = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if names:
+            client.delete(*names)
+
+
+def redis_version(url: str) -> str:
+    with redis.Redis.from_url(url) as client:
+        info = client.info("server")
+    return f"Redis {info['redis_version']}"
+
+
+def machine() -> str:
+    """The line every bench here prints first: architecture, cores, Python, OS."""
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}"
+
+
+async def main(conversations: int, concurrency: int, url: str, postgres: str) -> None:
     prefix = f"techassist-bench:{uuid.uuid4().hex[:8]}:"
     redis_options = {"redis_prefix": prefix, "secret_key": Fernet.generate_key().decode()}
+    rows: list[tuple[str, tuple[float, list[float], int]]] = []
     try:
         # One warm-up of each, then the measured runs side by side.
         await run("sqlite", concurrency, concurrency)
         await run(url, concurrency, concurrency, **redis_options)
-        sqlite = await run("sqlite", conversations, concurrency)
-        on_redis = await run(url, conversations, concurrency, **redis_options)
+        rows.append(("sqlite", await run("sqlite", conversations, concurrency)))
+        rows.append(("redis", await run(url, conversations, concurrency, **redis_options)))
+        if postgres:
+            async with temporary_database(postgres) as database:
+                on_pg = {**redis_options, "database_url": database}
+                await run(url, concurrency, concurrency, **on_pg)
+                rows.append(("redis+pg", await run(url, conversations, concurrency, **on_pg)))
     finally:
-        with redis.Redis.from_url(url) as client:
-            names = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if names:
-                client.delete(*names)
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}")
-    with redis.Redis.from_url(url) as client:
-        info = client.info("server")
-    print(
-        f"redis-py {redis.__version__}, Redis {info['redis_version']} at {url}; "
-        f"{conversations} conversations, {concurrency} at a time; work orders on SQLite"
+        delete_prefix(url, prefix)
+    print(machine())
+    orders = (
+        f"work orders on SQLite{', then on ' + await server_version(postgres) if postgres else ''}"
     )
-    rows = [("sqlite", sqlite), ("redis", on_redis)]
+    print(
+        f"redis-py {redis.__version__}, {redis_version(url)} at {url}; "
+        f"{conversations} conversations, {concurrency} at a time; {orders}"
+    )
     print(f"{'store':8} {'turns/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'round trips/turn':>17}")
     for name, (rate, latencies, trips) in rows:
-        per_turn = f"{trips / len(latencies):.2f}" if name == "redis" else "-"
+        per_turn = f"{trips / len(latencies):.2f}" if name != "sqlite" else "-"
         p50, p99 = pct(latencies, 0.5) * 1e3, pct(latencies, 0.99) * 1e3
         print(f"{name:8} {rate:9.0f} {p50:8.3f} {p99:8.3f} {per_turn:>17}")
-    ratio = on_redis[0] / sqlite[0]
+    ratio = rows[1][1][0] / rows[0][1][0]
     print(f"Redis throughput / SQLite: {ratio:.2f}   (target >= 0.5, with <= 2 round trips a turn)")
     print(
         "round trips counted: every request but the connection handshakes; a turn takes 2 "
-        "(lease + load + repeat check; save + answer + release), and each order started "
-        "one more (its plan snapshot)"
+        "(lease + load + repeat check; save + answer + plan snapshot + release)"
     )
+    if postgres:
+        print("redis+pg: sessions on Redis, work orders and audit on PostgreSQL (no target)")
 
 
 if __name__ == "__main__":
@@ -146,5 +176,12 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--url", default=os.environ.get("TECHASSIST_TEST_REDIS_URL", DEFAULT_URL))
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=os.environ.get("TECHASSIST_TEST_DATABASE_URL") or DEFAULT_POSTGRES,
+        help="a PostgreSQL server where the bench may create (and drop) a database for the "
+        "work orders of the third run; '' to skip that run",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.conversations, args.concurrency, args.url))
+    asyncio.run(main(args.conversations, args.concurrency, args.url, args.postgres))

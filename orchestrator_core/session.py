@@ -124,6 +124,7 @@ class Session(BaseModel):
 
     version: int = Field(default=0, exclude=True)
     _plan: Plan | None = PrivateAttr(default=None)
+    _unsaved_snapshot: str | None = PrivateAttr(default=None)
 
     @field_validator("failure", mode="before")
     @classmethod
@@ -136,11 +137,26 @@ class Session(BaseModel):
         """The current order's plan snapshot, parsed; ``None`` between orders."""
         return self._plan
 
-    def attach_plan(self, plan: Plan, digest: str) -> None:
-        """Work the current order with ``plan``, whose snapshot is kept under ``digest``."""
+    def attach_plan(self, plan: Plan, digest: str, *, unsaved: str | None = None) -> None:
+        """Work the current order with ``plan``, whose snapshot is kept under ``digest``.
+
+        ``unsaved``: the snapshot's JSON text when the store may not hold it yet
+        (the order starts now); the next save keeps it with the session, in the
+        same step, so no stored session ever refers to a missing snapshot.
+        """
         self._plan = plan
         self.plan_digest = digest
         self.legacy_plan = None
+        self._unsaved_snapshot = unsaved
+
+    @property
+    def unsaved_snapshot(self) -> str | None:
+        """The plan snapshot's JSON text the next save must keep, if any (``attach_plan``)."""
+        return self._unsaved_snapshot
+
+    def snapshot_saved(self) -> None:
+        """The store now holds the plan snapshot: later saves need not send it."""
+        self._unsaved_snapshot = None
 
     def keep_undelivered(self, replies: list[Reply]) -> None:
         """Hold replies that never reached the technician, after any held before."""
@@ -158,6 +174,7 @@ class Session(BaseModel):
         """Forget the current order's plan and values; keep identity and the order list."""
         self.order = None
         self._plan = None
+        self._unsaved_snapshot = None
         self.plan_digest = None
         self.step_index = 0
         self.values = {}

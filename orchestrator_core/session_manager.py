@@ -143,10 +143,12 @@ class SessionManager:
                 answer=answer,
                 meta=SessionMeta(state=_state(session), plan_digest=session.plan_digest),
                 lease=lease,
+                snapshot=session.unsaved_snapshot,
             )
         except StaleVersionError:
             self.observer.stale_save()
             raise
+        session.snapshot_saved()
         return session
 
     def _dump(self, session: Session) -> str:
@@ -188,9 +190,10 @@ class SessionManager:
     async def start_plan(self, session: Session, plan: Plan) -> None:
         """Attach ``plan`` to ``session``, keeping a snapshot of it for the rest of the order.
 
-        The snapshot is stored before the session that refers to it, so a
-        session in the store always finds its plan, whatever the plan files
-        say by then.
+        The snapshot is stored by the session's next save, in the same step as
+        the session that refers to it, so a session in the store always finds
+        its plan, whatever the plan files say by then, and starting an order
+        costs no round trip of its own.
         """
         known = self._snapshots.get(id(plan))
         if known is None or known[0] is not plan:
@@ -199,9 +202,9 @@ class SessionManager:
             if len(self._snapshots) >= PLAN_CACHE_SIZE:
                 self._snapshots.clear()
             known = self._snapshots[id(plan)] = (plan, plan_digest(data), data)
-        # Put every time (it is write-once): a sweep may have removed an unused snapshot.
-        await self.store.put_snapshot(known[1], known[2])
-        session.attach_plan(plan, known[1])
+        # Sent with every order started (it is write-once): a sweep may have removed an
+        # unused snapshot since.
+        session.attach_plan(plan, known[1], unsaved=known[2])
 
     async def _plan(self, session: Session) -> Plan:
         digest = session.plan_digest

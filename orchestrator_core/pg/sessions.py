@@ -111,10 +111,14 @@ class PostgresStore(SessionStore):
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
         lease: Lease | None = None,
+        snapshot: str | None = None,
     ) -> int:
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                return await self._save(conn, key, data, expected_version, answer, meta, lease)
+                version = await self._save(conn, key, data, expected_version, answer, meta, lease)
+                if snapshot is not None and meta.plan_digest is not None:
+                    await _put_snapshot(conn, meta.plan_digest, snapshot)
+                return version
         except DB_ERRORS as exc:
             raise StoreError(f"cannot save session {key!r}: {_reason(exc)}") from exc
 
@@ -199,11 +203,7 @@ class PostgresStore(SessionStore):
     async def put_snapshot(self, digest: str, data: str) -> None:
         try:
             async with self.pool.connection() as conn:
-                await conn.execute(
-                    "INSERT INTO plan_snapshots (digest, data, put_at) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (digest) DO UPDATE SET put_at = EXCLUDED.put_at",
-                    (digest, data, time.time()),
-                )
+                await _put_snapshot(conn, digest, data)
         except DB_ERRORS as exc:
             raise StoreError(f"cannot keep plan snapshot {digest}: {_reason(exc)}") from exc
 
@@ -263,6 +263,15 @@ class PostgresStore(SessionStore):
     async def aclose(self) -> None:
         if self._owns_pool:
             await self.pool.aclose()
+
+
+async def _put_snapshot(conn: psycopg.AsyncConnection[Any], digest: str, data: str) -> None:
+    """Keep a snapshot write-once: a known digest keeps its data and only renews its time."""
+    await conn.execute(
+        "INSERT INTO plan_snapshots (digest, data, put_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (digest) DO UPDATE SET put_at = EXCLUDED.put_at",
+        (digest, data, time.time()),
+    )
 
 
 _TAKE = (

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
 #: How many of a session's latest saves keep the replies they answered.
 ANSWERS_KEPT = 16
-#: Seconds a plan snapshot is kept after its last ``put_snapshot`` even if no session
-#: refers to it yet: the session that will is saved at the end of the same turn.
+#: Seconds a plan snapshot is kept after it was last put (by ``put_snapshot``, or by a save
+#: that carried it) even if no session refers to it: one put on its own may be for a
+#: session saved later.
 SNAPSHOT_GRACE = 3600.0
 
 SessionState = Literal["unidentified", "active", "ended"]
@@ -90,6 +91,9 @@ class SessionStore(ABC):
       saves; ``delete`` forgets a key's answers too;
     - snapshots are write-once by digest: a second ``put_snapshot`` of a known
       digest keeps the data and only renews its time;
+    - a ``snapshot`` given to ``save`` is kept under ``meta.plan_digest`` as
+      ``put_snapshot`` would, atomically with the session: a stale or refused
+      save keeps nothing, so a stored session never refers to a missing one;
     - ``sweep`` deletes the sessions (and their answers) whose last save, by
       the ``SessionMeta`` it carried, is older than their ``Retention``, then
       the snapshots no remaining session refers to that were not put within
@@ -116,10 +120,14 @@ class SessionStore(ABC):
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
         lease: Lease | None = None,
+        snapshot: str | None = None,
     ) -> int:
         """Store ``data`` if the stored version is ``expected_version``; return the new version.
 
-        ``meta`` is kept with the row, for ``sweep``. ``lease``: the turn's lease
+        ``meta`` is kept with the row, for ``sweep``. ``snapshot``: the JSON text
+        of the plan snapshot ``meta.plan_digest`` names, when this save is the
+        first to refer to it; kept write-once with the save, in the same step
+        (one round trip on a networked store). ``lease``: the turn's lease
         on ``key``; a store whose server also holds the lease (Redis) refuses the
         save with ``LockError`` if another holder took it, and releases it with
         the save (``Lease.released``). Other stores ignore it.

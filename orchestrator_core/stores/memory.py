@@ -42,6 +42,7 @@ class MemoryStore(SessionStore):
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
         lease: Lease | None = None,
+        snapshot: str | None = None,
     ) -> int:
         current = self._rows.get(key)
         actual = current.version if current else 0
@@ -50,6 +51,8 @@ class MemoryStore(SessionStore):
         version = expected_version + 1
         self._rows[key] = StoredSession(data, version)
         self._meta[key] = (meta, time.time())
+        if snapshot is not None and meta.plan_digest is not None:
+            self._put(meta.plan_digest, snapshot)
         if answer is not None:
             answers = self._answers.setdefault(key, {})
             answers.pop(answer.message_id, None)
@@ -68,6 +71,9 @@ class MemoryStore(SessionStore):
         self._answers.pop(key, None)
 
     async def put_snapshot(self, digest: str, data: str) -> None:
+        self._put(digest, data)
+
+    def _put(self, digest: str, data: str) -> None:
         kept = self._snapshots.get(digest)
         self._snapshots[digest] = (kept[0] if kept else data, time.time())
 

@@ -5,6 +5,11 @@ its answers are a hash of replies by message id beside a sorted set of the
 versions that stored them. A Lua script makes a save one atomic step: check
 the version, write the data, record the answer, keep the last ``ANSWERS_KEPT``.
 
+A save that is the first to refer to a plan snapshot carries it, so the
+snapshot is kept in the same script as the session: a turn is two round trips
+(the lease's script, which also loads; the save, which also releases), even
+the turn that starts an order.
+
 Retention is carried by Redis itself: every save sets the session's keys to
 expire after the TTL of its state (``Retention``), so an instance that never
 sweeps still leaks nothing. A plan snapshot expires ``SNAPSHOT_GRACE`` after
@@ -105,7 +110,8 @@ class RedisKeys:
 # KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
 #       snapshot deadlines, snapshot, lock
 # ARGV: session key, data, expected version, state, digest ('' for none), now (s),
-#       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none)
+#       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none),
+#       snapshot data ('' for none), snapshot grace (ms)
 # Returns {1, new version, lease released (0/1)}, {0, stored version or -1} when stale,
 # or {2, holder} when another holder has the lease.
 _SAVE = """
@@ -139,6 +145,13 @@ if ARGV[8] ~= '' then
 end
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('PEXPIRE', KEYS[3], ttl)
+if ARGV[5] ~= '' and ARGV[12] ~= '' then
+    local grace = tonumber(ARGV[13])
+    if not redis.call('SET', KEYS[8], ARGV[12], 'NX', 'PX', grace) then
+        redis.call('PEXPIRE', KEYS[8], grace, 'GT')
+    end
+    redis.call('ZADD', KEYS[7], 'GT', now + grace / 1000, ARGV[5])
+end
 if ARGV[5] ~= '' then
     redis.call('ZADD', KEYS[7], 'GT', now + ttl / 1000, ARGV[5])
     redis.call('PEXPIRE', KEYS[8], ttl, 'GT')
@@ -230,6 +243,7 @@ class RedisStore(SessionStore):
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
         lease: Lease | None = None,
+        snapshot: str | None = None,
     ) -> int:
         k = self.keys
         digest = meta.plan_digest or ""
@@ -257,6 +271,8 @@ class RedisStore(SessionStore):
                     answer.replies if answer else "",
                     ANSWERS_KEPT,
                     lease.token if lease is not None else "",
+                    snapshot or "",
+                    int(SNAPSHOT_GRACE * 1000),
                 ],
             )
         except RedisError as exc:

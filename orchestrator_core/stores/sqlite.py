@@ -105,12 +105,13 @@ class SqliteStore(SessionStore):
         answer: Answer | None = None,
         meta: SessionMeta = SessionMeta(),  # noqa: B008 - frozen, shared safely
         lease: Lease | None = None,
+        snapshot: str | None = None,
     ) -> int:
         new_version = expected_version + 1
         db = self._db
         try:
-            if answer is not None:
-                # The session and its answer commit together, or neither does.
+            if answer is not None or snapshot is not None:
+                # The session, its answer and its snapshot commit together, or none does.
                 db.execute("BEGIN IMMEDIATE")
             if expected_version == 0:
                 cur = db.execute(
@@ -135,6 +136,9 @@ class SqliteStore(SessionStore):
             if cur.rowcount == 1:
                 if answer is not None:
                     self._keep_answer(key, answer, new_version)
+                if snapshot is not None and meta.plan_digest is not None:
+                    self._put_snapshot(meta.plan_digest, snapshot)
+                if db.in_transaction:
                     db.execute("COMMIT")
                 return new_version
             row = db.execute("SELECT version FROM sessions WHERE key = ?", (key,)).fetchone()
@@ -170,13 +174,16 @@ class SqliteStore(SessionStore):
 
     async def put_snapshot(self, digest: str, data: str) -> None:
         try:
-            self._db.execute(
-                "INSERT INTO plan_snapshots (digest, data, created_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(digest) DO UPDATE SET created_at = excluded.created_at",
-                (digest, data, time.time()),
-            )
+            self._put_snapshot(digest, data)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot keep plan snapshot {digest}: {exc}") from exc
+
+    def _put_snapshot(self, digest: str, data: str) -> None:
+        self._db.execute(
+            "INSERT INTO plan_snapshots (digest, data, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(digest) DO UPDATE SET created_at = excluded.created_at",
+            (digest, data, time.time()),
+        )
 
     async def get_snapshot(self, digest: str) -> str | None:
         try:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -193,6 +194,22 @@ async def test_snapshots_are_write_once_by_digest(store: SessionStore) -> None:
     assert await store.get_snapshot("d1") == '{"plan": 1}'
 
 
+async def test_a_save_keeps_the_snapshot_it_is_the_first_to_refer_to(store: SessionStore) -> None:
+    await store.save("k", "s1", 0, meta=SessionMeta(plan_digest="d1"), snapshot='{"plan": 1}')
+    assert await store.get_snapshot("d1") == '{"plan": 1}'
+    # Write-once, whichever way it comes.
+    await store.save("j", "s1", 0, meta=SessionMeta(plan_digest="d1"), snapshot="changed")
+    await store.put_snapshot("d1", "changed again")
+    assert await store.get_snapshot("d1") == '{"plan": 1}'
+
+
+async def test_a_stale_save_keeps_no_snapshot(store: SessionStore) -> None:
+    await store.save("k", "s1", 0)
+    with pytest.raises(StaleVersionError):
+        await store.save("k", "s2", 0, meta=SessionMeta(plan_digest="d1"), snapshot="plan")
+    assert await store.get_snapshot("d1") is None
+
+
 async def test_sqlite_answers_and_snapshots_survive_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     first = SqliteStore(path)
@@ -245,6 +262,15 @@ async def test_sweep_deletes_snapshots_no_session_refers_to(store: SessionStore)
     assert await store.sweep(RETENTION, now + SNAPSHOT_GRACE + 1) == Swept(snapshots=1)
     assert await store.get_snapshot("used") == "plan A"
     assert await store.get_snapshot("unused") is None
+
+
+async def test_a_snapshot_saved_with_its_session_goes_after_it(store: SessionStore) -> None:
+    await store.save("k", "s", 0, meta=SessionMeta(plan_digest="d1"), snapshot="plan")
+    now = time.time()
+    assert await store.sweep(RETENTION, now + SNAPSHOT_GRACE + 1) == Swept()
+    assert await store.get_snapshot("d1") == "plan"
+    assert await store.sweep(RETENTION, now + 31 * DAY) == Swept(sessions=1, snapshots=1)
+    assert await store.get_snapshot("d1") is None
 
 
 async def test_sqlite_sessions_saved_before_expiry_are_classified_from_their_data(
@@ -316,6 +342,10 @@ async def test_redis_not_reachable_is_a_store_error() -> None:
         await store.aclose()
 
 
+#: A save that is the first to refer to plan snapshot d1, and carries it.
+STARTS_AN_ORDER: dict[str, Any] = {"meta": SessionMeta(plan_digest="d1"), "snapshot": "plan"}
+
+
 async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
     url, prefix = redis_url(), new_prefix()
     keys = RedisKeys(prefix)
@@ -328,7 +358,8 @@ async def test_a_redis_save_under_a_lease_taken_over_is_refused() -> None:
             async with locks.lock("k") as holder:
                 assert holder.prefetched is not None and holder.prefetched.stored is not None
                 with pytest.raises(LockError):
-                    await store.save("k", "late writer", 1, lease=late)
+                    await store.save("k", "late writer", 1, lease=late, **STARTS_AN_ORDER)
+                assert await store.get_snapshot("d1") is None
                 assert await store.save("k", "holder", 1, lease=holder) == 2
                 assert holder.released and await store.client.get(keys.lock("k")) is None
         loaded = await store.load("k")
@@ -347,7 +378,8 @@ async def test_a_postgres_save_under_a_lease_taken_over_is_refused() -> None:
             await asyncio.sleep(0.2)
             async with locks.lock("k") as holder:
                 with pytest.raises(LockError):
-                    await store.save("k", "late writer", 1, lease=late)
+                    await store.save("k", "late writer", 1, lease=late, **STARTS_AN_ORDER)
+                assert await store.get_snapshot("d1") is None
                 assert await store.save("k", "holder", 1, lease=holder) == 2
                 assert holder.released
             # Released with the save: another turn takes the lease at once.
