@@ -4,8 +4,9 @@ Two ``techassist serve`` processes share one Redis session store (a prefix of th
 and one PostgreSQL work-order database (a database of the test's own), and each holds a Socket
 Mode connection to the fake Slack. Several technicians, each mapped by Slack user id, run a
 whole installation over direct messages at once. Every event goes to a random connection, and
-some are redelivered on the other one, as Slack retries an event it thinks was lost: right
-away, while the first delivery may still be running, or after it was acked.
+some are redelivered on the other one, as Slack retries an event it thinks was lost: at once,
+while the first delivery may still be running; after it was acked; or after it was answered,
+racing the technician's next message.
 
 The plan of who sends what where comes from one seed, printed with the test's output and
 taken from ``TECHASSIST_TEST_SEED`` when set, so a failure can be replayed.
@@ -69,27 +70,30 @@ def script(order_id: str, serial: str) -> list[Line]:
     ]
 
 
+AT_ONCE, AFTER_ACK, AFTER_REPLY = "at once", "after the ack", "after the reply"
+"""When a retry comes: while the first delivery may still be running, once it was acked, or
+once it was answered, racing the technician's next message."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """Where one message goes: which connection first, and whether and when it comes again."""
 
     first: int
     """0 or 1: the first or the second server's connection."""
-    again: bool
-    right_away: bool
-    """Redelivered without waiting for the first delivery's ack."""
+    again: str | None
+    """``None``, or when the retry goes to the other connection."""
 
 
 def plan(seed: int, technicians: int, lines: int) -> list[list[Delivery]]:
     """Every message's delivery, drawn up front, so the concurrency cannot reorder the draws."""
     rng = random.Random(seed)
-    return [
-        [
-            Delivery(rng.randrange(2), rng.random() < REDELIVERED, rng.random() < 0.5)
-            for _ in range(lines)
-        ]
-        for _ in range(technicians)
-    ]
+
+    def draw() -> Delivery:
+        first, again = rng.randrange(2), rng.choice((AT_ONCE, AFTER_ACK, AFTER_REPLY))
+        return Delivery(first, again if rng.random() < REDELIVERED else None)
+
+    return [[draw() for _ in range(lines)] for _ in range(technicians)]
 
 
 def user_id(i: int) -> str:
@@ -190,16 +194,19 @@ async def converse(
         first = await fake.send_event(
             message_im(user_id(i), line.text, channel=channel), connection=sockets[delivery.first]
         )
-        if delivery.again:
-            if not delivery.right_away:
-                await fake.wait_for(lambda: fake.envelope(first).acked, timeout=TIMEOUT)  # noqa: B023
-            await fake.redeliver(first, connection=sockets[1 - delivery.first])
+        other = sockets[1 - delivery.first]
+        if delivery.again == AFTER_ACK:
+            await fake.wait_for(lambda: fake.envelope(first).acked, timeout=TIMEOUT)  # noqa: B023
+        if delivery.again in (AT_ONCE, AFTER_ACK):
+            await fake.redeliver(first, connection=other)
         posts = await fake.wait_for(
             lambda: [p for p in fake.posts if p["channel"] == channel][before:],  # noqa: B023
             timeout=TIMEOUT,
             what=f"the reply to {line.text!r} in {channel}",
         )
         replies.append(str(fake.messages[(channel, posts[0]["ts"])]["text"]))
+        if delivery.again == AFTER_REPLY:
+            await fake.redeliver(first, connection=other)
     return replies
 
 
