@@ -28,18 +28,15 @@ from cryptography.fernet import Fernet
 from bench.core import dataset, good_serials
 from orchestrator_core.importer import import_data
 from orchestrator_core.orchestrator import SORRY
+from orchestrator_core.pg.migrate import upgrade
 from orchestrator_core.pg.workorders import PostgresWorkOrders
 from tests.bridges.server import Server, start
 from tests.fake_slack import Connection, FakeSlack, message_im
-from tests.orchestrator_core.workorders.backends import (
-    _create_database,
-    _drop_database,
-    admin_url,
-    unavailable,
-)
+from tests.orchestrator_core.workorders.backends import empty_postgres_url
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 pytestmark = pytest.mark.scale
+__all__ = ["empty_postgres_url"]  # a fixture
 
 TECHNICIANS = 12
 REDELIVERED = 0.3
@@ -104,18 +101,31 @@ def channel_id(i: int) -> str:
     return f"DTECH{i:03d}"
 
 
+@dataclass(frozen=True)
+class WorkOrders:
+    """The shared work-order database and what the test loaded into it."""
+
+    url: str
+    orders: list[str]
+    serials: list[str]
+    """The ONT each order is to get, by the same index."""
+
+
 @pytest.fixture
-def work_orders_url() -> Iterator[str]:
-    """A work-order database of the test's own, upgraded, dropped after."""
+async def work_orders(empty_postgres_url: str) -> WorkOrders:
+    """A database of the test's own, upgraded as ``techassist db upgrade`` does, holding one
+    technician with a Slack id, one installation order and one good ONT per conversation."""
+    await upgrade(empty_postgres_url)
+    serials = good_serials(TECHNICIANS)
+    data = dataset(serials)
+    for i, technician in enumerate(data["technicians"]):
+        technician["slack_user_id"] = user_id(i)
+    db = await PostgresWorkOrders.open(empty_postgres_url, min_size=1, max_size=1)
     try:
-        url = _create_database()
-    except psycopg.OperationalError as exc:
-        unavailable(f"no PostgreSQL at {admin_url()}: {str(exc).strip().splitlines()[0]}")
-        raise AssertionError("unreachable") from None
-    try:
-        yield url
+        await import_data(db, data)
     finally:
-        _drop_database(url)
+        await db.aclose()
+    return WorkOrders(empty_postgres_url, [order["order_id"] for order in data["orders"]], serials)
 
 
 @pytest.fixture
@@ -138,7 +148,7 @@ def secret_key() -> str:
 async def servers(
     tmp_path: Path,
     fake_slack: FakeSlack,
-    work_orders_url: str,
+    work_orders: WorkOrders,
     sessions_prefix: tuple[str, str],
     secret_key: str,
 ) -> AsyncIterator[tuple[Server, Server]]:
@@ -153,7 +163,7 @@ async def servers(
         "TECHASSIST_STORE": redis,
         "TECHASSIST_REDIS_PREFIX": prefix,
         "TECHASSIST_SECRET_KEY": secret_key,
-        "TECHASSIST_DATABASE_URL": work_orders_url,
+        "TECHASSIST_DATABASE_URL": work_orders.url,
         "TECHASSIST_SEED_DEMO": "false",
         # Tools that take a moment, so a redelivery often arrives while its turn still runs.
         "TECHASSIST_SIM_LATENCY_MS": "50",
@@ -168,19 +178,6 @@ async def servers(
     finally:
         for server in started:
             await asyncio.to_thread(server.stop)
-
-
-async def load_orders(url: str, serials: list[str]) -> list[str]:
-    """One technician with a Slack id, one installation order and one good ONT per serial."""
-    data = dataset(serials)
-    for i, technician in enumerate(data["technicians"]):
-        technician["slack_user_id"] = user_id(i)
-    db = await PostgresWorkOrders.open(url, min_size=1, max_size=1)
-    try:
-        await import_data(db, data)
-    finally:
-        await db.aclose()
-    return [order["order_id"] for order in data["orders"]]
 
 
 async def converse(
@@ -213,14 +210,13 @@ async def converse(
 async def test_every_conversation_completes_with_one_reply_per_message(
     fake_slack: FakeSlack,
     servers: tuple[Server, Server],
-    work_orders_url: str,
+    work_orders: WorkOrders,
     secret_key: str,
 ) -> None:
     seed = int(os.environ.get("TECHASSIST_TEST_SEED") or random.SystemRandom().randrange(2**32))
     print(f"seed {seed}: rerun with TECHASSIST_TEST_SEED={seed}")
-    serials = good_serials(TECHNICIANS)
-    orders = await load_orders(work_orders_url, serials)
-    scripts = [script(order, serial) for order, serial in zip(orders, serials, strict=True)]
+    orders = work_orders.orders
+    scripts = [script(o, serial) for o, serial in zip(orders, work_orders.serials, strict=True)]
     deliveries = plan(seed, TECHNICIANS, len(scripts[0]))
     sockets = fake_slack.open_connections
     assert len(sockets) == 2
@@ -243,8 +239,8 @@ async def test_every_conversation_completes_with_one_reply_per_message(
             assert SORRY not in reply, (seed, channel_id(i), line.text, reply)
         posted = [p["text"] for p in fake_slack.posts if p["channel"] == channel_id(i)]
         assert len(posted) == len(lines), (seed, channel_id(i), posted)
-    assert await order_statuses(work_orders_url) == dict.fromkeys(orders, "completed")
-    runs = await tool_runs(work_orders_url)
+    assert await order_statuses(work_orders.url) == dict.fromkeys(orders, "completed")
+    runs = await tool_runs(work_orders.url)
     assert sorted(runs) == orders, seed
     for order_id, tools in runs.items():
         assert {"activate_ont", "close_order"} <= set(tools), (seed, order_id, tools)
