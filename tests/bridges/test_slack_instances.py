@@ -44,7 +44,7 @@ REDELIVERED = 0.3
 IGNORED = "ignored a redelivered Slack event"
 """What a server logs when it recognises an event another delivery already ran."""
 TIMEOUT = 30.0
-"""Seconds one reply may take at most, on two cores shared with everything else."""
+"""Seconds one reply (or the servers' start) may take at most on a busy machine."""
 
 
 @dataclass(frozen=True)
