@@ -232,6 +232,11 @@ class FakeSlack:
         return len(self.connections)
 
     @property
+    def open_connections(self) -> list[Connection]:
+        """The sockets open now, oldest first: with several app instances, one (or more) each."""
+        return [connection for connection in self.connections if connection.open]
+
+    @property
     def connected(self) -> bool:
         return any(connection.open for connection in self.connections)
 
@@ -338,8 +343,13 @@ class FakeSlack:
         team_id: str = TEAM_ID,
         retry_attempt: int = 0,
         retry_reason: str = "",
+        connection: Connection | None = None,
     ) -> str:
-        """Deliver an Events API ``event`` in an ``events_api`` envelope; its envelope id."""
+        """Deliver an Events API ``event`` in an ``events_api`` envelope; its envelope id.
+
+        It goes on ``connection`` if given (one of ``open_connections``: Slack picks any of an
+        app's sockets), else on the newest open socket.
+        """
         body = events_api_envelope(
             event,
             event_id=event_id or next_event_id(),
@@ -347,7 +357,7 @@ class FakeSlack:
             retry_attempt=retry_attempt,
             retry_reason=retry_reason,
         )
-        return (await self._send(body, timeout=self.send_timeout)).envelope_id
+        return (await self._send_on(body, connection)).envelope_id
 
     async def send_event_to_all(
         self, event: dict[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID
@@ -356,7 +366,7 @@ class FakeSlack:
         when several app instances are connected; the envelope ids, one per socket."""
         body = events_api_envelope(event, event_id=event_id or next_event_id(), team_id=team_id)
         bodies = []
-        for connection in [c for c in self.connections if c.open]:
+        for connection in self.open_connections:
             copied = copy.deepcopy(body)
             copied["envelope_id"] = new_envelope_id()
             bodies.append((copied, connection))
@@ -366,11 +376,18 @@ class FakeSlack:
         return [envelope.envelope_id for envelope in sent]
 
     async def redeliver(
-        self, envelope_id: str, *, retry_attempt: int | None = None, retry_reason: str = "timeout"
+        self,
+        envelope_id: str,
+        *,
+        retry_attempt: int | None = None,
+        retry_reason: str = "timeout",
+        connection: Connection | None = None,
     ) -> str:
         """Send that envelope's event again (same ``event_id``, new envelope id), acked or not.
 
-        ``retry_attempt`` defaults to the original's plus one. Returns the new envelope id.
+        ``retry_attempt`` defaults to the original's plus one. With several sockets open, Slack
+        may retry on another one than the first delivery's: pass it as ``connection``.
+        Returns the new envelope id.
         """
         original = self.envelope(envelope_id)
         if original.type != "events_api":
@@ -381,7 +398,7 @@ class FakeSlack:
             original.retry_attempt + 1 if retry_attempt is None else retry_attempt
         )
         body["retry_reason"] = retry_reason
-        return (await self._send(body, timeout=self.send_timeout)).envelope_id
+        return (await self._send_on(body, connection)).envelope_id
 
     async def resend_event(
         self, event_id: str, *, retry_attempt: int | None = None, retry_reason: str = "timeout"
@@ -442,6 +459,12 @@ class FakeSlack:
     def envelopes_for(self, event_id: str) -> list[Envelope]:
         """Every delivery of one event, first to last."""
         return [e for e in self.envelopes_sent if e.event_id == event_id]
+
+    async def _send_on(self, body: dict[str, Any], connection: Connection | None) -> Envelope:
+        """A test's own send: on ``connection``, which must belong to this fake, if given."""
+        if connection is not None and not any(c is connection for c in self.connections):
+            raise ValueError(f"connection #{connection.index} is not one of this fake's sockets")
+        return await self._send(body, timeout=self.send_timeout, connection=connection)
 
     async def _send(
         self, body: dict[str, Any], *, timeout: float | None, connection: Connection | None = None

@@ -296,6 +296,28 @@ async def test_forced_redelivery_of_an_acked_event_carries_the_retry(
     assert deliveries == [(["0"], event_id), (["1"], event_id)]
 
 
+async def test_a_redelivery_can_go_to_another_apps_socket(fake_slack: FakeSlack) -> None:
+    """With two app instances connected, the event goes to one and its retry to the other."""
+    one, seen_one = app_with_message_queue(fake_slack)
+    two, seen_two = app_with_message_queue(fake_slack)
+
+    async with connected(fake_slack, one), connected(fake_slack, two):
+        await fake_slack.wait_connected(count=2)
+        first_socket, second_socket = fake_slack.open_connections
+        first = await fake_slack.send_event(message_im("U1", "hi"), connection=first_socket)
+        again = await fake_slack.redeliver(first, connection=second_socket)
+        events = [await next_item(seen_one), await next_item(seen_two)]
+        await fake_slack.wait_for(
+            lambda: fake_slack.envelope(first).acked and fake_slack.envelope(again).acked
+        )
+
+    event_id = fake_slack.envelope(first).event_id
+    assert [e.connection for e in fake_slack.envelopes_for(event_id or "")] == [0, 1]
+    assert [a.connection for a in fake_slack.acks] == [0, 1]
+    assert events[0] == events[1] and events[0]["text"] == "hi"
+    assert fake_slack.envelope(again).retry_attempt == 1
+
+
 async def test_disconnect_message_makes_the_client_reconnect(fake_slack: FakeSlack) -> None:
     app, seen = app_with_message_queue(fake_slack)
 
