@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import LockError, StaleVersionError, StoreError, Unavailable
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.phases import (
@@ -60,6 +60,12 @@ UNREADABLE = (
 )
 SORRY = (
     "Sorry, something went wrong on our side. Nothing you entered was lost: please send that again."
+)
+#: The answer to a turn when the session store (or its lock) cannot be reached: nothing
+#: of the turn was kept, and sending the same message again once it is back goes on.
+UNAVAILABLE = (
+    "The service is briefly unavailable, so that message was not taken. Nothing you entered "
+    "before was lost: please send it again in a moment."
 )
 
 
@@ -144,6 +150,10 @@ class Orchestrator:
                 )
                 if attempt == MAX_RACES:
                     log.error("turn for %s lost %d races in a row", turn.key.as_str(), attempt + 1)
+            except Unavailable as exc:
+                # The store's server is down or restarting: say so, without a traceback.
+                log.warning("turn for %s not taken: %s", turn.key.as_str(), exc)
+                return TurnOutcome([Reply.prompt(UNAVAILABLE)])
             except LockError:
                 log.exception("cannot lock session %s", turn.key.as_str())
                 break
@@ -162,6 +172,8 @@ class Orchestrator:
                     if already is not None:
                         self.observer.dedupe_hit()
                         return TurnOutcome(already, replayed=True)
+            except Unavailable:
+                raise
             except StoreError:
                 log.exception("cannot load session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
@@ -181,7 +193,11 @@ class Orchestrator:
                 lease.check()
                 await self.sessions.update_session_data(session, answered=answered, lease=lease)
             except (LockError, StaleVersionError) as exc:
+                if isinstance(exc, Unavailable):
+                    raise
                 raise _Raced from exc
+            except Unavailable:
+                raise
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])

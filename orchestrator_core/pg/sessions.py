@@ -23,7 +23,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import (
+    LockError,
+    LockUnavailable,
+    StaleVersionError,
+    StoreError,
+    StoreUnavailable,
+)
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, SessionLock
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
@@ -43,6 +49,19 @@ DB_ERRORS = (psycopg.Error, PoolTimeout)
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _store_error(doing: str, exc: BaseException) -> StoreError:
+    """The ``StoreError`` for a failed call: ``StoreUnavailable`` when the server could not be
+    reached (an ``OperationalError``: connection refused or lost, no connection in time)."""
+    kind = StoreUnavailable if isinstance(exc, psycopg.OperationalError) else StoreError
+    return kind(f"{doing}: {_reason(exc)}")
+
+
+def _lock_error(doing: str, exc: BaseException) -> LockError:
+    """The ``LockError`` for a failed call: ``LockUnavailable`` when the server is unreachable."""
+    kind = LockUnavailable if isinstance(exc, psycopg.OperationalError) else LockError
+    return kind(f"{doing}: {_reason(exc)}")
 
 
 class PostgresPool:
@@ -96,7 +115,7 @@ class PostgresStore(SessionStore):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot load session {key!r}: {_reason(exc)}") from exc
+            raise _store_error(f"cannot load session {key!r}", exc) from exc
         return None if row is None else StoredSession(str(row[0]), int(row[1]))
 
     async def save(
@@ -113,7 +132,7 @@ class PostgresStore(SessionStore):
             async with self.pool.connection() as conn, conn.transaction():
                 return await self._save(conn, key, data, expected_version, answer, meta, lease)
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot save session {key!r}: {_reason(exc)}") from exc
+            raise _store_error(f"cannot save session {key!r}", exc) from exc
 
     async def _save(
         self,
@@ -182,7 +201,7 @@ class PostgresStore(SessionStore):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot read the answers of {key!r}: {_reason(exc)}") from exc
+            raise _store_error(f"cannot read the answers of {key!r}", exc) from exc
         return None if row is None else str(row[0])
 
     async def delete(self, key: str) -> None:
@@ -191,7 +210,7 @@ class PostgresStore(SessionStore):
                 await conn.execute("DELETE FROM sessions WHERE key = %s", (key,))
                 await conn.execute("DELETE FROM session_answers WHERE key = %s", (key,))
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot delete session {key!r}: {_reason(exc)}") from exc
+            raise _store_error(f"cannot delete session {key!r}", exc) from exc
 
     async def put_snapshot(self, digest: str, data: str) -> None:
         try:
@@ -202,7 +221,7 @@ class PostgresStore(SessionStore):
                     (digest, data, time.time()),
                 )
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot keep plan snapshot {digest}: {_reason(exc)}") from exc
+            raise _store_error(f"cannot keep plan snapshot {digest}", exc) from exc
 
     async def get_snapshot(self, digest: str) -> str | None:
         try:
@@ -212,7 +231,7 @@ class PostgresStore(SessionStore):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot read plan snapshot {digest}: {_reason(exc)}") from exc
+            raise _store_error(f"cannot read plan snapshot {digest}", exc) from exc
         return None if row is None else str(row[0])
 
     async def sweep(self, retention: Retention, now: float) -> Swept:
@@ -245,7 +264,7 @@ class PostgresStore(SessionStore):
                 await conn.execute("DELETE FROM session_leases WHERE expires_at < now()")
                 await conn.execute("DELETE FROM seen_ids WHERE expires_at < now()")
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot sweep the session store: {_reason(exc)}") from exc
+            raise _store_error("cannot sweep the session store", exc) from exc
         return Swept(sessions=int(sessions[0]) if sessions else 0, snapshots=max(snapshots, 0))
 
     async def ping(self) -> None:
@@ -253,9 +272,7 @@ class PostgresStore(SessionStore):
             async with self.pool.connection() as conn:
                 await conn.execute("SELECT 1 FROM sessions LIMIT 1")
         except DB_ERRORS as exc:
-            raise StoreError(
-                f"the PostgreSQL session store is not reachable: {_reason(exc)}"
-            ) from exc
+            raise _store_error("the PostgreSQL session store is not reachable", exc) from exc
 
     async def aclose(self) -> None:
         if self._owns_pool:
@@ -299,7 +316,7 @@ class PostgresLock(SessionLock):
                     cur = await conn.execute(_TAKE, (key, lease.token, self.lifetime))
                     return await cur.fetchone() is not None
             except DB_ERRORS as exc:
-                raise LockError(f"cannot lock session {key!r}: {_reason(exc)}") from exc
+                raise _lock_error(f"cannot lock session {key!r}", exc) from exc
 
         await self._poll(key, take)
 
@@ -313,7 +330,7 @@ class PostgresLock(SessionLock):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise LockError(f"cannot release the lock on {key!r}: {_reason(exc)}") from exc
+            raise _lock_error(f"cannot release the lock on {key!r}", exc) from exc
         return row is not None and bool(row[0])
 
     async def _renew(self, key: str, token: str) -> bool:
@@ -326,7 +343,7 @@ class PostgresLock(SessionLock):
                     (self.lifetime, key, token),
                 )
         except DB_ERRORS as exc:
-            raise LockError(f"cannot renew the lock on {key!r}: {_reason(exc)}") from exc
+            raise _lock_error(f"cannot renew the lock on {key!r}", exc) from exc
         return cur.rowcount == 1
 
 
@@ -357,5 +374,5 @@ class PostgresSeen:
                 cur = await conn.execute(_FIRST, (ttl, ids))
                 rows = await cur.fetchall()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot check whether {id!r} was seen: {_reason(exc)}") from exc
+            raise _store_error(f"cannot check whether {id!r} was seen", exc) from exc
         return len(rows) == len(ids) and all(bool(row[0]) for row in rows)
