@@ -78,6 +78,10 @@ class WorkOrderError(TechAssistError):
     """The work-order database refused an operation, or an import record is invalid."""
 
 
+class WorkOrdersUnavailable(WorkOrderError, Unavailable):
+    """The work-order database's server cannot be reached."""
+
+
 class InventoryConflict(WorkOrderError):
     """An inventory item was not in a status the move expected: someone else moved it first."""
 

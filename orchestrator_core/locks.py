@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator_core.errors import LockError
+from orchestrator_core.errors import LockError, LockUnavailable
 
 if TYPE_CHECKING:
     from orchestrator_core.stores.base import StoredSession
@@ -118,6 +118,10 @@ class SessionLock(ABC):
             if not released:
                 try:
                     released = await self._release(key, lease.token)
+                except LockUnavailable as exc:
+                    # Its server is down: the lease ends with its lifetime instead.
+                    log.warning("cannot release the lease on %s: %s", key, exc)
+                    lease.lost = True
                 except LockError:
                     released = False
             if not released and not lease.lost:

@@ -61,8 +61,9 @@ UNREADABLE = (
 SORRY = (
     "Sorry, something went wrong on our side. Nothing you entered was lost: please send that again."
 )
-#: The answer to a turn when the session store (or its lock) cannot be reached: nothing
-#: of the turn was kept, and sending the same message again once it is back goes on.
+#: The answer to a turn when the session store, its lock or the work-order database cannot
+#: be reached: nothing of the turn was kept, and the same message sent again once it is
+#: back goes on from there (tools that already ran are answered from the audit).
 UNAVAILABLE = (
     "The service is briefly unavailable, so that message was not taken. Nothing you entered "
     "before was lost: please send it again in a moment."
@@ -151,7 +152,7 @@ class Orchestrator:
                 if attempt == MAX_RACES:
                     log.error("turn for %s lost %d races in a row", turn.key.as_str(), attempt + 1)
             except Unavailable as exc:
-                # The store's server is down or restarting: say so, without a traceback.
+                # A backend is down or restarting: say so, without a traceback.
                 log.warning("turn for %s not taken: %s", turn.key.as_str(), exc)
                 return TurnOutcome([Reply.prompt(UNAVAILABLE)])
             except LockError:
@@ -179,6 +180,8 @@ class Orchestrator:
                 return TurnOutcome([Reply.prompt(SORRY)])
             try:
                 replies = await self._dispatch(session, turn)
+            except Unavailable:
+                raise  # nothing saved; the technician is told to send it again
             except Exception:
                 # The session is not saved, so the stored state is as before the turn.
                 log.exception("turn failed for %s in phase %s", turn.key.as_str(), session.phase)
@@ -192,12 +195,10 @@ class Orchestrator:
             try:
                 lease.check()
                 await self.sessions.update_session_data(session, answered=answered, lease=lease)
-            except (LockError, StaleVersionError) as exc:
-                if isinstance(exc, Unavailable):
-                    raise
-                raise _Raced from exc
             except Unavailable:
                 raise
+            except (LockError, StaleVersionError) as exc:
+                raise _Raced from exc
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])

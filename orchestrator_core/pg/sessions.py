@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from orchestrator_core.errors import (
     LockError,
@@ -31,6 +31,7 @@ from orchestrator_core.errors import (
     StoreUnavailable,
 )
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, SessionLock
+from orchestrator_core.pg.pool import Pool
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -68,7 +69,7 @@ class PostgresPool:
     """A psycopg async pool on ``conninfo``, opened on first use; store, lock and seen share it."""
 
     def __init__(self, conninfo: str, *, max_size: int = 10, timeout: float = 10.0) -> None:
-        self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        self._pool = Pool(
             conninfo,
             min_size=1,
             max_size=max_size,

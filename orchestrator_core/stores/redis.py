@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -207,9 +209,27 @@ return {#digests, deleted}
 """
 
 
+#: Tries after the first for a call whose connection failed, and the pause before each.
+RECONNECT_TRIES = 2
+RECONNECT_PAUSE = (0.05, 0.25)  # seconds: the first pause, and the most any pause lasts
+#: Seconds to wait for a new connection before the call fails.
+CONNECT_TIMEOUT = 5.0
+
+
 def connect(url: str) -> Redis:
-    """A ``redis.asyncio`` client for ``url`` (``redis://host:port/db``), answering in text."""
-    client: Redis = Redis.from_url(url, decode_responses=True)
+    """A ``redis.asyncio`` client for ``url`` (``redis://host:port/db``), answering in text.
+
+    A call whose pooled connection died (Redis restarted since it was opened) is
+    made again on a new connection: without this, redis-py's client from a URL
+    retries nothing, and each dead connection in the pool fails one more turn
+    after Redis is back. The pauses are short, so a server that is really down
+    still fails the call within half a second (``StoreUnavailable``).
+    """
+    first, most = RECONNECT_PAUSE
+    retry = Retry(ExponentialWithJitterBackoff(cap=most, base=first), RECONNECT_TRIES)
+    client: Redis = Redis.from_url(
+        url, decode_responses=True, retry=retry, socket_connect_timeout=CONNECT_TIMEOUT
+    )
     return client
 
 

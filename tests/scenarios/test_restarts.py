@@ -1,13 +1,15 @@
 """The session store's server restarted mid-run, under two real servers.
 
 Each test starts its own backend (``tests/own_servers.py``), never the shared
-one, and two ``techassist serve`` processes on it. A technician is halfway
-through an installation when the backend goes away: the turn answers that the
-service is briefly unavailable, ``/readyz`` says 503 and names the store; once
-the backend is back (same data: Redis from its append-only file) ``/readyz``
-says 200 again, the technician sends the message again and the conversation
-goes on from where it was, on either server, to the order closed. Neither
-server is restarted.
+one, and two ``techassist serve`` processes on it: Redis for the sessions (work
+orders in the shared SQLite file), or one PostgreSQL database for both. A
+technician is halfway through an installation when the backend goes away,
+between two turns or in the middle of one: the turn answers that the service
+is briefly unavailable, and ``/readyz`` says 503 and names the store. Once the
+backend is back (same data: Redis from its append-only file), ``/readyz`` says
+200 again, the technician sends the message again and the conversation goes on
+from where it was, on either server, to the order closed. Neither server is
+restarted.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 
-from orchestrator_core.orchestrator import SORRY, UNAVAILABLE
+from orchestrator_core.orchestrator import UNAVAILABLE
 from tests.bot.live import techassist
 from tests.bridges.server import Server, running
 from tests.bridges.test_websocket import open_client  # noqa: F401 - a fixture
@@ -34,16 +37,46 @@ pytestmark = pytest.mark.scale
 
 #: Seconds ``/readyz`` has to come back to 200 once the backend is up again.
 RECOVERY = 30.0
-#: A lease outlives a turn that died with the store; short, so a resend need not wait long.
+#: Seconds a lease lasts: one left by a turn that died with the store blocks a resend this long.
 LOCK_LIFETIME = "3"
+#: Each simulated network call takes this long, so the backend can go away during a turn.
+SLOW_TOOLS_MS = "700"
+
+
+@dataclass
+class Backend:
+    """The environment that puts the servers on a backend of the test's own, and its switch."""
+
+    name: str
+    env: dict[str, str]
+    down: Callable[[], None]
+    up: Callable[[], None]
+
+
+@pytest.fixture(params=["redis", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    shared = {
+        "TECHASSIST_SECRET_KEY": Fernet.generate_key().decode(),
+        "TECHASSIST_LOCK_LIFETIME": LOCK_LIFETIME,
+    }
+    if request.param == "redis":
+        with own_redis() as redis:
+            env = {"TECHASSIST_STORE": redis.url, **shared}
+            yield Backend("Redis", env, redis.kill, redis.start)
+        return
+    with own_postgres() as postgres:
+        url = postgres.create_database("techassist")
+        upgraded = techassist(tmp_path, "db", "upgrade", TECHASSIST_DATABASE_URL=url)
+        assert upgraded.returncode == 0, upgraded.stderr
+        env = {"TECHASSIST_STORE": url, "TECHASSIST_DATABASE_URL": url, **shared}
+        yield Backend("PostgreSQL", env, postgres.stop, postgres.start)
 
 
 def readyz(server: Server) -> tuple[int, dict[str, Any]]:
     """``GET /readyz``: its status and body."""
-    request = urllib.request.Request(f"{server.http}/readyz")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=30) as response:
+        with opener.open(f"{server.http}/readyz", timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -70,87 +103,95 @@ def two_servers(root: Path, **env: str) -> Iterator[tuple[Server, Server]]:
         yield one, two
 
 
-def still_up(*servers: Server) -> None:
-    """Neither server died nor logged a traceback through the outage."""
-    for server in servers:
-        assert server.process.poll() is None, "".join(server.output)
-        assert "Traceback" not in "".join(server.output), "".join(server.output)
-
-
-async def outage_and_recovery(
-    servers: tuple[Server, Server],
-    connect: Any,
-    down: Callable[[], None],
-    up: Callable[[], None],
-    store: str,
-) -> None:
-    """Half an installation on the first server; the backend goes down and comes back;
-    the technician resends and finishes on the second server."""
-    one, two = servers
-    client, _ = await connect(one, "CD5678")
-    await client.say("no")
-    await client.say("ORD-2002")
-    asked = await client.say("fsan=ALCL5E6F7A8B model=G-010G-P ethernet_port=3")
-    assert asked["data_needed"] == "ssid", asked
-    asked = await client.say("ssid=Lab")
-    assert asked["data_needed"] == "wifi_password", asked
-
-    down()
-    refused = await client.say("wifi_password=s3cret-passw0rd")
-    assert refused["message"] == UNAVAILABLE, refused
-    assert SORRY not in refused["message"] and "Traceback" not in json.dumps(refused)
+async def outage(servers: tuple[Server, Server], backend: Backend) -> None:
+    """While the backend is down, both servers say they are not ready, naming the store."""
     for server in servers:
         status, body = await asyncio.to_thread(readyz, server)
         assert status == 503 and not body["ready"], body
-        assert store in body["store"], body
+        assert backend.name in body["store"], body
 
-    up()
+
+async def recovery(servers: tuple[Server, Server], backend: Backend) -> None:
+    """The backend comes back; both servers say they are ready, without a restart."""
+    backend.up()
     for server in servers:
         body = await ready_again(server)
         assert body["store"] == "ok" and body["database"] == "ok", body
-    # The same connection: the message is sent again and the conversation goes on.
-    again = await client.say("wifi_password=s3cret-passw0rd")
-    assert again["data_needed"] == "customer_online", again
 
-    other, welcome = await connect(two, "CD5678")
+
+async def halfway(server: Server, connect: Any) -> Any:
+    """Carlos starts ORD-2002 on ``server`` and is asked for the ONT; his client."""
+    client, _ = await connect(server, "CD5678")
+    await client.say("no")
+    asked = await client.say("ORD-2002")
+    assert asked["data_needed"] == "fsan", asked
+    return client
+
+
+async def finish_elsewhere(server: Server, connect: Any) -> None:
+    """Carlos, on ``server`` now, is welcomed back where he was and closes the order."""
+    client, welcome = await connect(server, "CD5678")
     assert welcome is not None and "Welcome back, Carlos Diaz" in welcome["message"]
     assert welcome["data_needed"] == "customer_online", welcome
-    values = (await other.say("status"))["data"]["values"]
-    assert (values["fsan"], values["ssid"]) == ("ALCL5E6F7A8B", "Lab")
-    done = await other.say("yes")
+    values = (await client.say("status"))["data"]["values"]
+    assert (values["fsan"], values["ethernet_port"], values["ssid"]) == ("ALCL5E6F7A8B", 3, "Lab")
+    done = await client.say("yes")
     assert "Order ORD-2002 is closed" in done["message"], done
-    still_up(one, two)
 
 
-async def test_redis_killed_and_restarted_from_its_append_only_file(
+def still_up(*servers: Server) -> None:
+    """Neither server died, nor logged a traceback through the outage."""
+    for server in servers:
+        output = "".join(server.output)
+        assert server.process.poll() is None, output
+        assert "Traceback" not in output, output
+
+
+ONT = "fsan=ALCL5E6F7A8B model=G-010G-P ethernet_port=3"
+
+
+async def test_the_store_goes_away_between_two_turns_and_comes_back(
     tmp_path: Path,
+    backend: Backend,
     open_client: Any,  # noqa: F811 - the fixture
 ) -> None:
-    with own_redis() as redis:
-        env = {
-            "TECHASSIST_STORE": redis.url,
-            "TECHASSIST_SECRET_KEY": Fernet.generate_key().decode(),
-            "TECHASSIST_LOCK_LIFETIME": LOCK_LIFETIME,
-        }
-        with two_servers(tmp_path, **env) as servers:
-            await outage_and_recovery(servers, open_client, redis.kill, redis.start, "Redis")
+    with two_servers(tmp_path, **backend.env) as servers:
+        client = await halfway(servers[0], open_client)
+        assert (await client.say(ONT))["data_needed"] == "ssid"
+        backend.down()
+        refused = await client.say("ssid=Lab")
+        assert refused == {"type": "input", "message": UNAVAILABLE}, refused
+        await outage(servers, backend)
+        await recovery(servers, backend)
+        # The same connection: the message is sent again and the conversation goes on.
+        assert (await client.say("ssid=Lab"))["data_needed"] == "wifi_password"
+        assert (await client.say("wifi_password=s3cret-passw0rd"))["data_needed"] == (
+            "customer_online"
+        )
+        await finish_elsewhere(servers[1], open_client)
+        still_up(*servers)
 
 
-async def test_postgres_stopped_and_started_again(
+async def test_the_store_goes_away_in_the_middle_of_a_turn_and_comes_back(
     tmp_path: Path,
+    backend: Backend,
     open_client: Any,  # noqa: F811 - the fixture
 ) -> None:
-    with own_postgres() as postgres:
-        url = postgres.create_database("techassist")
-        upgraded = techassist(tmp_path, "db", "upgrade", TECHASSIST_DATABASE_URL=url)
-        assert upgraded.returncode == 0, upgraded.stderr
-        env = {
-            "TECHASSIST_STORE": url,
-            "TECHASSIST_DATABASE_URL": url,
-            "TECHASSIST_SECRET_KEY": Fernet.generate_key().decode(),
-            "TECHASSIST_LOCK_LIFETIME": LOCK_LIFETIME,
-        }
-        with two_servers(tmp_path, **env) as servers:
-            await outage_and_recovery(
-                servers, open_client, postgres.stop, postgres.start, "PostgreSQL"
-            )
+    env = {**backend.env, "TECHASSIST_SIM_LATENCY_MS": SLOW_TOOLS_MS}
+    with two_servers(tmp_path, **env) as servers:
+        client = await halfway(servers[0], open_client)
+        # The ONT is being activated when the backend goes away.
+        await client.send({"type": "message", "data": ONT})
+        await asyncio.sleep(int(SLOW_TOOLS_MS) / 2000)
+        backend.down()
+        refused = await client.recv()
+        assert refused["message"] == UNAVAILABLE, refused
+        await outage(servers, backend)
+        await recovery(servers, backend)
+        again = await client.say(ONT)
+        assert again["data_needed"] == "ssid", again
+        assert "already installed" not in again["message"], again
+        await client.say("ssid=Lab")
+        await client.say("wifi_password=s3cret-passw0rd")
+        await finish_elsewhere(servers[1], open_client)
+        still_up(*servers)
