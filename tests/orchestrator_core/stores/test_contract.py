@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import (
+    LockError,
+    LockUnavailable,
+    StaleVersionError,
+    StoreError,
+    StoreUnavailable,
+)
 from orchestrator_core.pg.sessions import PostgresLock, PostgresPool, PostgresStore
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import (
@@ -305,13 +311,18 @@ async def test_redis_not_reachable_is_a_store_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    store = RedisStore(connect(f"redis://127.0.0.1:{port}/0"), keys=RedisKeys(new_prefix()))
+    keys = RedisKeys(new_prefix())
+    store = RedisStore(connect(f"redis://127.0.0.1:{port}/0"), keys=keys)
     try:
         for call in (store.load("k"), store.save("k", "s", 0), store.ping()):
-            with pytest.raises(StoreError) as err:
+            with pytest.raises(StoreUnavailable) as err:
                 await call
             assert isinstance(err.value.__cause__, redis.RedisError)
             assert not isinstance(err.value, StaleVersionError)
+        # The lock too says its server is away, not that the session stayed locked.
+        with pytest.raises(LockUnavailable):
+            async with RedisLock(store.client, keys).lock("k"):
+                pass
     finally:
         await store.aclose()
 
@@ -365,8 +376,11 @@ async def test_postgres_not_reachable_is_a_store_error() -> None:
     store = PostgresStore(pool)
     try:
         for call in (store.load("k"), store.save("k", "s", 0), store.ping()):
-            with pytest.raises(StoreError) as err:
+            with pytest.raises(StoreUnavailable) as err:
                 await call
             assert not isinstance(err.value, StaleVersionError)
+        with pytest.raises(LockUnavailable):
+            async with PostgresLock(pool).lock("k"):
+                pass
     finally:
         await store.aclose()
