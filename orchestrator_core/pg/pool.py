@@ -40,6 +40,22 @@ DOWN_WAIT = 1.0
 RECONNECT_WINDOW = 5.0
 
 
+#: SQLSTATEs of a server that went away or is not up yet: connection exceptions (class 08),
+#: shut down by an administrator or a crash, starting up.
+_GONE = ("57P01", "57P02", "57P03")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a psycopg error says the server could not be reached, rather than that it
+    refused a statement (a deadlock or a timeout is an ``OperationalError`` too)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate  # None: raised by the client, e.g. connection refused or lost
+    return state is None or state.startswith("08") or state in _GONE
+
+
 class Pool(AsyncConnectionPool[Any]):
     """An ``AsyncConnectionPool`` that fails fast while the server is down (see the module)."""
 
@@ -57,8 +73,8 @@ class Pool(AsyncConnectionPool[Any]):
             async with super().connection(timeout) as conn:
                 try:
                     yield conn
-                except psycopg.OperationalError:
-                    if conn.broken or conn.closed:
+                except psycopg.OperationalError as exc:
+                    if unreachable(exc):
                         self._lost()
                     raise
         except PoolTimeout:

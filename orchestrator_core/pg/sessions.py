@@ -31,7 +31,7 @@ from orchestrator_core.errors import (
     StoreUnavailable,
 )
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, SessionLock
-from orchestrator_core.pg.pool import Pool
+from orchestrator_core.pg.pool import Pool, unreachable
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -54,14 +54,14 @@ def _reason(exc: BaseException) -> str:
 
 def _store_error(doing: str, exc: BaseException) -> StoreError:
     """The ``StoreError`` for a failed call: ``StoreUnavailable`` when the server could not be
-    reached (an ``OperationalError``: connection refused or lost, no connection in time)."""
-    kind = StoreUnavailable if isinstance(exc, psycopg.OperationalError) else StoreError
+    reached (connection refused or lost, no connection in time)."""
+    kind = StoreUnavailable if unreachable(exc) else StoreError
     return kind(f"{doing}: {_reason(exc)}")
 
 
 def _lock_error(doing: str, exc: BaseException) -> LockError:
     """The ``LockError`` for a failed call: ``LockUnavailable`` when the server is unreachable."""
-    kind = LockUnavailable if isinstance(exc, psycopg.OperationalError) else LockError
+    kind = LockUnavailable if unreachable(exc) else LockError
     return kind(f"{doing}: {_reason(exc)}")
 
 

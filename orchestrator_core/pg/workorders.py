@@ -38,7 +38,7 @@ from orchestrator_core.orders import (
     prioritize,
 )
 from orchestrator_core.pg import migrate
-from orchestrator_core.pg.pool import Pool
+from orchestrator_core.pg.pool import Pool, unreachable
 
 Row = dict[str, Any]
 
@@ -51,7 +51,7 @@ def _db_error(exc: psycopg.Error) -> WorkOrderError:
     """The ``WorkOrderError`` for a failed call: ``WorkOrdersUnavailable`` when the server
     could not be reached (connection refused or lost, no connection in time)."""
     text = str(exc).strip()
-    kind = WorkOrdersUnavailable if isinstance(exc, psycopg.OperationalError) else WorkOrderError
+    kind = WorkOrdersUnavailable if unreachable(exc) else WorkOrderError
     return kind(f"work-order database error: {text.splitlines()[0] if text else exc}")
 
 

@@ -10,16 +10,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
+from psycopg_pool import PoolTimeout
 
 from orchestrator_core.errors import (
     LockError,
     LockUnavailable,
     StaleVersionError,
-    StoreError,
     StoreUnavailable,
 )
+from orchestrator_core.pg.pool import unreachable
 from orchestrator_core.pg.sessions import PostgresLock, PostgresPool, PostgresStore
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import (
@@ -384,3 +386,15 @@ async def test_postgres_not_reachable_is_a_store_error() -> None:
                 pass
     finally:
         await store.aclose()
+
+
+def test_only_a_server_out_of_reach_counts_as_unavailable() -> None:
+    """A deadlock or a statement timeout is the database answering, not the server gone:
+    the technician is told to send again only when the server cannot be reached."""
+    assert unreachable(psycopg.OperationalError("connection refused"))  # raised by the client
+    assert unreachable(psycopg.errors.AdminShutdown("terminating connection"))
+    assert unreachable(psycopg.errors.CannotConnectNow("the database system is starting up"))
+    assert unreachable(PoolTimeout("couldn't get a connection after 1.00 sec"))
+    assert not unreachable(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert not unreachable(psycopg.errors.QueryCanceled("statement timeout"))
+    assert not unreachable(psycopg.errors.UniqueViolation("duplicate key"))
