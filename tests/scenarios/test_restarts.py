@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -45,12 +47,18 @@ SLOW_TOOLS_MS = "700"
 
 @dataclass
 class Backend:
-    """The environment that puts the servers on a backend of the test's own, and its switch."""
+    """The environment that puts the servers on a backend of the test's own, and its switch.
+
+    ``down`` stops the server cleanly where it can, ``crash`` at once; ``count`` runs a
+    ``SELECT count(*)`` on the work orders (the SQLite file beside Redis, or PostgreSQL).
+    """
 
     name: str
     env: dict[str, str]
     down: Callable[[], None]
+    crash: Callable[[], None]
     up: Callable[[], None]
+    count: Callable[[str], int]
 
 
 @pytest.fixture(params=["redis", "postgres"])
@@ -60,16 +68,35 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         "TECHASSIST_LOCK_LIFETIME": LOCK_LIFETIME,
     }
     if request.param == "redis":
+
+        def in_sqlite(sql: str) -> int:
+            with closing(sqlite3.connect(tmp_path / "workorders.db")) as db:
+                return int(db.execute(sql).fetchone()[0])
+
         with own_redis() as redis:
             env = {"TECHASSIST_STORE": redis.url, **shared}
-            yield Backend("Redis", env, redis.kill, redis.start)
+            yield Backend("Redis", env, redis.kill, redis.kill, redis.start, in_sqlite)
         return
     with own_postgres() as postgres:
         url = postgres.create_database("techassist")
         upgraded = techassist(tmp_path, "db", "upgrade", TECHASSIST_DATABASE_URL=url)
         assert upgraded.returncode == 0, upgraded.stderr
+
+        def in_postgres(sql: str) -> int:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(sql.encode()).fetchone()
+                assert row is not None
+                return int(row[0])
+
         env = {"TECHASSIST_STORE": url, "TECHASSIST_DATABASE_URL": url, **shared}
-        yield Backend("PostgreSQL", env, postgres.stop, postgres.start)
+        yield Backend(
+            "PostgreSQL",
+            env,
+            postgres.stop,
+            lambda: postgres.stop("immediate"),
+            postgres.start,
+            in_postgres,
+        )
 
 
 def readyz(server: Server) -> tuple[int, dict[str, Any]]:
@@ -148,6 +175,8 @@ def still_up(*servers: Server) -> None:
 
 
 ONT = "fsan=ALCL5E6F7A8B model=G-010G-P ethernet_port=3"
+#: The ONT activations that succeeded, from the tool audit.
+ACTIVATED = "SELECT count(*) FROM audit WHERE tool = 'activate_ont' AND ok"
 
 
 async def test_the_store_goes_away_between_two_turns_and_comes_back(
@@ -170,6 +199,7 @@ async def test_the_store_goes_away_between_two_turns_and_comes_back(
         )
         await finish_elsewhere(servers[1], open_client)
         still_up(*servers)
+        assert backend.count(ACTIVATED) == 1
 
 
 async def test_the_store_goes_away_in_the_middle_of_a_turn_and_comes_back(
@@ -180,10 +210,10 @@ async def test_the_store_goes_away_in_the_middle_of_a_turn_and_comes_back(
     env = {**backend.env, "TECHASSIST_SIM_LATENCY_MS": SLOW_TOOLS_MS}
     with two_servers(tmp_path, **env) as servers:
         client = await halfway(servers[0], open_client)
-        # The ONT is being activated when the backend goes away.
+        # The ONT is being activated when the backend crashes.
         await client.send({"type": "message", "data": ONT})
         await asyncio.sleep(int(SLOW_TOOLS_MS) / 2000)
-        backend.down()
+        backend.crash()
         refused = await client.recv()
         assert refused["message"] == UNAVAILABLE, refused
         await outage(servers, backend)
@@ -195,3 +225,6 @@ async def test_the_store_goes_away_in_the_middle_of_a_turn_and_comes_back(
         await client.say("wifi_password=s3cret-passw0rd")
         await finish_elsewhere(servers[1], open_client)
         still_up(*servers)
+        # The activation that ran before the crash is not run again: either it was in
+        # the audit (answered from there) or it had not finished (and runs once now).
+        assert backend.count(ACTIVATED) == 1
