@@ -221,8 +221,10 @@ async def test_the_store_goes_away_in_the_middle_of_a_turn_and_comes_back(
         again = await client.say(ONT)
         assert again["data_needed"] == "ssid", again
         assert "already installed" not in again["message"], again
-        await client.say("ssid=Lab")
-        await client.say("wifi_password=s3cret-passw0rd")
+        assert (await client.say("ssid=Lab"))["data_needed"] == "wifi_password"
+        assert (await client.say("wifi_password=s3cret-passw0rd"))["data_needed"] == (
+            "customer_online"
+        )
         await finish_elsewhere(servers[1], open_client)
         still_up(*servers)
         # The activation that ran before the crash is not run again: either it was in
