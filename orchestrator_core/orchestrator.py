@@ -219,6 +219,9 @@ class Orchestrator:
         """The CUID a conversation has identified as, or ``None`` (a bridge's sign-in check)."""
         try:
             session = await self.sessions.get_session_data(key)
+        except Unavailable as exc:
+            log.warning("cannot load session %s: %s", key.as_str(), exc)
+            return None
         except StoreError:
             log.exception("cannot load session %s", key.as_str())
             return None
@@ -245,6 +248,8 @@ class Orchestrator:
                 if session is not None:
                     session.keep_undelivered(replies)
                     await self.sessions.update_session_data(session, lease=lease)
+        except Unavailable as exc:
+            log.warning("cannot keep undelivered replies for %s: %s", key.as_str(), exc)
         except StoreError:
             log.exception("cannot keep undelivered replies for %s", key.as_str())
         except LockError:
