@@ -71,14 +71,10 @@ class Pool(AsyncConnectionPool[Any]):
             timeout = DOWN_WAIT
         try:
             async with super().connection(timeout) as conn:
-                try:
-                    yield conn
-                except psycopg.OperationalError as exc:
-                    if unreachable(exc):
-                        self._lost()
-                    raise
-        except PoolTimeout:
-            self._lost()
+                yield conn
+        except psycopg.OperationalError as exc:  # PoolTimeout is one too
+            if unreachable(exc):
+                self._lost()
             raise
         if self.unreachable:
             self.unreachable = False
