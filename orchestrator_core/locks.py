@@ -133,6 +133,12 @@ class SessionLock(ABC):
             await asyncio.sleep(self.lifetime / 3)
             try:
                 renewed = await self._renew(lease.key, lease.token)
+            except LockUnavailable as exc:
+                # Whether the lease still holds cannot be known: count it lost, so the
+                # turn's save is refused and the turn runs again on what is stored.
+                log.warning("cannot renew the lease on %s: %s", lease.key, exc)
+                lease.lost = True
+                return
             except LockError:
                 renewed = False
             if not renewed:
