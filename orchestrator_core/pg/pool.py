@@ -24,6 +24,7 @@ that outgrew the outage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -97,4 +98,6 @@ class Pool(AsyncConnectionPool[Any]):
     async def close(self, timeout: float = 5.0) -> None:
         if self._checking is not None:
             self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
         await super().close(timeout)
