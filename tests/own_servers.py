@@ -82,11 +82,12 @@ class OwnRedis:
         _wait_until(self._answers, f"redis-server on port {self.port}")
 
     def _answers(self) -> bool:
+        """Whether the server answers a PING (not while it still reads its append-only file)."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} exited (is the port taken?)")
         try:
             with redis.Redis(port=self.port, socket_connect_timeout=0.5) as client:
                 return bool(client.ping())
-        except redis.exceptions.BusyLoadingError:
-            return False  # still reading its append-only file
         except redis.RedisError:
             return False
 
