@@ -44,8 +44,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator_core.dedupe import MemorySeen, Seen
-from orchestrator_core.errors import BridgeError, StoreError
-from orchestrator_core.orchestrator import Orchestrator
+from orchestrator_core.errors import BridgeError, StoreError, Unavailable
+from orchestrator_core.orchestrator import UNAVAILABLE, Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
 
 log = logging.getLogger("techassist.slack")
@@ -459,17 +459,27 @@ class SlackBridge:
         message_id: str,
         thread_ts: str | None,
     ) -> None:
-        cuid = await self._technician(user)
-        if cuid is None and not (self.config.self_identify and self.redeem is not None):
-            await self._send(key, key.channel, thread_ts, UNMAPPED.format(user=user), None, None)
-            return
-        if cuid is None and await self.orchestrator.identified_as(key) is None:
-            cuid = await self._sign_in(text)
-            if cuid is None:
-                # Every failure gets this one answer, so nothing tells which CUIDs exist.
-                await self._send(key, key.channel, thread_ts, SIGN_IN.format(user=user), None, None)
+        try:
+            cuid = await self._technician(user)
+            if cuid is None and not (self.config.self_identify and self.redeem is not None):
+                await self._send(
+                    key, key.channel, thread_ts, UNMAPPED.format(user=user), None, None
+                )
                 return
-            log.info("a Slack user signed in with a one-time code as %s", cuid)
+            if cuid is None and await self.orchestrator.identified_as(key) is None:
+                cuid = await self._sign_in(text)
+                if cuid is None:
+                    # Every failure gets this one answer, so nothing tells which CUIDs exist.
+                    await self._send(
+                        key, key.channel, thread_ts, SIGN_IN.format(user=user), None, None
+                    )
+                    return
+                log.info("a Slack user signed in with a one-time code as %s", cuid)
+        except Unavailable as exc:
+            # The directory is down or restarting: not "you are not mapped", but "send again".
+            log.warning("cannot tell who Slack user %s is: %s", user, exc)
+            await self._send(key, key.channel, thread_ts, UNAVAILABLE, None, None)
+            return
         progress_ts: list[str] = []
         progress_line: list[str] = []
         done = asyncio.Event()

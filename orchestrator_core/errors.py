@@ -49,6 +49,23 @@ class LockError(TechAssistError):
     """A per-session lock could not be acquired or was lost."""
 
 
+class Unavailable(TechAssistError):
+    """The server behind a store or a lock cannot be reached right now (down, restarting).
+
+    Nothing was read or written; the same call may succeed once the server is
+    back, so the technician is told to send the message again, not that
+    something broke.
+    """
+
+
+class StoreUnavailable(StoreError, Unavailable):
+    """A session store's server cannot be reached."""
+
+
+class LockUnavailable(LockError, Unavailable):
+    """A lock's server cannot be reached: the lease is neither taken nor known to be lost."""
+
+
 class PlanError(TechAssistError):
     """A plan file is invalid. ``problems`` lists each one with its file and JSON path."""
 
@@ -59,6 +76,10 @@ class PlanError(TechAssistError):
 
 class WorkOrderError(TechAssistError):
     """The work-order database refused an operation, or an import record is invalid."""
+
+
+class WorkOrdersUnavailable(WorkOrderError, Unavailable):
+    """The work-order database's server cannot be reached."""
 
 
 class InventoryConflict(WorkOrderError):

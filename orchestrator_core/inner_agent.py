@@ -21,7 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator_core.audit import AuditLog, audit_json
-from orchestrator_core.errors import ArgumentRefused, FieldFault, ToolFailed, TransientToolError
+from orchestrator_core.errors import (
+    ArgumentRefused,
+    FieldFault,
+    ToolFailed,
+    TransientToolError,
+    Unavailable,
+)
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
 
@@ -168,6 +174,10 @@ class InnerAgent:
     ) -> ToolResult:
         try:
             return await self._execute(tool, args, call)
+        except Unavailable:
+            # The work-order database is down or restarting: the whole turn stops unsaved,
+            # and the technician is told to send it again (see ``Orchestrator``).
+            raise
         except Exception:
             # Only a bug here (not in a tool) gets this far; the conversation goes on.
             log.exception(
@@ -250,6 +260,8 @@ class InnerAgent:
                 kind, message, failure = "failed", str(exc), exc
             except TimeoutError:
                 kind, message = "timeout", ""
+            except Unavailable:
+                raise
             except Exception:
                 log.exception("tool %s raised (args %s)", spec.name, masked)
                 kind, message = "internal", ""
@@ -344,6 +356,8 @@ class InnerAgent:
                 result,
                 duration_ms,
             )
+        except Unavailable as exc:
+            log.warning("could not audit %s for %s: %s", tool, call.session_id, exc)
         except Exception:
             log.exception("could not audit %s for %s", tool, call.session_id)
 

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator_core.errors import LockError
+from orchestrator_core.errors import LockError, LockUnavailable
 
 if TYPE_CHECKING:
     from orchestrator_core.stores.base import StoredSession
@@ -118,6 +118,10 @@ class SessionLock(ABC):
             if not released:
                 try:
                     released = await self._release(key, lease.token)
+                except LockUnavailable as exc:
+                    # Its server is down: the lease ends with its lifetime instead.
+                    log.warning("cannot release the lease on %s: %s", key, exc)
+                    lease.lost = True
                 except LockError:
                     released = False
             if not released and not lease.lost:
@@ -129,6 +133,12 @@ class SessionLock(ABC):
             await asyncio.sleep(self.lifetime / 3)
             try:
                 renewed = await self._renew(lease.key, lease.token)
+            except LockUnavailable as exc:
+                # Whether the lease still holds cannot be known: count it lost, so the
+                # turn's save is refused and the turn runs again on what is stored.
+                log.warning("cannot renew the lease on %s: %s", lease.key, exc)
+                lease.lost = True
+                return
             except LockError:
                 renewed = False
             if not renewed:

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import LockError, StaleVersionError, StoreError, Unavailable
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.phases import (
@@ -60,6 +60,13 @@ UNREADABLE = (
 )
 SORRY = (
     "Sorry, something went wrong on our side. Nothing you entered was lost: please send that again."
+)
+#: The answer to a turn when the session store, its lock or the work-order database cannot
+#: be reached: nothing of the turn was kept, and the same message sent again once it is
+#: back goes on from there (tools that already ran are answered from the audit).
+UNAVAILABLE = (
+    "The service is briefly unavailable, so that message was not taken. Nothing you entered "
+    "before was lost: please send it again in a moment."
 )
 
 
@@ -144,6 +151,10 @@ class Orchestrator:
                 )
                 if attempt == MAX_RACES:
                     log.error("turn for %s lost %d races in a row", turn.key.as_str(), attempt + 1)
+            except Unavailable as exc:
+                # A backend is down or restarting: say so, without a traceback.
+                log.warning("turn for %s not taken: %s", turn.key.as_str(), exc)
+                return TurnOutcome([Reply.prompt(UNAVAILABLE)])
             except LockError:
                 log.exception("cannot lock session %s", turn.key.as_str())
                 break
@@ -162,11 +173,15 @@ class Orchestrator:
                     if already is not None:
                         self.observer.dedupe_hit()
                         return TurnOutcome(already, replayed=True)
+            except Unavailable:
+                raise
             except StoreError:
                 log.exception("cannot load session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
             try:
                 replies = await self._dispatch(session, turn)
+            except Unavailable:
+                raise  # nothing saved; the technician is told to send it again
             except Exception:
                 # The session is not saved, so the stored state is as before the turn.
                 log.exception("turn failed for %s in phase %s", turn.key.as_str(), session.phase)
@@ -180,6 +195,8 @@ class Orchestrator:
             try:
                 lease.check()
                 await self.sessions.update_session_data(session, answered=answered, lease=lease)
+            except Unavailable:
+                raise
             except (LockError, StaleVersionError) as exc:
                 raise _Raced from exc
             except StoreError:
@@ -202,6 +219,9 @@ class Orchestrator:
         """The CUID a conversation has identified as, or ``None`` (a bridge's sign-in check)."""
         try:
             session = await self.sessions.get_session_data(key)
+        except Unavailable as exc:
+            log.warning("cannot load session %s: %s", key.as_str(), exc)
+            return None
         except StoreError:
             log.exception("cannot load session %s", key.as_str())
             return None
@@ -228,6 +248,8 @@ class Orchestrator:
                 if session is not None:
                     session.keep_undelivered(replies)
                     await self.sessions.update_session_data(session, lease=lease)
+        except Unavailable as exc:
+            log.warning("cannot keep undelivered replies for %s: %s", key.as_str(), exc)
         except StoreError:
             log.exception("cannot keep undelivered replies for %s", key.as_str())
         except LockError:

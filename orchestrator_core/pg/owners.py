@@ -16,7 +16,7 @@ import psycopg
 
 from orchestrator_core.errors import StoreError
 from orchestrator_core.owners import Taken
-from orchestrator_core.pg.sessions import DB_ERRORS, PostgresPool, _reason
+from orchestrator_core.pg.sessions import DB_ERRORS, PostgresPool, reason, store_error
 
 log = logging.getLogger("techassist.postgres")
 
@@ -57,7 +57,7 @@ class PostgresOwners:
                 await conn.execute(_CLAIM, (cuid, token))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{token} {cuid}"))
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot record the owner of a connection: {_reason(exc)}") from exc
+            raise store_error("cannot record the owner of a connection", exc) from exc
 
     async def release(self, cuid: str, token: str) -> None:
         try:
@@ -66,7 +66,7 @@ class PostgresOwners:
                     "DELETE FROM connection_owners WHERE cuid = %s AND token = %s", (cuid, token)
                 )
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot release the owner of a connection: {_reason(exc)}") from exc
+            raise store_error("cannot release the owner of a connection", exc) from exc
 
     async def owner(self, cuid: str) -> str | None:
         """The token of the connection that holds ``cuid`` now, if any."""
@@ -77,7 +77,7 @@ class PostgresOwners:
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot read the owner of a connection: {_reason(exc)}") from exc
+            raise store_error("cannot read the owner of a connection", exc) from exc
         return None if row is None else str(row[0])
 
     async def watch(self, taken: Taken) -> None:
@@ -87,7 +87,7 @@ class PostgresOwners:
             except (*DB_ERRORS, StoreError) as exc:
                 # The reason names the server and the failure, never the password.
                 log.warning(
-                    "the takeover listener lost PostgreSQL (%s); listening again", _reason(exc)
+                    "the takeover listener lost PostgreSQL (%s); listening again", reason(exc)
                 )
                 await asyncio.sleep(RELISTEN_PAUSE)
 

@@ -21,10 +21,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import (
+    LockError,
+    LockUnavailable,
+    StaleVersionError,
+    StoreError,
+    StoreUnavailable,
+)
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, SessionLock
+from orchestrator_core.pg.pool import Pool, unreachable
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -40,9 +47,23 @@ from orchestrator_core.stores.base import (
 DB_ERRORS = (psycopg.Error, PoolTimeout)
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The first line of a database error: enough to act on, never a connection string."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def store_error(doing: str, exc: BaseException) -> StoreError:
+    """The ``StoreError`` for a failed call: ``StoreUnavailable`` when the server could not be
+    reached (connection refused or lost, no connection in time)."""
+    kind = StoreUnavailable if unreachable(exc) else StoreError
+    return kind(f"{doing}: {reason(exc)}")
+
+
+def _lock_error(doing: str, exc: BaseException) -> LockError:
+    """The ``LockError`` for a failed call: ``LockUnavailable`` when the server is unreachable."""
+    kind = LockUnavailable if unreachable(exc) else LockError
+    return kind(f"{doing}: {reason(exc)}")
 
 
 class PostgresPool:
@@ -52,7 +73,7 @@ class PostgresPool:
     def __init__(self, conninfo: str, *, max_size: int = 10, timeout: float = 10.0) -> None:
         self.conninfo = conninfo
         """Where the pool connects; a listener that must keep its connection opens its own."""
-        self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        self._pool = Pool(
             conninfo,
             min_size=1,
             max_size=max_size,
@@ -99,7 +120,7 @@ class PostgresStore(SessionStore):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot load session {key!r}: {_reason(exc)}") from exc
+            raise store_error(f"cannot load session {key!r}", exc) from exc
         return None if row is None else StoredSession(str(row[0]), int(row[1]))
 
     async def save(
@@ -120,7 +141,7 @@ class PostgresStore(SessionStore):
                     await _put_snapshot(conn, meta.plan_digest, snapshot)
                 return version
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot save session {key!r}: {_reason(exc)}") from exc
+            raise store_error(f"cannot save session {key!r}", exc) from exc
 
     async def _save(
         self,
@@ -189,7 +210,7 @@ class PostgresStore(SessionStore):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot read the answers of {key!r}: {_reason(exc)}") from exc
+            raise store_error(f"cannot read the answers of {key!r}", exc) from exc
         return None if row is None else str(row[0])
 
     async def delete(self, key: str) -> None:
@@ -198,14 +219,14 @@ class PostgresStore(SessionStore):
                 await conn.execute("DELETE FROM sessions WHERE key = %s", (key,))
                 await conn.execute("DELETE FROM session_answers WHERE key = %s", (key,))
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot delete session {key!r}: {_reason(exc)}") from exc
+            raise store_error(f"cannot delete session {key!r}", exc) from exc
 
     async def put_snapshot(self, digest: str, data: str) -> None:
         try:
             async with self.pool.connection() as conn:
                 await _put_snapshot(conn, digest, data)
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot keep plan snapshot {digest}: {_reason(exc)}") from exc
+            raise store_error(f"cannot keep plan snapshot {digest}", exc) from exc
 
     async def get_snapshot(self, digest: str) -> str | None:
         try:
@@ -215,7 +236,7 @@ class PostgresStore(SessionStore):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot read plan snapshot {digest}: {_reason(exc)}") from exc
+            raise store_error(f"cannot read plan snapshot {digest}", exc) from exc
         return None if row is None else str(row[0])
 
     async def sweep(self, retention: Retention, now: float) -> Swept:
@@ -248,7 +269,7 @@ class PostgresStore(SessionStore):
                 await conn.execute("DELETE FROM session_leases WHERE expires_at < now()")
                 await conn.execute("DELETE FROM seen_ids WHERE expires_at < now()")
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot sweep the session store: {_reason(exc)}") from exc
+            raise store_error("cannot sweep the session store", exc) from exc
         return Swept(sessions=int(sessions[0]) if sessions else 0, snapshots=max(snapshots, 0))
 
     async def ping(self) -> None:
@@ -256,9 +277,7 @@ class PostgresStore(SessionStore):
             async with self.pool.connection() as conn:
                 await conn.execute("SELECT 1 FROM sessions LIMIT 1")
         except DB_ERRORS as exc:
-            raise StoreError(
-                f"the PostgreSQL session store is not reachable: {_reason(exc)}"
-            ) from exc
+            raise store_error("the PostgreSQL session store is not reachable", exc) from exc
 
     async def aclose(self) -> None:
         if self._owns_pool:
@@ -311,7 +330,7 @@ class PostgresLock(SessionLock):
                     cur = await conn.execute(_TAKE, (key, lease.token, self.lifetime))
                     return await cur.fetchone() is not None
             except DB_ERRORS as exc:
-                raise LockError(f"cannot lock session {key!r}: {_reason(exc)}") from exc
+                raise _lock_error(f"cannot lock session {key!r}", exc) from exc
 
         await self._poll(key, take)
 
@@ -325,7 +344,7 @@ class PostgresLock(SessionLock):
                 )
                 row = await cur.fetchone()
         except DB_ERRORS as exc:
-            raise LockError(f"cannot release the lock on {key!r}: {_reason(exc)}") from exc
+            raise _lock_error(f"cannot release the lock on {key!r}", exc) from exc
         return row is not None and bool(row[0])
 
     async def _renew(self, key: str, token: str) -> bool:
@@ -338,7 +357,7 @@ class PostgresLock(SessionLock):
                     (self.lifetime, key, token),
                 )
         except DB_ERRORS as exc:
-            raise LockError(f"cannot renew the lock on {key!r}: {_reason(exc)}") from exc
+            raise _lock_error(f"cannot renew the lock on {key!r}", exc) from exc
         return cur.rowcount == 1
 
 
@@ -369,5 +388,5 @@ class PostgresSeen:
                 cur = await conn.execute(_FIRST, (ttl, ids))
                 rows = await cur.fetchall()
         except DB_ERRORS as exc:
-            raise StoreError(f"cannot check whether {id!r} was seen: {_reason(exc)}") from exc
+            raise store_error(f"cannot check whether {id!r} was seen", exc) from exc
         return len(rows) == len(ids) and all(bool(row[0]) for row in rows)

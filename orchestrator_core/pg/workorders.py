@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from orchestrator_core.audit import AUDIT_RESULT, audit_json
-from orchestrator_core.errors import InventoryConflict, WorkOrderError
+from orchestrator_core.errors import InventoryConflict, WorkOrderError, WorkOrdersUnavailable
 from orchestrator_core.orders import (
     CLOSED_STATUSES,
     INVENTORY_STATUSES,
@@ -38,6 +38,7 @@ from orchestrator_core.orders import (
     prioritize,
 )
 from orchestrator_core.pg import migrate
+from orchestrator_core.pg.pool import Pool, unreachable
 
 Row = dict[str, Any]
 
@@ -47,8 +48,11 @@ def _key(value: str) -> str:
 
 
 def _db_error(exc: psycopg.Error) -> WorkOrderError:
+    """The ``WorkOrderError`` for a failed call: ``WorkOrdersUnavailable`` when the server
+    could not be reached (connection refused or lost, no connection in time)."""
     text = str(exc).strip()
-    return WorkOrderError(f"work-order database error: {text.splitlines()[0] if text else exc}")
+    kind = WorkOrdersUnavailable if unreachable(exc) else WorkOrderError
+    return kind(f"work-order database error: {text.splitlines()[0] if text else exc}")
 
 
 _ORDER_COLUMNS = (
@@ -70,9 +74,7 @@ class PostgresWorkOrders:
         cls, conninfo: str, *, min_size: int = 1, max_size: int = 10
     ) -> PostgresWorkOrders:
         """A pool on ``conninfo``; WorkOrderError if the database is unreachable or not upgraded."""
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conninfo, min_size=min_size, max_size=max_size, open=False, timeout=10.0
-        )
+        pool = Pool(conninfo, min_size=min_size, max_size=max_size, open=False, timeout=10.0)
         try:
             await pool.open(wait=True, timeout=10.0)
         except (psycopg.Error, psycopg_pool_errors()) as exc:

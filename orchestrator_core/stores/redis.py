@@ -33,9 +33,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import (
+    LockError,
+    LockUnavailable,
+    StaleVersionError,
+    StoreError,
+    StoreUnavailable,
+)
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, Prefetched, SessionLock
 from orchestrator_core.owners import Taken
 from orchestrator_core.stores.base import (
@@ -56,6 +66,23 @@ DEFAULT_PREFIX = "techassist:"
 STATES: tuple[SessionState, ...] = ("unidentified", "active", "ended")
 #: Index entries one sweep script looks at, so a sweep never blocks Redis for long.
 SWEEP_BATCH = 500
+
+
+#: What redis-py raises when the server cannot be reached: down, restarting, loading its data.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+def store_error(doing: str, exc: RedisError) -> StoreError:
+    """The ``StoreError`` for a failed call: ``StoreUnavailable`` if Redis could not be reached,
+    so the technician is told to send again rather than that something broke."""
+    kind = StoreUnavailable if isinstance(exc, UNREACHABLE) else StoreError
+    return kind(f"{doing}: {exc}")
+
+
+def lock_error(doing: str, exc: RedisError) -> LockError:
+    """The ``LockError`` for a failed call: ``LockUnavailable`` if Redis could not be reached."""
+    kind = LockUnavailable if isinstance(exc, UNREACHABLE) else LockError
+    return kind(f"{doing}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +222,27 @@ return {#digests, deleted}
 """
 
 
+#: Tries after the first for a call whose connection failed, and the pause before each.
+RECONNECT_TRIES = 2
+RECONNECT_PAUSE = (0.05, 0.25)  # seconds: the first pause, and the most any pause lasts
+#: Seconds to wait for a new connection before the call fails.
+CONNECT_TIMEOUT = 5.0
+
+
 def connect(url: str) -> Redis:
-    """A ``redis.asyncio`` client for ``url`` (``redis://host:port/db``), answering in text."""
-    client: Redis = Redis.from_url(url, decode_responses=True)
+    """A ``redis.asyncio`` client for ``url`` (``redis://host:port/db``), answering in text.
+
+    A call whose pooled connection died (Redis restarted since it was opened) is
+    made again on a new connection: without this, redis-py's client from a URL
+    retries nothing, and each dead connection in the pool fails one more turn
+    after Redis is back. The pauses are short, so a server that is really down
+    still fails the call within half a second (``StoreUnavailable``).
+    """
+    first, most = RECONNECT_PAUSE
+    retry = Retry(ExponentialWithJitterBackoff(cap=most, base=first), RECONNECT_TRIES)
+    client: Redis = Redis.from_url(
+        url, decode_responses=True, retry=retry, socket_connect_timeout=CONNECT_TIMEOUT
+    )
     return client
 
 
@@ -229,7 +274,7 @@ class RedisStore(SessionStore):
         try:
             data, version = await self.client.hmget(self.keys.session(key), ["data", "version"])
         except RedisError as exc:
-            raise StoreError(f"cannot load session {key!r}: {exc}") from exc
+            raise store_error(f"cannot load session {key!r}", exc) from exc
         if data is None or version is None:
             return None
         return StoredSession(str(data), int(version))
@@ -276,7 +321,7 @@ class RedisStore(SessionStore):
                 ],
             )
         except RedisError as exc:
-            raise StoreError(f"cannot save session {key!r}: {exc}") from exc
+            raise store_error(f"cannot save session {key!r}", exc) from exc
         ok, version = int(saved[0]), int(saved[1])
         if ok == 2:
             if lease is not None:
@@ -292,7 +337,7 @@ class RedisStore(SessionStore):
         try:
             replies = await self.client.hget(self.keys.answers(key), message_id)
         except RedisError as exc:
-            raise StoreError(f"cannot read the answers of {key!r}: {exc}") from exc
+            raise store_error(f"cannot read the answers of {key!r}", exc) from exc
         return None if replies is None else str(replies)
 
     async def delete(self, key: str) -> None:
@@ -304,7 +349,7 @@ class RedisStore(SessionStore):
                     pipe.zrem(k.saved(state), key)
                 await pipe.execute()
         except RedisError as exc:
-            raise StoreError(f"cannot delete session {key!r}: {exc}") from exc
+            raise store_error(f"cannot delete session {key!r}", exc) from exc
 
     async def put_snapshot(self, digest: str, data: str) -> None:
         try:
@@ -313,13 +358,13 @@ class RedisStore(SessionStore):
                 args=[digest, data, repr(time.time()), int(SNAPSHOT_GRACE * 1000)],
             )
         except RedisError as exc:
-            raise StoreError(f"cannot keep plan snapshot {digest}: {exc}") from exc
+            raise store_error(f"cannot keep plan snapshot {digest}", exc) from exc
 
     async def get_snapshot(self, digest: str) -> str | None:
         try:
             data = await self.client.get(self.keys.snapshot(digest))
         except RedisError as exc:
-            raise StoreError(f"cannot read plan snapshot {digest}: {exc}") from exc
+            raise store_error(f"cannot read plan snapshot {digest}", exc) from exc
         return None if data is None else str(data)
 
     async def sweep(self, retention: Retention, now: float) -> Swept:
@@ -350,14 +395,14 @@ class RedisStore(SessionStore):
                 if int(seen) < SWEEP_BATCH:
                     break
         except RedisError as exc:
-            raise StoreError(f"cannot sweep the session store: {exc}") from exc
+            raise store_error("cannot sweep the session store", exc) from exc
         return Swept(sessions=sessions, snapshots=snapshots)
 
     async def ping(self) -> None:
         try:
             await self.client.ping()
         except RedisError as exc:
-            raise StoreError(f"the Redis session store is not reachable: {exc}") from exc
+            raise store_error("the Redis session store is not reachable", exc) from exc
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -419,7 +464,7 @@ class RedisLock(SessionLock):
             try:
                 taken = await self._take(keys=names, args=args)
             except RedisError as exc:
-                raise LockError(f"cannot lock session {key!r}: {exc}") from exc
+                raise lock_error(f"cannot lock session {key!r}", exc) from exc
             if int(taken[0]) != 1:
                 return False
             _, data, version, answer = (*taken, None, None, None)[:4]
@@ -433,7 +478,7 @@ class RedisLock(SessionLock):
         try:
             return bool(await self._release_script(keys=[self.lock_key(key)], args=[token]))
         except RedisError as exc:
-            raise LockError(f"cannot release the lock on {key!r}: {exc}") from exc
+            raise lock_error(f"cannot release the lock on {key!r}", exc) from exc
 
     async def _renew(self, key: str, token: str) -> bool:
         try:
@@ -443,7 +488,7 @@ class RedisLock(SessionLock):
                 )
             )
         except RedisError as exc:
-            raise LockError(f"cannot renew the lock on {key!r}: {exc}") from exc
+            raise lock_error(f"cannot renew the lock on {key!r}", exc) from exc
 
     def _lifetime_ms(self) -> int:
         return max(1, int(self.lifetime * 1000))
@@ -478,7 +523,7 @@ class RedisSeen:
             names = [self.keys.seen(i) for i in (id, *also)]
             return int(await self._first(keys=names, args=[ttl_ms])) == 1
         except RedisError as exc:
-            raise StoreError(f"cannot check whether {id!r} was seen: {exc}") from exc
+            raise store_error(f"cannot check whether {id!r} was seen", exc) from exc
 
 
 # KEYS: owner key. ARGV: token, channel, message. Sets the owner, then announces it.
@@ -517,13 +562,13 @@ class RedisOwners:
             args = [token, self.keys.takeover, message]
             await self._claim(keys=[self.keys.owner(cuid)], args=args)
         except RedisError as exc:
-            raise StoreError(f"cannot record the owner of a connection: {exc}") from exc
+            raise store_error("cannot record the owner of a connection", exc) from exc
 
     async def release(self, cuid: str, token: str) -> None:
         try:
             await self._release(keys=[self.keys.owner(cuid)], args=[token])
         except RedisError as exc:
-            raise StoreError(f"cannot release the owner of a connection: {exc}") from exc
+            raise store_error("cannot release the owner of a connection", exc) from exc
 
     async def watch(self, taken: Taken) -> None:
         while True:

@@ -8,9 +8,13 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from bridges.memory import MemoryBridge
+from orchestrator_core.orchestrator import UNAVAILABLE
 from plans import PLANS_DIR
 from tests.conftest import ServicesFactory
+from tests.own_servers import free_port
 from tests.scenarios.helpers import question, said
 from tests.scenarios.test_installation import start_top_installation
 
@@ -103,6 +107,15 @@ async def test_a_store_failure_gets_a_plain_apology_not_an_exception(
     await services.store.aclose()  # the session store goes away mid-conversation
     replies = await chat.say("ALCL90ABCDEF")
     assert len(replies) == 1 and "Nothing you entered was lost" in replies[0].text
+
+
+async def test_a_store_server_out_of_reach_is_said_to_be_briefly_unavailable(
+    make_services: ServicesFactory,
+) -> None:
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    services = await make_services(store=nobody, secret_key=Fernet.generate_key().decode())
+    replies = await MemoryBridge(services.orchestrator, "AB1234").start()
+    assert [reply.text for reply in replies] == [UNAVAILABLE]
 
 
 async def test_a_repeated_message_id_after_a_restart_gets_the_same_replies(

@@ -11,10 +11,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
+from psycopg_pool import PoolTimeout
 
-from orchestrator_core.errors import LockError, StaleVersionError, StoreError
+from orchestrator_core.errors import (
+    LockError,
+    LockUnavailable,
+    StaleVersionError,
+    StoreUnavailable,
+)
+from orchestrator_core.pg.pool import unreachable
 from orchestrator_core.pg.sessions import PostgresLock, PostgresPool, PostgresStore
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import (
@@ -331,13 +339,18 @@ async def test_redis_not_reachable_is_a_store_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    store = RedisStore(connect(f"redis://127.0.0.1:{port}/0"), keys=RedisKeys(new_prefix()))
+    keys = RedisKeys(new_prefix())
+    store = RedisStore(connect(f"redis://127.0.0.1:{port}/0"), keys=keys)
     try:
         for call in (store.load("k"), store.save("k", "s", 0), store.ping()):
-            with pytest.raises(StoreError) as err:
+            with pytest.raises(StoreUnavailable) as err:
                 await call
             assert isinstance(err.value.__cause__, redis.RedisError)
             assert not isinstance(err.value, StaleVersionError)
+        # The lock too says its server is away, not that the session stayed locked.
+        with pytest.raises(LockUnavailable):
+            async with RedisLock(store.client, keys).lock("k"):
+                pass
     finally:
         await store.aclose()
 
@@ -397,8 +410,23 @@ async def test_postgres_not_reachable_is_a_store_error() -> None:
     store = PostgresStore(pool)
     try:
         for call in (store.load("k"), store.save("k", "s", 0), store.ping()):
-            with pytest.raises(StoreError) as err:
+            with pytest.raises(StoreUnavailable) as err:
                 await call
             assert not isinstance(err.value, StaleVersionError)
+        with pytest.raises(LockUnavailable):
+            async with PostgresLock(pool).lock("k"):
+                pass
     finally:
         await store.aclose()
+
+
+def test_only_a_server_out_of_reach_counts_as_unavailable() -> None:
+    """A deadlock or a statement timeout is the database answering, not the server gone:
+    the technician is told to send again only when the server cannot be reached."""
+    assert unreachable(psycopg.OperationalError("connection refused"))  # raised by the client
+    assert unreachable(psycopg.errors.AdminShutdown("terminating connection"))
+    assert unreachable(psycopg.errors.CannotConnectNow("the database system is starting up"))
+    assert unreachable(PoolTimeout("couldn't get a connection after 1.00 sec"))
+    assert not unreachable(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert not unreachable(psycopg.errors.QueryCanceled("statement timeout"))
+    assert not unreachable(psycopg.errors.UniqueViolation("duplicate key"))
