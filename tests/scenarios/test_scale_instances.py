@@ -5,7 +5,8 @@ prefix (sessions, leases, owners), the secret key, and a PostgreSQL database of 
 test's own for the work orders and the tool audit, filled as an operator fills it
 (``techassist db upgrade``, then ``techassist orders import``). Clients are real
 websocket clients speaking the legacy protocol; each scenario checks what the
-technicians would notice and what the database ends up holding.
+technicians would notice and what the database ends up holding; how long they take
+is measured, never asserted (a hundred conversations take about a minute here).
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ async def work_orders(database_url: str) -> AsyncIterator[PostgresWorkOrders]:
 
 @asynccontextmanager
 async def legacy_client(server: Server) -> AsyncIterator[Legacy]:
+    """A connection speaking like the legacy client, closed on leaving.
+
+    Each message of the first scenario has one of its own: that is how a client
+    behind a load balancer moves from one server to the other.
+    """
     # proxy=None: a developer's HTTP(S)_PROXY must not swallow loopback traffic.
     async with connect(server.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws:
         yield Legacy(ws)
