@@ -232,6 +232,10 @@ class Connection:
     """The CUID the connection's token belongs to (token mode); only it may be named."""
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     """Names the connection as a CUID's owner, to every instance."""
+    fence: int | None = None
+    """Orders its claim of a CUID among all claims (a larger one is newer); None until recorded."""
+    overtaken: int = 0
+    """The largest fence announced by another connection while this one's claim was on its way."""
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -243,6 +247,9 @@ class Connections:
 
     ``owners`` carries the claims to the other instances: a connection that
     claims a CUID on one instance closes the earlier one on another (``taken``).
+    Earlier means a smaller fence: an announcement that arrives while this
+    instance's own claim is still on its way is kept until that claim's fence
+    is known, so of two connections opened at once exactly one stays open.
     """
 
     by_cuid: dict[str, Connection] = field(default_factory=dict)
@@ -264,9 +271,13 @@ class Connections:
         if previous is not None and previous is not connection:
             await _taken_over(previous)
         try:
-            await self.owners.claim(cuid, connection.token)
+            connection.fence = await self.owners.claim(cuid, connection.token)
         except TechAssistError as exc:
             log.error("cannot tell other instances a connection was opened: %s", exc)
+            connection.fence = 0  # unknown to them: any claim they announce is newer
+        if connection.overtaken > connection.fence and self.holds(cuid, connection):
+            del self.by_cuid[cuid]  # claimed elsewhere after this claim, before it returned
+            await _taken_over(connection)
 
     async def release(self, cuid: str | None, connection: Connection) -> None:
         if cuid is not None and self.by_cuid.get(cuid) is connection:
@@ -276,10 +287,14 @@ class Connections:
             except TechAssistError as exc:
                 log.error("cannot release a connection's ownership: %s", exc)
 
-    async def taken(self, cuid: str, owner: str) -> None:
-        """``owner`` holds ``cuid`` now (on any instance): close this instance's other one."""
+    async def taken(self, cuid: str, owner: str, fence: int) -> None:
+        """``owner`` claimed ``cuid`` with ``fence`` (on any instance): close an older one here."""
         connection = self.by_cuid.get(cuid)
-        if connection is not None and connection.token != owner:
+        if connection is None or connection.token == owner:
+            return
+        if connection.fence is None:  # its own claim is on its way: ``claim`` decides
+            connection.overtaken = max(connection.overtaken, fence)
+        elif connection.fence < fence:
             del self.by_cuid[cuid]
             await _taken_over(connection)
 

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from orchestrator_core.errors import StoreError
-from orchestrator_core.owners import Taken
+from orchestrator_core.owners import Announcement, Taken
 from orchestrator_core.pg.sessions import DB_ERRORS, PostgresPool, reason, store_error
 
 log = logging.getLogger("techassist.postgres")
@@ -26,24 +26,27 @@ CHANNEL = "techassist_takeover"
 RELISTEN_PAUSE = 1.0
 
 _CLAIM = (
-    "INSERT INTO connection_owners (cuid, token, claimed_at) VALUES (%s, %s, now())"
-    " ON CONFLICT (cuid) DO UPDATE SET token = EXCLUDED.token, claimed_at = EXCLUDED.claimed_at"
+    "INSERT INTO connection_owners (cuid, token, fence, claimed_at)"
+    " VALUES (%s, %s, nextval('connection_owner_fences'), now())"
+    " ON CONFLICT (cuid) DO UPDATE SET token = EXCLUDED.token, fence = EXCLUDED.fence,"
+    " claimed_at = EXCLUDED.claimed_at"
+    " RETURNING fence"
 )
 
 
 class PostgresOwners:
     """The owner of each CUID as a row, announced with ``NOTIFY`` on one channel.
 
-    ``claim`` upserts ``connection_owners`` with the connection's token and
-    sends ``<token> <cuid>`` on ``CHANNEL``, in one transaction: the
-    notification goes out only when the row is committed. ``watch`` listens on
-    a connection of its own (a pooled one would be handed back, and its
-    ``LISTEN`` with it) and hands each notification on with the owner row as
-    it reads it then, not the announced token: a notification that arrives
-    late, after a newer claim, names the newer owner, so the newer connection
-    is never closed by it. ``release`` deletes the row only while it still
-    holds the releasing token; a row an instance left behind by crashing is
-    overwritten by the next claim.
+    ``claim`` numbers the claim from one sequence (its fence), upserts
+    ``connection_owners`` with the connection's token and sends ``<fence>
+    <token> <cuid>`` on ``CHANNEL``, in one transaction: the notification goes
+    out only when the row is committed. ``watch`` listens on a connection of
+    its own (a pooled one would be handed back, and its ``LISTEN`` with it)
+    and hands each announcement on as it is: the bridge compares fences to
+    keep the newer connection, however late an announcement arrives.
+    ``release`` deletes the row only while it still holds the releasing
+    token; a row an instance left behind by crashing is overwritten by the
+    next claim.
     """
 
     shared = True
@@ -51,13 +54,16 @@ class PostgresOwners:
     def __init__(self, pool: PostgresPool) -> None:
         self.pool = pool
 
-    async def claim(self, cuid: str, token: str) -> None:
+    async def claim(self, cuid: str, token: str) -> int:
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(_CLAIM, (cuid, token))
-                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{token} {cuid}"))
+                row = await (await conn.execute(_CLAIM, (cuid, token))).fetchone()
+                assert row is not None  # an upsert with RETURNING gives its row
+                announced = Announcement(int(row[0]), token, cuid)
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(announced)))
         except DB_ERRORS as exc:
             raise store_error("cannot record the owner of a connection", exc) from exc
+        return announced.fence
 
     async def release(self, cuid: str, token: str) -> None:
         try:
@@ -67,18 +73,6 @@ class PostgresOwners:
                 )
         except DB_ERRORS as exc:
             raise store_error("cannot release the owner of a connection", exc) from exc
-
-    async def owner(self, cuid: str) -> str | None:
-        """The token of the connection that holds ``cuid`` now, if any."""
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT token FROM connection_owners WHERE cuid = %s", (cuid,)
-                )
-                row = await cur.fetchone()
-        except DB_ERRORS as exc:
-            raise store_error("cannot read the owner of a connection", exc) from exc
-        return None if row is None else str(row[0])
 
     async def watch(self, taken: Taken) -> None:
         while True:
@@ -105,10 +99,7 @@ class PostgresOwners:
             keepalives_count=3,
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}".encode())
-            # The generator holds this connection while it waits, so the owner is
-            # read through the pool.
             async for notify in conn.notifies():
-                _, _, cuid = notify.payload.partition(" ")
-                owner = await self.owner(cuid) if cuid else None
-                if owner is not None:
-                    await taken(cuid, owner)
+                claim = Announcement.parse(notify.payload)
+                if claim is not None:
+                    await taken(claim.cuid, claim.token, claim.fence)

@@ -47,7 +47,7 @@ from orchestrator_core.errors import (
     StoreUnavailable,
 )
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, Prefetched, SessionLock
-from orchestrator_core.owners import Taken
+from orchestrator_core.owners import Announcement, Taken
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
     SNAPSHOT_GRACE,
@@ -123,6 +123,11 @@ class RedisKeys:
     def owner(self, cuid: str) -> str:
         """The token of the connection that holds a technician's CUID (``RedisOwners``)."""
         return f"{self.prefix}owner:{cuid}"
+
+    @property
+    def owner_fence(self) -> str:
+        """The counter that gives each claim of a CUID its fence (``RedisOwners``)."""
+        return f"{self.prefix}owner-fence"
 
     @property
     def takeover(self) -> str:
@@ -526,10 +531,18 @@ class RedisSeen:
             raise store_error(f"cannot check whether {id!r} was seen", exc) from exc
 
 
-# KEYS: owner key. ARGV: token, channel, message. Sets the owner, then announces it.
+# KEYS: owner key, fence counter. ARGV: token, channel, cuid. Numbers the claim,
+# sets the owner, announces "<fence> <token> <cuid>" and returns the fence. The
+# fence is one more than the last, and at least the server's clock in microseconds:
+# a server restarted without its counter still numbers new claims above old ones.
 _CLAIM = """
+local now = redis.call('TIME')
+local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local fence = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, clock)
+redis.call('SET', KEYS[2], string.format('%d', fence))
 redis.call('SET', KEYS[1], ARGV[1])
-return redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[2], string.format('%d', fence) .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+return fence
 """
 #: Seconds the takeover subscriber waits before subscribing again after Redis failed.
 RESUBSCRIBE_PAUSE = 1.0
@@ -538,14 +551,16 @@ RESUBSCRIBE_PAUSE = 1.0
 class RedisOwners:
     """The owner of each CUID in Redis, announced on one pub/sub channel.
 
-    ``claim`` sets ``owner:<cuid>`` to the connection's token and publishes
-    ``<token> <cuid>`` on ``takeover``, in one script. A subscriber hands each
-    announcement on with the owner key's value as it reads it then, not the
-    announced token: an announcement that arrives late, after a newer claim,
-    names the newer owner, so the newer connection is never closed by it (the
-    owner key fences it). The key has no TTL; ``release`` deletes it only while
-    it still holds the releasing token, and a key an instance left behind by
-    crashing is overwritten by the next claim.
+    ``claim`` numbers the claim from one counter (its fence; never below the Redis
+    server's clock in microseconds, so a server restarted without its data still
+    numbers new claims above those of connections still open), sets ``owner:<cuid>``
+    to the connection's token and publishes ``<fence> <token> <cuid>`` on
+    ``takeover``, in one script, so fences grow in the order Redis ran the claims.
+    A subscriber hands each announcement on as it is: the bridge compares fences
+    to keep the newer connection, however late an announcement arrives. The owner
+    key has no TTL; ``release`` deletes it only while it still holds the releasing
+    token, and a key an instance left behind by crashing is overwritten by the
+    next claim.
     """
 
     shared = True
@@ -556,11 +571,10 @@ class RedisOwners:
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
 
-    async def claim(self, cuid: str, token: str) -> None:
-        message = f"{token} {cuid}"
+    async def claim(self, cuid: str, token: str) -> int:
         try:
-            args = [token, self.keys.takeover, message]
-            await self._claim(keys=[self.keys.owner(cuid)], args=args)
+            keys = [self.keys.owner(cuid), self.keys.owner_fence]
+            return int(await self._claim(keys=keys, args=[token, self.keys.takeover, cuid]))
         except RedisError as exc:
             raise store_error("cannot record the owner of a connection", exc) from exc
 
@@ -585,9 +599,8 @@ class RedisOwners:
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
-                _, _, cuid = str(message["data"]).partition(" ")
-                owner = await self.client.get(self.keys.owner(cuid))
-                if cuid and owner is not None:
-                    await taken(cuid, str(owner))
+                claim = Announcement.parse(str(message["data"]))
+                if claim is not None:
+                    await taken(claim.cuid, claim.token, claim.fence)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
 
+from bridges.websocket import TAKEN_OVER
 from tests.bridges.server import Server, running
 from tests.bridges.test_websocket import TIMEOUT, Legacy
 
@@ -62,3 +64,29 @@ async def take_over_on_another_server(one: Server, two: Server) -> None:
         assert await first.closed_with() == 1000
         assert (await second.say("ALCL90ABCDEF"))["data_needed"] == "model"
         assert (await second.say("G-240W-F"))["data_needed"] == "ethernet_port"
+
+
+#: Rounds of two connections opened at once: each has a chance of claims crossing on the way.
+ROUNDS = 40
+
+
+async def one_of_two_at_once_stays(one: Server, two: Server) -> None:
+    """Two connections for one technician opened at the same moment, one on each server:
+    exactly one is closed as taken over, and the other goes on, round after round."""
+    for _ in range(ROUNDS):
+        async with (
+            connect(one.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws1,
+            connect(two.url, compression=None, open_timeout=TIMEOUT, proxy=None) as ws2,
+        ):
+            clients = Legacy(ws1), Legacy(ws2)
+            await asyncio.gather(*(c.ask({"type": "cuid", "data": "AB1234"}) for c in clients))
+            frames = [asyncio.create_task(client.recv()) for client in clients]
+            done, _ = await asyncio.wait(frames, return_when=asyncio.FIRST_COMPLETED)
+            # Only the older connection hears anything: that it was taken over.
+            (closed,) = [n for n, frame in enumerate(frames) if frame in done]
+            assert frames[closed].result() == {"type": "display", "message": TAKEN_OVER}
+            assert await clients[closed].closed_with() == 1000
+            kept = clients[1 - closed]
+            await kept.send({"type": "message", "data": "status"})
+            status = await frames[1 - closed]
+            assert status["type"] == "input" and "Alice Brown" in status["message"], status

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.bridges.instances import take_over_on_another_server
+from tests.bridges.instances import one_of_two_at_once_stays, take_over_on_another_server
 from tests.bridges.server import Server, running
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
@@ -35,3 +35,9 @@ async def test_a_connection_on_another_instance_takes_the_session_over(
     instances: tuple[Server, Server],
 ) -> None:
     await take_over_on_another_server(*instances)
+
+
+async def test_of_two_connections_opened_at_once_on_two_instances_exactly_one_stays(
+    instances: tuple[Server, Server],
+) -> None:
+    await one_of_two_at_once_stays(*instances)

@@ -10,7 +10,11 @@ from typing import Any
 import psycopg
 from cryptography.fernet import Fernet
 
-from tests.bridges.instances import resume_on_another_server, take_over_on_another_server
+from tests.bridges.instances import (
+    one_of_two_at_once_stays,
+    resume_on_another_server,
+    take_over_on_another_server,
+)
 from tests.bridges.server import running
 from tests.bridges.test_websocket import open_client  # noqa: F401 - a fixture
 from tests.pg_sessions import empty_pool, sessions_url
@@ -43,3 +47,13 @@ async def test_a_connection_on_another_server_takes_the_session_over(tmp_path: P
         (tmp_path / name).mkdir()
     with running(tmp_path / "one", **shared) as one, running(tmp_path / "two", **shared) as two:
         await take_over_on_another_server(one, two)
+
+
+async def test_of_two_connections_opened_at_once_on_two_servers_exactly_one_stays(
+    tmp_path: Path,
+) -> None:
+    shared = await shared_store()
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    with running(tmp_path / "one", **shared) as one, running(tmp_path / "two", **shared) as two:
+        await one_of_two_at_once_stays(one, two)

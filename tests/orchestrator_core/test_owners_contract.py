@@ -1,8 +1,9 @@
 """One contract, every shared backend of CUID owners: Redis and PostgreSQL behave the same.
 
-A claim on one instance is heard by another with the current owner, a late
-announcement of an older claim still names the newest owner, and only the
-owner releases a CUID. Each "instance" has a client or pool of its own.
+A claim on one instance is heard by another with its token and fence, every
+later claim on any instance gets a larger fence, what is not an announcement
+is ignored, and only the owner releases a CUID. Each "instance" has a client
+or pool of its own.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class Backend:
     instance: Callable[[], Owners]
     owner: Callable[[str], Awaitable[str | None]]
     """The token recorded as the CUID's owner, read directly."""
-    announce: Callable[[str, str], Awaitable[None]]
-    """Announces a claim of ``cuid`` by ``token`` without recording it: a late announcement."""
+    publish: Callable[[str], Awaitable[None]]
+    """Sends raw text on the announcements' channel, as another program could."""
 
 
 @asynccontextmanager
@@ -51,11 +52,11 @@ async def redis_owners() -> AsyncIterator[Backend]:
         value = await reader.get(keys.owner(cuid))
         return None if value is None else str(value)
 
-    async def announce(cuid: str, token: str) -> None:
-        await reader.publish(keys.takeover, f"{token} {cuid}")
+    async def publish(text: str) -> None:
+        await reader.publish(keys.takeover, text)
 
     try:
-        yield Backend(instance, owner, announce)
+        yield Backend(instance, owner, publish)
     finally:
         for client in clients:
             await client.aclose()
@@ -76,13 +77,13 @@ async def postgres_owners() -> AsyncIterator[Backend]:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
 
-    async def announce(cuid: str, token: str) -> None:
+    async def publish(text: str) -> None:
         async with await psycopg.AsyncConnection.connect(sessions_url(), autocommit=True) as c:
-            await c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{token} {cuid}"))
+            await c.execute("SELECT pg_notify(%s, %s)", (CHANNEL, text))
 
     async with empty_pool():
         try:
-            yield Backend(instance, owner, announce)
+            yield Backend(instance, owner, publish)
         finally:
             for pool in pools:
                 await pool.aclose()
@@ -101,13 +102,17 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield made
 
 
-@asynccontextmanager
-async def watching(owners: Owners) -> AsyncIterator[asyncio.Queue[tuple[str, str]]]:
-    """Runs ``owners.watch`` for the block; what it hands on arrives in the queue."""
-    heard: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+#: What a watcher heard: CUID, token and fence of each claim.
+Heard = asyncio.Queue[tuple[str, str, int]]
 
-    async def taken(cuid: str, owner: str) -> None:
-        await heard.put((cuid, owner))
+
+@asynccontextmanager
+async def watching(owners: Owners) -> AsyncIterator[Heard]:
+    """Runs ``owners.watch`` for the block; what it hands on arrives in the queue."""
+    heard: Heard = asyncio.Queue()
+
+    async def taken(cuid: str, owner: str, fence: int) -> None:
+        await heard.put((cuid, owner, fence))
 
     watcher = asyncio.create_task(owners.watch(taken))
     try:
@@ -118,44 +123,45 @@ async def watching(owners: Owners) -> AsyncIterator[asyncio.Queue[tuple[str, str
             await watcher
 
 
-async def claim_until_heard(
-    owners: Owners, heard: asyncio.Queue[tuple[str, str]], cuid: str, token: str
-) -> None:
+async def claim_until_heard(owners: Owners, heard: Heard, cuid: str, token: str) -> int:
     """Claim until the watcher hears it (its subscription may not be in place yet), then
-    forget whatever the repeated claims still bring."""
+    forget whatever the repeated claims still bring; the last claim's fence."""
     for _ in range(50):
-        await owners.claim(cuid, token)
+        fence = await owners.claim(cuid, token)
         with contextlib.suppress(TimeoutError):
-            assert await asyncio.wait_for(heard.get(), 0.1) == (cuid, token)
+            assert await asyncio.wait_for(heard.get(), 0.1) == (cuid, token, fence)
             break
     else:
         pytest.fail("the claim was never heard")
     await asyncio.sleep(0.2)
     while not heard.empty():
         heard.get_nowait()
+    return fence
 
 
-async def test_a_claim_is_heard_by_another_instance_with_the_current_owner(
-    backend: Backend,
-) -> None:
+async def test_a_claim_is_heard_by_another_instance_with_its_fence(backend: Backend) -> None:
     one, two = backend.instance(), backend.instance()
     assert one.shared and two.shared
     async with watching(one) as heard:
-        await claim_until_heard(two, heard, "AB1234", "new")
-        # An announcement of an older claim that arrives late names the current owner,
-        # so the newer connection is never the one closed.
-        await backend.announce("AB1234", "old")
-        assert await asyncio.wait_for(heard.get(), TIMEOUT) == ("AB1234", "new")
+        first = await claim_until_heard(two, heard, "AB1234", "new")
+        # Every later claim, on any instance, has a larger fence: it says which of two
+        # connections is the newer, whenever its announcement arrives.
+        newer = await one.claim("AB1234", "newer")
+        assert newer > first
+        assert await asyncio.wait_for(heard.get(), TIMEOUT) == ("AB1234", "newer", newer)
 
 
-async def test_a_late_announcement_of_a_released_cuid_closes_nothing(backend: Backend) -> None:
+async def test_what_is_not_an_announcement_is_ignored(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
     one, two = backend.instance(), backend.instance()
     async with watching(one) as heard:
-        await claim_until_heard(two, heard, "AB1234", "gone")
-        await two.release("AB1234", "gone")
-        await backend.announce("AB1234", "gone")  # heard after the connection ended
-        await two.claim("CD5678", "next")  # announcements arrive in order
-        assert await asyncio.wait_for(heard.get(), TIMEOUT) == ("CD5678", "next")
+        await claim_until_heard(two, heard, "AB1234", "first")
+        for text in ("AB1234", "old AB1234", "12 token-only"):  # another program's chatter
+            await backend.publish(text)
+        fence = await two.claim("CD5678", "next")  # announcements arrive in order
+        assert await asyncio.wait_for(heard.get(), TIMEOUT) == ("CD5678", "next", fence)
+    assert "ignored a takeover announcement" in caplog.text
 
 
 async def test_only_the_owner_releases_a_cuid(backend: Backend) -> None:
@@ -166,6 +172,19 @@ async def test_only_the_owner_releases_a_cuid(backend: Backend) -> None:
     assert await backend.owner("AB1234") == "new"
     await second.release("AB1234", "new")
     assert await backend.owner("AB1234") is None
+
+
+async def test_a_redis_server_that_lost_its_data_still_numbers_new_claims_above_old_ones() -> None:
+    url, keys = redis_url(), RedisKeys(new_prefix())
+    client = connect(url)
+    try:
+        owners = RedisOwners(client, keys)
+        before = await owners.claim("AB1234", "open")
+        await client.delete(keys.owner_fence)  # a restart without its data: the counter is gone
+        assert await owners.claim("CD5678", "later") > before
+    finally:
+        await client.aclose()
+        delete_prefix(url, keys.prefix)
 
 
 async def test_the_postgres_listener_listens_again_after_losing_its_connection(
