@@ -43,8 +43,9 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
+# One worker per core, each taking whole test files (a file's servers start once).
 test: lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The long multi-instance scenarios (several real servers on one Redis and PostgreSQL).
 test-scale: $(TEST_STAMP)

@@ -18,8 +18,6 @@ from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.owners import LocalOwners, Owners
-from orchestrator_core.pg.owners import PostgresOwners
-from orchestrator_core.pg.sessions import PostgresLock, PostgresPool, PostgresSeen, PostgresStore
 from orchestrator_core.plans import PlanLibrary, load_plans
 from orchestrator_core.secrets import FernetSecrets, valid_key
 from orchestrator_core.session_manager import SessionManager
@@ -27,14 +25,6 @@ from orchestrator_core.simulator import NetworkSimulator, SimulatorConfig
 from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
-from orchestrator_core.stores.redis import (
-    RedisKeys,
-    RedisLock,
-    RedisOwners,
-    RedisSeen,
-    RedisStore,
-    connect,
-)
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
 from orchestrator_core.workorders import WorkOrders
 
@@ -86,10 +76,29 @@ def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen, Ow
     """
     lifetime, wait = settings.lock_lifetime, settings.lock_wait
     if settings.postgres_store:
+        # The networked backends are imported only when chosen: their clients cost a
+        # third of a second to import, paid by every command on the embedded default.
+        from orchestrator_core.pg.owners import PostgresOwners
+        from orchestrator_core.pg.sessions import (
+            PostgresLock,
+            PostgresPool,
+            PostgresSeen,
+            PostgresStore,
+        )
+
         pool = PostgresPool(settings.store)
         lock_ = PostgresLock(pool, lifetime=lifetime, wait=wait)
         return PostgresStore(pool), lock_, PostgresSeen(pool), PostgresOwners(pool)
     if settings.shared_store:
+        from orchestrator_core.stores.redis import (
+            RedisKeys,
+            RedisLock,
+            RedisOwners,
+            RedisSeen,
+            RedisStore,
+            connect,
+        )
+
         client = connect(settings.store)
         keys = RedisKeys(settings.redis_prefix)
         store = RedisStore(client, keys=keys, retention=retention(settings))
