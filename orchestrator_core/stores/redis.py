@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -232,6 +232,10 @@ RECONNECT_TRIES = 2
 RECONNECT_PAUSE = (0.05, 0.25)  # seconds: the first pause, and the most any pause lasts
 #: Seconds to wait for a new connection before the call fails.
 CONNECT_TIMEOUT = 5.0
+#: Connections one instance opens to Redis at most (the takeover subscriber holds one),
+#: and the seconds a call waits for one of them to be free before it fails.
+POOL_SIZE = 64
+POOL_WAIT = 5.0
 
 
 def connect(url: str) -> Redis:
@@ -242,13 +246,24 @@ def connect(url: str) -> Redis:
     retries nothing, and each dead connection in the pool fails one more turn
     after Redis is back. The pauses are short, so a server that is really down
     still fails the call within half a second (``StoreUnavailable``).
+
+    The pool is bounded and blocking: past ``POOL_SIZE`` calls in flight, a call
+    waits for a connection to come back instead of failing at once with "Too
+    many connections" (redis-py's default pool, 100 connections, does that), so
+    a burst of turns queues on the instance rather than reaching technicians as
+    errors.
     """
     first, most = RECONNECT_PAUSE
     retry = Retry(ExponentialWithJitterBackoff(cap=most, base=first), RECONNECT_TRIES)
-    client: Redis = Redis.from_url(
-        url, decode_responses=True, retry=retry, socket_connect_timeout=CONNECT_TIMEOUT
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        decode_responses=True,
+        retry=retry,
+        socket_connect_timeout=CONNECT_TIMEOUT,
     )
-    return client
+    return Redis.from_pool(pool)
 
 
 class RedisStore(SessionStore):

@@ -281,6 +281,18 @@ async def test_a_snapshot_saved_with_its_session_goes_after_it(store: SessionSto
     assert await store.get_snapshot("d1") is None
 
 
+async def test_a_burst_of_turns_larger_than_any_connection_pool_is_all_answered(
+    store: SessionStore,
+) -> None:
+    # More calls in flight than a networked store keeps connections: they wait
+    # their turn for one, none fails for want of a connection.
+    keys = [f"burst-{i}" for i in range(300)]
+    versions = await asyncio.gather(*(store.save(k, "s", 0) for k in keys))
+    assert versions == [1] * len(keys)
+    loaded = await asyncio.gather(*(store.load(k) for k in keys))
+    assert all(row is not None and row.version == 1 for row in loaded)
+
+
 async def test_sqlite_sessions_saved_before_expiry_are_classified_from_their_data(
     tmp_path: Path,
 ) -> None:
