@@ -165,7 +165,13 @@ def check_techassist(sent: str, raw: str, last: bool) -> str | None:
     """Why a TechAssist reply is wrong, or None: input frames, then the summary at the end."""
     frame = json.loads(raw)
     if not last:
-        return None if frame.get("type") == "input" else f"early {frame.get('type')}: {raw[:200]}"
+        if frame.get("type") != "input":
+            return f"early {frame.get('type')}: {raw[:200]}"
+        # Every frame of the script is sent after the CUID: a reply asking for one again
+        # means the turn was not taken (or was taken as a CUID), right where it happened.
+        return (
+            f"asked for the CUID again: {raw[:200]}" if frame.get("data_needed") == "cuid" else None
+        )
     if frame.get("type") != "display" or DONE not in frame.get("message", ""):
         return f"the installation did not finish: {raw[:300]}"
     return None
