@@ -701,6 +701,8 @@ async def _send(send: Send, answer: Answer) -> None:
 
 async def _strike(decision: Decision, operation: str, receive: Receive, send: Send) -> None:
     """Answer as the injected fault says: a 5xx, no answer at all, or a reset connection."""
+    when = "after its effect" if decision.after_effect else "before any effect"
+    log.debug("injected %s on %s, %s", decision.outcome, operation, when)
     if decision.outcome == "down":
         message = f"{operation} is down (injected flapping); try again later"
         await _send(send, _json_answer(503, {"kind": "transient", "message": message}))

@@ -7,6 +7,7 @@ One simulator with an admin token serves the module; each test starts from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -319,6 +320,33 @@ def test_it_listens_on_loopback_by_default_with_faults_from_the_settings(
             assert client.post("/escalations", json={"cuid": "AB1234"}).status_code == 500
             off = client.get("/admin/stats", headers=ADMIN)
             assert off.status_code == 404 and "off" in off.json()["message"]
+
+
+def test_no_token_key_or_password_reaches_the_log(tmp_path: Path) -> None:
+    secrets = {"token": "tok-7d1f0c", "key": "key-5e2b9a", "password": "pw-3c8d4e-long"}
+    with (
+        running(
+            tmp_path,
+            SIMULATE,
+            ANNOUNCE,
+            TECHASSIST_SIM_ADMIN_TOKEN=secrets["token"],
+            TECHASSIST_LOG_LEVEL="DEBUG",
+        ) as server,
+        httpx.Client(base_url=server.http, timeout=10.0, trust_env=False) as client,
+    ):
+        admin = {"Authorization": f"Bearer {secrets['token']}"}
+        table = {"configure_wifi": {"reset_rate": 1, "times": 1}}
+        client.put("/admin/faults", json=table, headers=admin).raise_for_status()
+        key = {"Idempotency-Key": secrets["key"]}
+        for password in (secrets["password"], secrets["password"][:5]):
+            body = {"ssid": "Home", "wifi_password": password}
+            with contextlib.suppress(httpx.TransportError):
+                client.put(f"/onts/{SERIAL}/wifi", json=body, headers=key)
+        wrong = {"Authorization": f"Bearer {secrets['token']}x"}
+        assert client.get("/admin/stats", headers=wrong).status_code == 401
+    log = "".join(server.output)
+    assert "injected reset on configure_wifi, before any effect" in log
+    assert not [name for name, value in secrets.items() if value[:10] in log]
 
 
 def test_a_bad_fault_setting_stops_the_start_with_its_json_path(tmp_path: Path) -> None:
