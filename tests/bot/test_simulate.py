@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bot.sim_faults import FaultSpecError, parse_faults
+from bot.simulate import Answer, AnswerCache
 from orchestrator_core.simulator import (
     DAMAGED_FIBER,
     DIRTY_CONNECTOR,
@@ -238,6 +239,12 @@ def test_an_injected_timeout_leaves_the_client_without_answer(http: httpx.Client
     assert stats(http)["effects"] == {"run_line_test": 1}
 
 
+def test_a_request_nobody_gives_up_on_times_out_with_a_504(http: httpx.Client) -> None:
+    faults(http, {"run_line_test": {"timeout_rate": 1, "hang_seconds": 0.2}})
+    answer = http.post("/orders/ORD-1/line-test")
+    assert answer.status_code == 504 and answer.json()["kind"] == "transient"
+
+
 def test_an_injected_reset_breaks_the_connection(http: httpx.Client) -> None:
     faults(http, {"run_line_test": {"reset_rate": 1, "times": 1}})
     with pytest.raises(httpx.TransportError):
@@ -284,6 +291,31 @@ def test_a_repeated_idempotency_key_gets_the_first_answer_and_acts_once(
     assert other.status_code == 422 and "different request" in other.json()["message"]
 
 
+def test_two_requests_at_once_with_one_key_act_once(simulator: Server, http: httpx.Client) -> None:
+    faults(http, {"activate_ont": {"latency_ms": 200}})  # both are in flight together
+    activate = {"order_id": "ORD-1", "fsan": SERIAL, "model": MODELS[0], "ethernet_port": 1}
+
+    async def both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=simulator.http, timeout=10.0, trust_env=False) as c:
+            key = {"Idempotency-Key": "same"}
+            calls = [c.post("/onts/activate", json=activate, headers=key) for _ in range(2)]
+            return list(await asyncio.gather(*calls))
+
+    answers = asyncio.run(both())
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert sorted("idempotent-replayed" in answer.headers for answer in answers) == [False, True]
+    assert stats(http)["effects"] == {"activate_ont": 1}
+
+
+def test_the_kept_answers_are_bounded() -> None:
+    cache = AnswerCache(capacity=2)
+    for key in ("a", "b", "c"):
+        cache.put(("escalate", key), Answer(200, [], key.encode()))
+    assert len(cache) == 2 and cache.get(("escalate", "a")) is None
+    assert cache.get(("escalate", "c")) == Answer(200, [], b"c")
+
+
 def test_a_5xx_after_the_effect_is_replayed_as_the_success_it_was(http: httpx.Client) -> None:
     faults(http, {"configure_wifi": {"error_rate": 1, "after_effect": True, "times": 1}})
     body = {"ssid": "Home", "wifi_password": "s3cret-pass"}
@@ -313,11 +345,21 @@ def test_it_listens_on_loopback_by_default_with_faults_from_the_settings(
 ) -> None:
     table = '{"escalate": {"error_rate": 1, "error_status": 500}}'
     with running(
-        tmp_path, ("simulate", "--port", "0"), ANNOUNCE, TECHASSIST_SIM_FAULTS=table
+        tmp_path,
+        ("simulate", "--port", "0"),
+        ANNOUNCE,
+        TECHASSIST_SIM_FAULTS=table,
+        TECHASSIST_SIM_FAILURES="run_speed_test:1",  # the in-process simulator's own
     ) as server:
         assert server.url.startswith("http://127.0.0.1:")
         with httpx.Client(base_url=server.http, timeout=10.0, trust_env=False) as client:
             assert client.post("/escalations", json={"cuid": "AB1234"}).status_code == 500
+            speed = [
+                client.post(f"/onts/{SERIAL}/speed-test", json={"service_tier": "1G"})
+                for _ in range(2)
+            ]
+            assert [answer.status_code for answer in speed] == [503, 200]
+            assert speed[0].json()["kind"] == "transient"
             off = client.get("/admin/stats", headers=ADMIN)
             assert off.status_code == 404 and "off" in off.json()["message"]
 
