@@ -251,7 +251,7 @@ def test_the_simulator_endpoints_hold_to_their_openapi_schema(tmp_path: Path) ->
         # Faults the fuzzer would put in force (an hour's latency) stay out of reach.
         faults = operation.label == "PUT /admin/faults"
 
-        @settings(max_examples=15, derandomize=True, deadline=None, database=None)
+        @settings(max_examples=10, derandomize=True, deadline=None, database=None)
         @given(case=operation.as_strategy(), admin=st.just(False) if faults else st.booleans())
         def conforms(case: schemathesis.Case[Any], admin: bool) -> None:
             headers = {"Authorization": "Bearer fuzz-token"} if admin else {}
