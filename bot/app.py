@@ -311,19 +311,28 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
         await services.aclose()
 
 
-def listen(settings: Settings, given: Collection[str] = ()) -> socket.socket:
-    """A socket bound to the configured host and port, or StartupError saying what to change."""
-    host, port = settings.host, settings.port
+def listen(
+    settings: Settings, given: Collection[str] = (), fields: tuple[str, str] = ("host", "port")
+) -> socket.socket:
+    """A socket bound to the configured host and port, or StartupError saying what to change.
+
+    ``fields`` names the two settings read (``sim_host``, ``sim_port`` for the simulator),
+    so that an error names the variables to change.
+    """
+    host_field, port_field = fields
+    host, port = getattr(settings, host_field), getattr(settings, port_field)
+    variables = f"TECHASSIST_{host_field.upper()}/TECHASSIST_{port_field.upper()}"
 
     def origin(field: str) -> str:
-        return f"--{field}" if field in given else source(field)
+        setting = host_field if field == "host" else port_field
+        return f"--{field}" if field in given else source(setting)
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise StartupError(
             f"cannot listen on host {host!r} (from {origin('host')}): {exc.strerror}; "
-            "give another with --host or TECHASSIST_HOST"
+            f"give another with --host or TECHASSIST_{host_field.upper()}"
         ) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
@@ -335,20 +344,25 @@ def listen(settings: Settings, given: Collection[str] = ()) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(
                 f"port {port} on {host} is already in use (the port is from {origin('port')}); "
-                "stop what is using it, or choose another port with --port or TECHASSIST_PORT"
+                "stop what is using it, or choose another port with --port or "
+                f"TECHASSIST_{port_field.upper()}"
             ) from None
         raise StartupError(
             f"cannot listen on {host}:{port} (host from {origin('host')}, port from "
             f"{origin('port')}): {exc.strerror}; choose another with --host/--port or "
-            "TECHASSIST_HOST/TECHASSIST_PORT"
+            f"{variables}"
         ) from None
     return sock
 
 
 async def run_announced(
-    server: uvicorn.Server, name: str, path: str, sockets: list[socket.socket] | None = None
+    server: uvicorn.Server,
+    name: str,
+    path: str,
+    sockets: list[socket.socket] | None = None,
+    scheme: str = "ws",
 ) -> int:
-    """Serve until stopped, printing ``<name> listening on ws://HOST:PORT<path>`` once bound.
+    """Serve until stopped, printing ``<name> listening on <scheme>://HOST:PORT<path>`` once bound.
 
     With port 0 the line carries the port the OS picked: tests and benchmarks
     wait for it instead of guessing a free port. Returns 1 when the server never started.
@@ -364,6 +378,6 @@ async def run_announced(
     if server.started:
         host, port = server.servers[0].sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"{name} listening on ws://{shown}:{port}{path}", flush=True)
+        print(f"{name} listening on {scheme}://{shown}:{port}{path}", flush=True)
     await task
     return 0 if server.started else 1

@@ -116,6 +116,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
+    simulate = command(
+        commands,
+        "simulate",
+        "serve the network simulator over HTTP",
+        "Serve the network simulator (provisioning, test head, speed test, dispatch) over "
+        "HTTP, for HTTP tools to call; its API is described at /docs and /openapi.json. "
+        "Faults come from TECHASSIST_SIM_FAULTS or the admin endpoint. Ctrl-C stops it.",
+    )
+    simulate.add_argument("--host", help="address to listen on (default: TECHASSIST_SIM_HOST)")
+    simulate.add_argument(
+        "--port",
+        type=int,
+        help="port to listen on, 0 for any free one (default: TECHASSIST_SIM_PORT)",
+    )
+    simulate.set_defaults(run=_simulate)
+
     client = command(
         commands,
         "client",
@@ -247,6 +263,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     return serve(settings.model_copy(update=overrides), given=set(overrides))
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.simulate import simulate  # the web stack loads only for the commands that need it
+
+    given = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {f"sim_{k}": v for k, v in given.items()}
+    return simulate(settings.model_copy(update=overrides), given=set(given))
 
 
 def _client(settings: Settings, args: argparse.Namespace) -> int:

@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     """Injected transient failures: 'operation:count,...' fails the first count calls."""
     sim_failure_rate: float = Field(default=0.0, ge=0, le=1)
     """A deterministic fraction of simulator calls that fail transiently."""
+    sim_seed: int = 0
+    """Seeds the simulator's failure choices and the served simulator's faults."""
+    sim_host: str = "127.0.0.1"
+    """Where ``techassist simulate`` listens."""
+    sim_port: int = Field(default=8001, ge=0, le=65535)
+    """The port ``techassist simulate`` listens on; 0 picks a free one."""
+    sim_faults: str = ""
+    """Faults the served simulator injects per endpoint: a JSON object (see the README)."""
+    sim_admin_token: SecretStr | None = None
+    """The bearer token of the served simulator's admin endpoint; unset: the endpoint is off."""
 
     secret_key: SecretStr | None = None
     """Fernet key(s), comma-separated, newest first, sealing sensitive values in sessions;
@@ -228,7 +238,7 @@ class StartupError(Exception):
 
 SECRET = frozenset({"slack_bot_token", "slack_app_token"})
 #: Settings whose value is never shown, in errors or logs.
-HIDDEN = SECRET | {"secret_key"}
+HIDDEN = SECRET | {"secret_key", "sim_admin_token"}
 
 
 def env_name(field: str) -> str:

@@ -222,6 +222,16 @@ async def seed_workorders(settings: Settings, workorders: WorkOrders) -> None:
         log.info("seeded the demo work orders into %s", where)
 
 
+def simulator_config(settings: Settings) -> SimulatorConfig:
+    """The simulator's own misbehaviour, the same in process and served over HTTP."""
+    return SimulatorConfig(
+        latency_ms=settings.sim_latency_ms,
+        failures=SimulatorConfig.parse_failures(settings.sim_failures),
+        failure_rate=settings.sim_failure_rate,
+        seed=settings.sim_seed,
+    )
+
+
 async def build(settings: Settings) -> Services:
     """Build the whole object graph; raises PlanError on an invalid plan, before anything runs."""
     check_plans_dir(settings)
@@ -230,13 +240,7 @@ async def build(settings: Settings) -> Services:
     secrets = load_secrets(settings)
     workorders, audit = await open_workorders(settings)
     await seed_workorders(settings, workorders)
-    simulator = NetworkSimulator(
-        SimulatorConfig(
-            latency_ms=settings.sim_latency_ms,
-            failures=SimulatorConfig.parse_failures(settings.sim_failures),
-            failure_rate=settings.sim_failure_rate,
-        )
-    )
+    simulator = NetworkSimulator(simulator_config(settings))
     agent = InnerAgent(
         registry,
         ToolContext(

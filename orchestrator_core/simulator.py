@@ -242,17 +242,58 @@ class NetworkSimulator:
         return {"line_status": "ok", "loss_db": loss, "fault_location": None}
 
     async def replace_equipment(
-        self, order_id: str, new_serial: str, new_model: str, old_serial: str | None
+        self, order_id: str, new_serial: str, new_model: str | None, old_serial: str | None
     ) -> dict[str, Any]:
-        """Swap the ONT registered on an order for a new one."""
+        """Swap the ONT registered on an order for a new one.
+
+        ``new_model`` is checked when given; a caller that knows no model (a plan over
+        HTTP has only the serial) leaves it to the provisioning system.
+        """
         await self._begin("replace_equipment", order_id, new_serial, old_serial)
-        self._check_model(new_model, "new_model")
+        if new_model is not None:
+            self._check_model(new_model, "new_model")
         return {"ont_id": "ONT-" + _digest("ont", new_serial, order_id).hex()[:8].upper()}
 
     async def escalate(self, cuid: str, order_id: str | None, kind: str) -> dict[str, Any]:
         """Notify the dispatch desk that a human is needed."""
         await self._begin("escalate", cuid, order_id, kind)
         return {"notified": True}
+
+
+class SerialInUse(ArgumentRefused):
+    """A serial is already active on another order: the provisioning system holds it there."""
+
+
+class Activations:
+    """Which order each serial is active on, as a provisioning system remembers it.
+
+    ``NetworkSimulator`` keeps no state (in process, the work-order database knows
+    where each ONT is installed). Served over HTTP, with no database behind it,
+    the simulator needs this memory to refuse a serial already in use elsewhere and
+    to know that an order got new equipment (its line then tests OK).
+    """
+
+    def __init__(self) -> None:
+        self._orders: dict[str, str] = {}
+
+    def claim(self, serial: str, order_id: str, argument: str) -> None:
+        """Make ``serial`` active on ``order_id``; refuse one active on another order."""
+        holder = self._orders.get(serial.casefold())
+        if holder is not None and holder.casefold() != order_id.casefold():
+            raise SerialInUse(f"Serial {serial} is already in use on another order.", (argument,))
+        self._orders[serial.casefold()] = order_id
+
+    def release(self, serial: str) -> None:
+        """Forget ``serial`` (an ONT taken out); unknown serials are fine."""
+        self._orders.pop(serial.casefold(), None)
+
+    def has_equipment(self, order_id: str) -> bool:
+        """Whether some serial was activated on ``order_id`` here."""
+        return any(order.casefold() == order_id.casefold() for order in self._orders.values())
+
+    def clear(self) -> None:
+        """Forget every activation."""
+        self._orders.clear()
 
 
 def unknown_tier_text(service_tier: str) -> str:
@@ -264,6 +305,7 @@ def unknown_tier_text(service_tier: str) -> str:
 
 
 __all__ = [
+    "Activations",
     "DAMAGED_FIBER",
     "DIRTY_CONNECTOR",
     "ETHERNET_PORTS",
@@ -274,6 +316,7 @@ __all__ = [
     "rx_power_dbm",
     "MODELS",
     "NetworkSimulator",
+    "SerialInUse",
     "SimulatorConfig",
     "TIERS",
     "unit",

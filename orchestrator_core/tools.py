@@ -433,19 +433,31 @@ async def check_light_levels(ctx: ToolContext, fsan: str, cleaned: bool = False)
     cannot (a damaged fiber) needs a fiber crew.
     """
     reading = await ctx.sim.check_light_levels(_fsan(fsan), cleaned)
+    failure = light_failure(reading, cleaned)
+    if failure is not None:
+        raise failure
+    return {key: reading[key] for key in ("rx_power_dbm", "tx_power_dbm", "light_ok")}
+
+
+def light_failure(reading: Mapping[str, Any], cleaned: bool) -> ToolFailed | None:
+    """What a light reading means for the technician; None when the light is good.
+
+    Shared with the simulator served over HTTP, so both say the same words. Nothing
+    after this step can work on a dark line: a dirty connector is a ``FieldFault``
+    the technician cleans; a damaged fiber needs a fiber crew (``ToolFailed``).
+    """
     if reading["light_ok"]:
-        return {key: reading[key] for key in ("rx_power_dbm", "tx_power_dbm", "light_ok")}
-    # Nothing after this step can work on a dark line, so stop here.
+        return None
     too_low = (
         f"The light level is too low: {reading['rx_power_dbm']} dBm received, "
         f"{LIGHT_THRESHOLD_DBM:g} dBm or better is needed."
     )
     if reading.get("cause") == DIRTY_CONNECTOR and not cleaned:
-        raise FieldFault(
+        return FieldFault(
             too_low, remedy=CLEAN_CONNECTOR, confirm=CLEANED, retry_args={"cleaned": True}
         )
     after = " even with the connector cleaned" if cleaned else ""
-    raise ToolFailed(
+    return ToolFailed(
         f"{too_low} The fiber between the ONT and the splitter is damaged{after}: "
         "it needs a fiber crew."
     )
@@ -479,12 +491,15 @@ async def run_speed_test(ctx: ToolContext, fsan: str, service_tier: str) -> dict
 async def confirm_customer_online(ctx: ToolContext, customer_online: bool) -> dict[str, Any]:
     """Record the technician's confirmation that the customer is online."""
     if not customer_online:
-        raise ArgumentRefused(
-            "The customer is not online yet. Check the cabling and the customer's device, "
-            "then confirm again.",
-            ("customer_online",),
-        )
+        raise ArgumentRefused(NOT_ONLINE, ("customer_online",))
     return {"customer_online": True}
+
+
+#: What a technician hears when the customer is not online yet.
+NOT_ONLINE = (
+    "The customer is not online yet. Check the cabling and the customer's device, "
+    "then confirm again."
+)
 
 
 # ---------------------------------------------------------------------- repair
@@ -569,6 +584,7 @@ async def _install(ctx: ToolContext, item: InventoryItem, order: Order, argument
 __all__ = [
     "CLEANED",
     "CLEAN_CONNECTOR",
+    "NOT_ONLINE",
     "ORDER_ESCALATION_KINDS",
     "ToolContext",
     "ToolFunc",
@@ -576,4 +592,5 @@ __all__ = [
     "ToolSpec",
     "args_model_for",
     "default_registry",
+    "light_failure",
 ]

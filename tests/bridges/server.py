@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +47,24 @@ class Server:
             self.process.stdout.close()
 
 
-def start(data_dir: Path, **env: str) -> Server:
-    """Start a server on 127.0.0.1, port 0; return once it says where it listens."""
+SERVE = ("serve", "--host", "127.0.0.1", "--port", "0")
+
+
+def start(
+    data_dir: Path, command: Sequence[str] = SERVE, announce: str = LISTENING, **env: str
+) -> Server:
+    """Start ``techassist <command>`` (a server on 127.0.0.1, port 0) in ``data_dir``.
+
+    Returns once it prints ``announce`` and where it listens: ``techassist simulate``
+    starts the same way, with its own command and line.
+    """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TECHASSIST_")}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         environment.pop(name, None)
     environment.update({"TECHASSIST_DATA_DIR": str(data_dir), "TECHASSIST_LOG_LEVEL": "INFO"})
     environment.update(env)  # a test's own values win, the log level too
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "bot.cli", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -83,13 +92,15 @@ def start(data_dir: Path, **env: str) -> Server:
         if line is None:
             Server(process, "", output, reader).stop()
             raise RuntimeError("server exited:\n" + "".join(output))
-        if line.startswith(LISTENING):
-            return Server(process, line.removeprefix(LISTENING).strip(), output, reader)
+        if line.startswith(announce):
+            return Server(process, line.removeprefix(announce).strip(), output, reader)
 
 
 @contextmanager
-def running(data_dir: Path, **env: str) -> Iterator[Server]:
-    server = start(data_dir, **env)
+def running(
+    data_dir: Path, command: Sequence[str] = SERVE, announce: str = LISTENING, **env: str
+) -> Iterator[Server]:
+    server = start(data_dir, command, announce, **env)
     try:
         yield server
     finally:
