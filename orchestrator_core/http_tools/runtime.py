@@ -10,8 +10,10 @@ can fix a failure:
 - transient (declared statuses, 5xx by default, timeouts, refused or reset
   connections, an open breaker): ``TransientToolError``;
 - misconfigured (401, 403, 404, any other status, an answer that is not JSON or
-  lacks a declared output): ``ToolFailed``, worded for whoever runs TechAssist,
-  and logged. No message or log line holds a header value or a sensitive input.
+  lacks a declared output, a TLS certificate that is not trusted): ``ToolFailed``,
+  worded for whoever runs TechAssist, and logged.
+
+No message or log line holds a header value or a sensitive input.
 """
 
 from __future__ import annotations
@@ -213,6 +215,8 @@ class HttpToolRuntime:
                 f"{host} did not answer within {tool.timeout:g} seconds"
             ) from None
         except httpx.TransportError as exc:
+            if _untrusted(exc):  # retrying cannot fix a certificate: it is configuration
+                raise self._broken(name, f"{host}'s TLS certificate is not trusted") from None
             breaker.failed()
             raise TransientToolError(f"{host} could not be reached ({_transport(exc)})") from None
         except asyncio.CancelledError:
@@ -317,12 +321,23 @@ def _host(origin: str) -> str:
     return origin.split("://", 1)[1]
 
 
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a connection failed because the server's certificate was not trusted."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 def _transport(exc: httpx.TransportError) -> str:
     """A plain reason for a connection failure, without any request detail."""
+    if _untrusted(exc):
+        return "its TLS certificate is not trusted"
     if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "certificate" in text or "ssl" in text:
-            return "its TLS certificate is not trusted"
+        if isinstance(exc.__cause__, ssl.SSLError) or "ssl" in str(exc).lower():
+            return "the TLS handshake failed"
         return "connection refused"
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         return "the connection was cut"

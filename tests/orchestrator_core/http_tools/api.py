@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -145,8 +146,11 @@ def make_app(state: ApiState) -> FastAPI:
 
 
 @contextmanager
-def serve(state: ApiState) -> Iterator[str]:
-    """Serve the API on a free port of 127.0.0.1 in a thread; yield its base URL."""
+def serve(state: ApiState, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve the API on a free port of 127.0.0.1 in a thread; yield its base URL.
+
+    ``tls``: the certificate and key files to serve HTTPS with.
+    """
     port = free_port()
     config = uvicorn.Config(
         make_app(state),
@@ -155,6 +159,8 @@ def serve(state: ApiState) -> Iterator[str]:
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -165,7 +171,7 @@ def serve(state: ApiState) -> Iterator[str]:
             raise RuntimeError(f"the test API did not start on port {port}")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=READY_TIMEOUT)

@@ -82,11 +82,16 @@ def api_server() -> Iterator[tuple[ApiState, str]]:
         yield state, base
 
 
-@pytest.fixture
-def api(api_server: tuple[ApiState, str], monkeypatch: pytest.MonkeyPatch) -> ApiState:
-    """The module's API, with nothing seen and no fault queued."""
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests to the test's own API go straight to it, whatever proxy the machine sets."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def api(api_server: tuple[ApiState, str]) -> ApiState:
+    """The module's API, with nothing seen and no fault queued."""
     api_server[0].reset()
     return api_server[0]
 
