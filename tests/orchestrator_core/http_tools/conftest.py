@@ -66,6 +66,12 @@ tools:
       ticket: /ticket
     idempotency_key: Idempotency-Key
     timeout: 0.5
+  light_wrong_output:
+    description: A light lookup whose output the answer lacks.
+    url: {base}/lines/{{order_id}}/light
+    inputs: {{order_id: {{type: string}}}}
+    outputs: {{rx_dbm: /levels/3/rx_dbm}}
+    idempotent: true
   broken_lookup:
     description: An endpoint that answers HTML.
     url: {base}/broken

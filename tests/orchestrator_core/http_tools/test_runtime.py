@@ -14,6 +14,7 @@ from orchestrator_core.inner_agent import KEY_FIELD, CallContext, InnerAgent
 from orchestrator_core.simulator import NetworkSimulator
 from orchestrator_core.tools import ToolContext, default_registry
 from tests.orchestrator_core.http_tools.api import IN_USE, TOKEN, ApiState
+from tests.own_servers import free_port
 from tests.workorder_db import WorkOrderDB
 
 ACTIVATE = {"fsan": "alcl1234abcd", "ethernet_port": 2}
@@ -210,3 +211,32 @@ async def test_no_header_value_or_sensitive_argument_reaches_the_logs_or_the_aud
         assert secret not in caplog.text
         assert secret not in audit
         assert secret not in ok.model_dump_json() + refused.model_dump_json()
+
+
+async def test_an_answer_without_a_declared_output_is_a_misconfiguration(
+    agent: InnerAgent, api: ApiState
+) -> None:
+    result = await agent.execute_task("light_wrong_output", {"order_id": "ORD-1005"}, call("w"))
+    assert not result.ok and result.error_kind == "failed" and result.attempts == 1
+    assert "answer has nothing at '/levels/3/rx_dbm' for the output 'rx_dbm'" in result.message
+
+
+async def test_a_refused_connection_is_transient_and_retried(
+    tmp_path: Path, db: WorkOrderDB
+) -> None:
+    path = tmp_path / "down.yaml"
+    path.write_text(
+        "tools:\n  lookup:\n    description: A host nothing listens on.\n"
+        f"    url: http://127.0.0.1:{free_port()}/x\n"
+        "    idempotent: true\n    retry: {retries: 1, backoff: 0.01}\n"
+    )
+    runtime = HttpToolRuntime(load_tools_file(path), {})
+    registry = default_registry()
+    runtime.register(registry)
+    agent = InnerAgent(registry, ToolContext(db, NetworkSimulator()), db.audit)
+    try:
+        result = await agent.execute_task("lookup", {}, call("down"))
+    finally:
+        await runtime.aclose()
+    assert not result.ok and result.error_kind == "transient" and result.attempts == 2
+    assert "could not be reached (connection refused)" in result.message
