@@ -310,8 +310,9 @@ class InnerAgent:
             await self._record(call, try_no, spec.name, masked, None, kind, message, took, key)
             if kind not in ("transient", "timeout") or try_no == tries:
                 break
-            if isinstance(failure, TransientToolError) and not failure.retry_now:
-                break
+            retry_now = not isinstance(failure, TransientToolError) or failure.retry_now
+            if kind == "transient" and not retry_now:
+                break  # e.g. an open circuit breaker: trying again at once cannot help
             log.info("tool %s try %d/%d: %s; retrying", spec.name, try_no, tries, kind)
             delay = spec.retry.delay(try_no) if spec.retry else self.backoff * 2 ** (try_no - 1)
             await asyncio.sleep(delay)
