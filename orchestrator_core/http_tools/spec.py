@@ -316,6 +316,8 @@ def _tool_problems(tool: HttpTool) -> list[tuple[str, str]]:
                 problems.append(
                     (where, f"{{{name}}} is not a declared input ({_listed(declared)})")
                 )
+            elif where == ".url" and not tool.inputs[name].required:
+                problems.append((where, f"{{{name}}} is optional, and a URL path needs a value"))
     if tool.body is not None and tool.method not in _BODY_METHODS:
         problems.append((".body", f"a {tool.method} request has no body"))
     if tool.retry is not None and tool.retry.retries and not tool.idempotent:

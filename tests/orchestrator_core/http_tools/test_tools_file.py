@@ -60,6 +60,12 @@ def test_a_url_naming_an_unknown_input_is_refused_with_its_json_path(tmp_path: P
     assert found == ["$.tools.activate.url: {fsn} is not a declared input (declared: fsan)"]
 
 
+def test_a_url_naming_an_optional_input_is_refused(tmp_path: Path) -> None:
+    inputs = {"fsan": {"type": "string", "required": False}}
+    found = problems(tmp_path, {"tools": {"activate": tool(inputs=inputs)}})
+    assert found == ["$.tools.activate.url: {fsan} is optional, and a URL path needs a value"]
+
+
 def test_a_body_naming_an_unknown_input_is_refused_with_its_json_path(tmp_path: Path) -> None:
     found = problems(tmp_path, {"tools": {"activate": tool(body={"ont": {"serial": "{serial}"}})}})
     assert found == [
