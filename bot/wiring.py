@@ -221,17 +221,14 @@ def tool_registry(settings: Settings) -> ToolRegistry:
     tools_file = load_declared_tools(settings)
     if tools_file is None:
         return default_registry()
-    try:
-        return declared_registry(default_registry(), tools_file)
-    except ValueError as exc:
-        raise StartupError(_tools_file_problem(settings.tools_file or Path(), [str(exc)])) from None
+    return declared_registry(default_registry(), tools_file)
 
 
 def start_http_tools(settings: Settings, registry: ToolRegistry) -> HttpToolRuntime | None:
     """The runtime of the declared tools, registered into ``registry``; None without a file.
 
     Secret headers are read from the environment now: a missing variable stops the start
-    naming it, and so does a declared tool named like a built-in one.
+    naming it. A declared tool named like a built-in one takes its place.
     """
     tools_file = load_declared_tools(settings)
     if tools_file is None or settings.tools_file is None:
@@ -241,16 +238,16 @@ def start_http_tools(settings: Settings, registry: ToolRegistry) -> HttpToolRunt
         runtime = HttpToolRuntime(
             tools_file, os.environ, ca_bundle=settings.tools_ca_bundle, source=str(path)
         )
-        runtime.register(registry)
+        replaced = runtime.register(registry)
     except ToolsFileError as exc:
         raise StartupError(_tools_file_problem(path, exc.problems)) from None
-    except ValueError as exc:
-        raise StartupError(_tools_file_problem(path, [str(exc)])) from None
     except OSError as exc:
         raise StartupError(
             f"cannot read the CA bundle {settings.tools_ca_bundle} (TECHASSIST_TOOLS_CA_BUNDLE, "
             f"from {source('tools_ca_bundle')}): {exc.strerror or exc}"
         ) from None
+    if replaced:
+        log.info("declared HTTP tools replace the built-in %s", ", ".join(replaced))
     return runtime
 
 

@@ -229,9 +229,13 @@ class ToolRegistry:
         self._specs[name] = spec
         return spec
 
-    def add(self, spec: ToolSpec) -> ToolSpec:
-        """Add a tool built elsewhere (one declared in a file); ValueError on a taken name."""
-        if spec.name in self._specs:
+    def add(self, spec: ToolSpec, *, replace: bool = False) -> ToolSpec:
+        """Add a tool built elsewhere (one declared in a file).
+
+        A taken name is a ValueError unless ``replace``: a tool declared over HTTP
+        may take a built-in tool's place, so the same plans run against real systems.
+        """
+        if spec.name in self._specs and not replace:
             raise ValueError(f"a tool named {spec.name!r} is already registered")
         self._specs[spec.name] = spec
         return spec

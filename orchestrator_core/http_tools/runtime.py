@@ -111,7 +111,7 @@ def _spec(name: str, tool: HttpTool, run: Runner) -> ToolSpec:
 def declared_registry(base: ToolRegistry, tools_file: ToolsFile) -> ToolRegistry:
     """``base`` and the declared tools, for checking plans: the tools are never run.
 
-    ValueError when a declared tool takes a name already registered.
+    A declared tool named like one in ``base`` takes its place, as at start.
     """
     registry = base.copy()
 
@@ -119,7 +119,7 @@ def declared_registry(base: ToolRegistry, tools_file: ToolsFile) -> ToolRegistry
         raise ToolFailed(f"{name} is declared but its runtime was not started")
 
     for spec in tool_specs(tools_file, not_started):
-        registry.add(spec)
+        registry.add(spec, replace=True)
     return registry
 
 
@@ -163,10 +163,16 @@ class HttpToolRuntime:
                     _host(origin), failures=settings.failures, cooldown=settings.cooldown
                 )
 
-    def register(self, registry: ToolRegistry) -> None:
-        """Add every declared tool to ``registry``; ValueError on a name already taken."""
+    def register(self, registry: ToolRegistry) -> list[str]:
+        """Add every declared tool to ``registry``; returns the names that replaced a tool.
+
+        A declared tool named like a built-in one takes its place: the bundled plans
+        then run against the operator's systems without a change.
+        """
+        replaced = [name for name in self.tools_file.tools if name in registry]
         for spec in tool_specs(self.tools_file, self.call):
-            registry.add(spec)
+            registry.add(spec, replace=True)
+        return replaced
 
     def breaker(self, origin: str) -> CircuitBreaker:
         """The breaker of one origin (``spec.origin_of`` form)."""

@@ -122,10 +122,15 @@ def test_declared_tools_join_the_built_in_ones_under_their_names(tmp_path: Path)
     registry = declared_registry(default_registry(), load_tools_file(path))
     spec = registry.get("provision_ont")
     assert spec is not None and spec.required == {"fsan"} and "get_orders" in registry
-    clash = tmp_path / "clash.json"
-    clash.write_text(json.dumps({"tools": {"get_orders": tool()}}))
-    with pytest.raises(ValueError, match="'get_orders' is already registered"):
-        declared_registry(default_registry(), load_tools_file(clash))
+
+
+def test_a_declared_tool_named_like_a_built_in_one_takes_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps({"tools": {"activate_ont": tool()}}))
+    registry = declared_registry(default_registry(), load_tools_file(path))
+    spec = registry.get("activate_ont")
+    assert spec is not None and spec.accepted == {"fsan"} and spec.keyed is False
+    assert default_registry().get("activate_ont") != spec  # the built-ins are untouched
 
 
 def test_the_committed_tools_schema_is_up_to_date() -> None:
