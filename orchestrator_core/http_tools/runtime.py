@@ -5,8 +5,9 @@ validates, times, retries, audits, replays and masks it unchanged. What the
 runtime adds is the request and the reading of its answer, classified by what
 can fix a failure:
 
-- refused (a declared 4xx whose body has the declared message): ``ArgumentRefused``
-  with the system's own words, naming the inputs to enter again;
+- refused, a fault on site, or failed, as the tool's answer rules say
+  (``answers.classify``): ``ArgumentRefused`` with the system's own words, naming
+  the inputs to enter again; ``FieldFault`` with its remedy; ``ToolFailed``;
 - transient (declared statuses, 5xx by default, timeouts, refused or reset
   connections, an open breaker): ``TransientToolError``;
 - misconfigured (401, 403, 404, any other status, an answer that is not JSON or
@@ -30,7 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from orchestrator_core.errors import ArgumentRefused, ToolFailed, TransientToolError
+from orchestrator_core.errors import ToolFailed, TransientToolError
+from orchestrator_core.http_tools.answers import classify
 from orchestrator_core.http_tools.arguments import arguments_model
 from orchestrator_core.http_tools.breaker import CircuitBreaker
 from orchestrator_core.http_tools.load import resolve_headers
@@ -42,7 +44,7 @@ from orchestrator_core.http_tools.templates import (
     fill_url,
     resolve,
 )
-from orchestrator_core.params import MASK, ParamType
+from orchestrator_core.params import ParamType
 from orchestrator_core.tools import (
     RetryPolicy,
     ToolContext,
@@ -55,8 +57,6 @@ log = logging.getLogger("techassist.http_tools")
 
 Runner = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
-#: Longest refusal message shown to a technician, in characters.
-MAX_MESSAGE = 300
 #: Seconds the inner agent waits beyond a tool's own timeout, so the HTTP client's
 #: timeout is the one that fires and names the host.
 TIMEOUT_MARGIN = 1.0
@@ -263,12 +263,12 @@ class HttpToolRuntime:
         breaker.succeeded()  # the host answers: what follows is about the request
         if 200 <= status < 300:
             return self._outputs(name, tool, response, host)
-        if tool.refused is not None and status in tool.refused.status:
-            message = _refusal(response, tool.refused.message)
-            if message:
-                hidden = _hide(message, arguments, tool.sensitive)
-                raise ArgumentRefused(hidden, tool.refused.inputs)
-        raise self._misconfigured(name, tool, status, host)
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        failure = classify(tool, status, document, arguments)
+        raise failure if failure is not None else self._misconfigured(name, tool, status, host)
 
     def _outputs(
         self, name: str, tool: HttpTool, response: httpx.Response, host: str
@@ -295,11 +295,8 @@ class HttpToolRuntime:
             why = f"{host} did not accept TechAssist's credentials (HTTP {status})"
         elif status == 404:
             why = f"{host} has no {tool.method} {path} (HTTP 404)"
-        elif tool.refused is not None and status in tool.refused.status:
-            pointer = tool.refused.message
-            why = f"{host} refused the request (HTTP {status}) with no message at {pointer!r}"
         else:
-            why = f"{host} answered HTTP {status}, which the tool does not expect"
+            why = f"{host} answered HTTP {status}, which no rule of the tool matches"
         return self._broken(name, why)
 
     @staticmethod
@@ -348,27 +345,6 @@ def _transport(exc: httpx.TransportError) -> str:
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         return "the connection was cut"
     return type(exc).__name__
-
-
-def _refusal(response: httpx.Response, pointer: str) -> str:
-    """The refusal's message from the body, trimmed; empty when it has none."""
-    try:
-        message = resolve(response.json(), pointer)
-    except (ValueError, PointerMissing):
-        return ""
-    if not isinstance(message, str) or not message.strip():
-        return ""
-    text = " ".join(message.split())
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
-
-
-def _hide(message: str, arguments: Mapping[str, Any], sensitive: frozenset[str]) -> str:
-    """The message with any sensitive input a system echoed replaced by the mask."""
-    for name in sensitive:
-        value = arguments.get(name)
-        if value is not None and str(value):
-            message = message.replace(str(value), MASK)
-    return message
 
 
 __all__ = ["HostCheck", "HttpToolRuntime", "declared_registry", "tool_specs"]

@@ -73,22 +73,62 @@ class Header(BaseModel):
     )
 
 
-class Refusal(BaseModel):
-    """Responses that mean the system refused the values it was given."""
+class Answer(BaseModel):
+    """Error answers of one meaning: by status and, optionally, by values in the body."""
 
     model_config = _strict()
+
+    status: list[int] = Field(min_length=1, description="HTTP status codes (4xx or 5xx).")
+    when: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON Pointer -> the value it must hold, e.g. {/kind: refused}, for a "
+        "system that answers several meanings with one status.",
+    )
+    message: str = Field(
+        description="JSON Pointer (RFC 6901) to the plain-words reason in the response body; "
+        "an answer without one there does not match."
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _errors(cls, codes: list[int]) -> list[int]:
+        for code in codes:
+            if not 400 <= code <= 599:
+                raise ValueError(f"{code} is not an error status (4xx or 5xx)")
+        return codes
+
+    @field_validator("when")
+    @classmethod
+    def _when_pointers(cls, when: dict[str, Any]) -> dict[str, Any]:
+        for pointer in when:
+            check_pointer(pointer)
+        return when
+
+    @field_validator("message")
+    @classmethod
+    def _pointer(cls, pointer: str) -> str:
+        return check_pointer(pointer)
+
+
+class Refusal(Answer):
+    """Answers that mean the system refused the values it was given: enter them again."""
 
     status: list[int] = Field(
         default=[400, 409, 422],
         min_length=1,
         description="HTTP status codes (4xx) that mean refused, when the message is there.",
     )
-    message: str = Field(
-        description="JSON Pointer (RFC 6901) to the plain-words reason in the response body."
-    )
     inputs: list[str] = Field(
         default_factory=list,
         description="The inputs the refusal is about, so the conversation asks for them again.",
+    )
+    arguments: str | None = Field(
+        default=None,
+        description="JSON Pointer to a list of the refused inputs' names in the body; "
+        "'inputs' applies when it names none of the declared inputs.",
+    )
+    choices: str | None = Field(
+        default=None, description="JSON Pointer to a list of the values accepted."
     )
 
     @field_validator("status")
@@ -99,10 +139,31 @@ class Refusal(BaseModel):
                 raise ValueError(f"{code} is not a 4xx status: only those mean refused")
         return codes
 
-    @field_validator("message")
+    @field_validator("arguments", "choices")
     @classmethod
-    def _pointer(cls, pointer: str) -> str:
+    def _optional_pointer(cls, pointer: str | None) -> str | None:
+        return None if pointer is None else check_pointer(pointer)
+
+
+class Fault(Answer):
+    """Answers that mean something on site needs fixing, then the tool is called again."""
+
+    remedy: str = Field(description="JSON Pointer to what the technician does on site.")
+    confirm: str = Field(description="JSON Pointer to the word the technician answers once done.")
+    retry_args: str | None = Field(
+        default=None,
+        description="JSON Pointer to an object of inputs to change when calling again.",
+    )
+
+    @field_validator("remedy", "confirm")
+    @classmethod
+    def _pointers(cls, pointer: str) -> str:
         return check_pointer(pointer)
+
+    @field_validator("retry_args")
+    @classmethod
+    def _optional_pointer(cls, pointer: str | None) -> str | None:
+        return None if pointer is None else check_pointer(pointer)
 
 
 class Retry(BaseModel):
@@ -154,6 +215,14 @@ class HttpTool(BaseModel):
         default_factory=dict, description="Output name -> JSON Pointer (RFC 6901) in the response."
     )
     refused: Refusal | None = None
+    fault: Fault | None = Field(
+        default=None, description="A fault on site the technician can fix, then confirm."
+    )
+    failed: Answer | None = Field(
+        default=None,
+        description="Answers told to the technician as they are: nothing entered again or "
+        "retried helps (only escalating).",
+    )
     transient: list[int] = Field(
         default=[429, 500, 502, 503, 504],
         description="Statuses that mean 'try again'; timeouts and connection errors always do.",
@@ -426,7 +495,9 @@ def write_tools_schema(path: Path) -> None:
 
 
 __all__ = [
+    "Answer",
     "Breaker",
+    "Fault",
     "Header",
     "HttpTool",
     "Refusal",

@@ -25,6 +25,9 @@ from tests.own_servers import free_port
 
 TOKEN = "s3cret-t0ken-never-logged"
 IN_USE = "ALCL00000001"
+DIRTY = "DIRT00000001"
+DARK = "DARK00000001"
+UNKNOWN = "NONE00000000"
 #: Seconds a ``slow`` fault waits before answering: longer than the tools' timeout.
 SLOW = 1.5
 READY_TIMEOUT = 10.0
@@ -110,6 +113,31 @@ def make_app(state: ApiState) -> FastAPI:
         return JSONResponse(
             {"activation": {"id": f"ACT-{fsan}", "status": "active", "port": body["port"]}}
         )
+
+    @app.get("/onts/{fsan}/light-levels")
+    async def light_levels(fsan: str, request: Request, cleaned: bool = False) -> Response:
+        """One status, several meanings, told apart by ``kind`` as the simulator does."""
+        await seen(request)
+        if fsan == DIRTY and not cleaned:
+            fault = {
+                "kind": "field_fault",
+                "message": "The light is too low",
+                "remedy": "Clean and re-seat the fiber connector",
+                "confirm": "cleaned",
+                "retry_args": {"cleaned": True, "unknown": 1},
+            }
+            return JSONResponse(fault, status_code=424)
+        if fsan == DARK:
+            failed = {"kind": "failed", "message": "No light at all: the fiber is cut"}
+            return JSONResponse(failed, status_code=424)
+        if fsan == UNKNOWN:
+            refused = {
+                "kind": "refused",
+                "message": f"No ONT {fsan} is known",
+                "arguments": ["fsan", "elsewhere"],
+            }
+            return JSONResponse(refused, status_code=422)
+        return JSONResponse({"rx_power_dbm": -17.5 if cleaned else -19.0})
 
     @app.get("/lines/{order_id}/light")
     async def light(order_id: str, request: Request) -> Response:

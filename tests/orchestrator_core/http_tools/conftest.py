@@ -72,6 +72,29 @@ tools:
     inputs: {{order_id: {{type: string}}}}
     outputs: {{rx_dbm: /levels/3/rx_dbm}}
     idempotent: true
+  light_levels:
+    description: Read the light at an ONT; one status has several meanings, told by kind.
+    url: {base}/onts/{{fsan}}/light-levels
+    inputs:
+      fsan: {{type: string}}
+      cleaned: {{type: boolean, required: false}}
+    query: {{cleaned: "{{cleaned}}"}}
+    outputs: {{rx_power_dbm: /rx_power_dbm}}
+    refused:
+      status: [422]
+      when: {{/kind: refused}}
+      message: /message
+      arguments: /arguments
+    fault:
+      status: [424]
+      when: {{/kind: field_fault}}
+      message: /message
+      remedy: /remedy
+      confirm: /confirm
+      retry_args: /retry_args
+    failed: {{status: [424], message: /message}}
+    read_only: true
+    idempotent: true
   broken_lookup:
     description: An endpoint that answers HTML.
     url: {base}/broken

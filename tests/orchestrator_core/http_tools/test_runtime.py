@@ -13,7 +13,7 @@ from orchestrator_core.http_tools import HttpToolRuntime, load_tools_file
 from orchestrator_core.inner_agent import KEY_FIELD, CallContext, InnerAgent
 from orchestrator_core.simulator import NetworkSimulator
 from orchestrator_core.tools import ToolContext, default_registry
-from tests.orchestrator_core.http_tools.api import IN_USE, TOKEN, ApiState
+from tests.orchestrator_core.http_tools.api import DARK, DIRTY, IN_USE, TOKEN, UNKNOWN, ApiState
 from tests.own_servers import free_port
 from tests.workorder_db import WorkOrderDB
 
@@ -240,3 +240,35 @@ async def test_a_refused_connection_is_transient_and_retried(
         await runtime.aclose()
     assert not result.ok and result.error_kind == "transient" and result.attempts == 2
     assert "could not be reached (connection refused)" in result.message
+
+
+async def test_a_fault_on_site_says_what_to_do_and_how_to_call_again(
+    agent: InnerAgent, api: ApiState
+) -> None:
+    result = await agent.execute_task("light_levels", {"fsan": DIRTY}, call("light"))
+    assert not result.ok and result.error_kind == "fault" and result.attempts == 1
+    assert result.message.endswith("The light is too low.")
+    assert result.remedy == "Clean and re-seat the fiber connector"
+    assert result.confirm == "cleaned"
+    assert result.retry_args == {"cleaned": True}  # only the tool's own inputs
+    again = await agent.execute_task(
+        "light_levels", {"fsan": DIRTY, **result.retry_args}, call("light", 2)
+    )
+    assert again.ok and again.outputs == {"rx_power_dbm": -17.5}
+
+
+async def test_a_declared_failure_is_told_as_the_system_says_it(
+    agent: InnerAgent, api: ApiState
+) -> None:
+    result = await agent.execute_task("light_levels", {"fsan": DARK}, call("light"))
+    assert not result.ok and result.error_kind == "failed" and result.attempts == 1
+    assert result.message.endswith("No light at all: the fiber is cut.")
+    assert "needs fixing" not in result.message  # not a misconfiguration
+
+
+async def test_the_refused_inputs_may_come_from_the_answer(
+    agent: InnerAgent, api: ApiState
+) -> None:
+    result = await agent.execute_task("light_levels", {"fsan": UNKNOWN}, call("light"))
+    assert result.error_kind == "refused" and result.refused == ("fsan",)
+    assert result.message.endswith(f"No ONT {UNKNOWN} is known.")
