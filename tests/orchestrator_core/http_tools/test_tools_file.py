@@ -10,6 +10,7 @@ import pytest
 from orchestrator_core.errors import ToolsFileError
 from orchestrator_core.http_tools import HttpToolRuntime, declared_registry, load_tools_file
 from orchestrator_core.http_tools.spec import tools_json_schema
+from orchestrator_core.plans import check_files
 from orchestrator_core.tools import default_registry
 from plans import PLANS_DIR
 
@@ -142,3 +143,14 @@ def test_the_committed_tools_schema_is_up_to_date() -> None:
     """
     committed = json.loads((PLANS_DIR / "tools.schema.json").read_text(encoding="utf-8"))
     assert committed == tools_json_schema()
+
+
+def test_the_bundled_plans_validate_against_the_demo_tools_file() -> None:
+    """plans/demo-http-tools.yaml replaces the network tools; the plans still fit them."""
+    demo = load_tools_file(PLANS_DIR / "demo-http-tools.yaml")
+    registry = declared_registry(default_registry(), demo)
+    files = [PLANS_DIR / "installation.json", PLANS_DIR / "repair.json"]
+    problems, _ = check_files(files, registry)
+    assert problems == []
+    wifi = registry.get("configure_wifi")
+    assert wifi is not None and wifi.sensitive == {"wifi_password"}
