@@ -20,10 +20,20 @@ from bot.client import DEFAULT_URL, run_client
 from bot.logs import configure_logging
 from bot.screen import screen
 from bot.settings import Settings, StartupError, load_settings, source, unknown_variables
-from bot.wiring import Services, build, open_workorders, plan_files, seed_workorders
+from bot.wiring import (
+    Services,
+    build,
+    load_declared_tools,
+    open_workorders,
+    plan_files,
+    seed_workorders,
+    start_http_tools,
+    tool_registry,
+)
 from bridges.memory import MemoryBridge
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
+from orchestrator_core.http_tools import HostCheck
 from orchestrator_core.importer import ImportSummary, seed_demo
 from orchestrator_core.orders import Order, prioritize
 from orchestrator_core.plans import check_files
@@ -255,6 +265,30 @@ def _parser() -> argparse.ArgumentParser:
         "files", nargs="*", type=Path, help="plan files (default: those in TECHASSIST_PLANS_DIR)"
     )
     validate.set_defaults(run=_plans_validate)
+
+    tools = command(
+        commands,
+        "tools",
+        "show the tools and test the declared ones' hosts",
+        "Show the built-in tools and those TECHASSIST_TOOLS_FILE declares, and check that "
+        "each declared tool's host answers.",
+    )
+    tool_commands = tools.add_subparsers(required=True, metavar="ACTION")
+    listing = command(
+        tool_commands,
+        "list",
+        "list every tool",
+        "List every tool plans may name: built-in ones and declared HTTP tools.",
+    )
+    listing.set_defaults(run=_tools_list)
+    check = command(
+        tool_commands,
+        "check",
+        "test that each declared host answers",
+        "Load the tools file with its secret headers from the environment, and send each "
+        "declared host a HEAD request: any HTTP answer counts as reachable.",
+    )
+    check.set_defaults(run=_tools_check)
     return parser
 
 
@@ -419,7 +453,7 @@ def _orders_import(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            plans = load_plans(settings.plans_dir, default_registry())
+            plans = load_plans(settings.plans_dir, tool_registry(settings))
     except PlanError:
         notes.append(
             f"the plans in {settings.plans_dir} do not load (see `techassist plans validate`), "
@@ -506,7 +540,7 @@ def _plans_validate(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
-        problems, cautions = check_files(files, default_registry())
+        problems, cautions = check_files(files, tool_registry(settings))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     for caution in cautions:
@@ -516,6 +550,53 @@ def _plans_validate(settings: Settings, args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"{len(files)} plan file(s) valid.")
+    return 0
+
+
+def _tools_list(settings: Settings, args: argparse.Namespace) -> int:
+    declared = load_declared_tools(settings)
+    registry = tool_registry(settings)
+    declared_names = set(declared.tools) if declared else set()
+    for name in registry.names():
+        spec = registry.specs()[name]
+        kind = "read-only" if spec.read_only else "idempotent" if spec.idempotent else "acts once"
+        if declared is not None and name in declared_names:
+            tool = declared.tools[name]
+            origin = f"{tool.method} {tool.url}"
+        else:
+            origin = "built-in"
+        arguments = ", ".join(
+            f"{arg}{'' if arg in spec.required else '?'}" for arg in sorted(spec.accepted)
+        )
+        print(f"{name:<28} {kind:<10} {origin}")
+        print(f"    {spec.description}  ({arguments or 'no arguments'})")
+    return 0
+
+
+def _tools_check(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.tools_file is None:
+        print(
+            "error: TECHASSIST_TOOLS_FILE is not set: there are no declared tools to check",
+            file=sys.stderr,
+        )
+        return 1
+    runtime = start_http_tools(settings, default_registry())
+    assert runtime is not None  # a tools file is set
+
+    async def check() -> list[HostCheck]:
+        try:
+            return await runtime.check()
+        finally:
+            await runtime.aclose()
+
+    results = asyncio.run(check())
+    for result in results:
+        print(f"{'ok' if result.reachable else 'FAIL':<5} {result.origin}  {result.detail}")
+    unreachable = sum(not r.reachable for r in results)
+    if unreachable:
+        print(f"{unreachable} of {len(results)} host(s) unreachable.", file=sys.stderr)
+        return 1
+    print(f"{len(results)} host(s) reachable.")
     return 0
 
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     """Seconds one try of a tool may take."""
     tool_retries: int = Field(default=2, ge=0, le=10)
     """Extra tries for transient failures of idempotent tools."""
+    tools_file: Path | None = None
+    """A YAML or JSON file declaring HTTP tools (plans/tools.schema.json), added to the
+    built-in ones; unset, there are only the built-in tools."""
+    tools_ca_bundle: Path | None = None
+    """A PEM file of the certificate authorities HTTP tools trust instead of the system's."""
 
     sim_latency_ms: float = Field(default=0.0, ge=0)
     """Latency the network simulator adds to each operation."""

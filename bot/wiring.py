@@ -13,6 +13,13 @@ from bot.settings import Settings, StartupError, source
 from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
 from orchestrator_core.dedupe import MemorySeen, Seen
+from orchestrator_core.errors import ToolsFileError
+from orchestrator_core.http_tools import (
+    HttpToolRuntime,
+    ToolsFile,
+    declared_registry,
+    load_tools_file,
+)
 from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
@@ -55,11 +62,15 @@ class Services:
     """Processed ids (Slack events, messages, clicks), shared as the store is."""
     owners: Owners = field(default_factory=LocalOwners)
     """Which connection holds each technician's CUID, shared as the store is."""
+    http_tools: HttpToolRuntime | None = None
+    """The runtime of the tools TECHASSIST_TOOLS_FILE declares, if it is set."""
     closed: bool = field(default=False)
 
     async def aclose(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.http_tools is not None:
+                await self.http_tools.aclose()
             await self.store.aclose()
             await self.audit.aclose()
             await self.workorders.aclose()
@@ -198,6 +209,57 @@ def check_plans_dir(settings: Settings) -> None:
         raise StartupError(f"the plans directory {plans_dir} ({where}) has no plan files; {fix}")
 
 
+def load_declared_tools(settings: Settings) -> ToolsFile | None:
+    """The tools file TECHASSIST_TOOLS_FILE names, checked; None when it is unset."""
+    path = settings.tools_file
+    if path is None:
+        return None
+    try:
+        return load_tools_file(path)
+    except ToolsFileError as exc:
+        raise StartupError(_tools_file_problem(path, exc.problems)) from None
+
+
+def _tools_file_problem(path: Path, problems: list[str]) -> str:
+    where = f"TECHASSIST_TOOLS_FILE, from {source('tools_file')}"
+    return "\n".join([f"the tools file {path} ({where}) is invalid:", *problems])
+
+
+def tool_registry(settings: Settings) -> ToolRegistry:
+    """The built-in tools and the declared ones, to check plans against; nothing is started."""
+    tools_file = load_declared_tools(settings)
+    if tools_file is None:
+        return default_registry()
+    return declared_registry(default_registry(), tools_file)
+
+
+def start_http_tools(settings: Settings, registry: ToolRegistry) -> HttpToolRuntime | None:
+    """The runtime of the declared tools, registered into ``registry``; None without a file.
+
+    Secret headers are read from the environment now: a missing variable stops the start
+    naming it. A declared tool named like a built-in one takes its place.
+    """
+    tools_file = load_declared_tools(settings)
+    if tools_file is None or settings.tools_file is None:
+        return None
+    path = settings.tools_file
+    try:
+        runtime = HttpToolRuntime(
+            tools_file, os.environ, ca_bundle=settings.tools_ca_bundle, source=str(path)
+        )
+        replaced = runtime.register(registry)
+    except ToolsFileError as exc:
+        raise StartupError(_tools_file_problem(path, exc.problems)) from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot read the CA bundle {settings.tools_ca_bundle} (TECHASSIST_TOOLS_CA_BUNDLE, "
+            f"from {source('tools_ca_bundle')}): {exc.strerror or exc}"
+        ) from None
+    if replaced:
+        log.info("declared HTTP tools replace the built-in %s", ", ".join(replaced))
+    return runtime
+
+
 async def open_workorders(settings: Settings) -> tuple[WorkOrders, AuditLog]:
     """The work orders and the tool audit the settings name, sharing one connection or pool.
 
@@ -236,6 +298,7 @@ async def build(settings: Settings) -> Services:
     """Build the whole object graph; raises PlanError on an invalid plan, before anything runs."""
     check_plans_dir(settings)
     registry = default_registry()
+    http_tools = start_http_tools(settings, registry)
     plans = load_plans(settings.plans_dir, registry)
     secrets = load_secrets(settings)
     workorders, audit = await open_workorders(settings)
@@ -265,6 +328,7 @@ async def build(settings: Settings) -> Services:
         credentials=Credentials(workorders),
         seen=seen,
         owners=owners,
+        http_tools=http_tools,
     )
 
 

@@ -17,6 +17,11 @@ _AUDIT_ARGS = json.JSONEncoder(default=str, sort_keys=True)
 AUDIT_RESULT = json.JSONEncoder(default=str)
 
 
+KEY_FIELD = "idempotency_key"
+"""Where a try's recorded result keeps a keyed call's idempotency key (beside the
+outputs or the message); a replay leaves it out of the outputs it answers with."""
+
+
 def audit_json(args: Mapping[str, Any]) -> str:
     """The one text form of a call's arguments in the audit, so equal calls compare equal."""
     return _AUDIT_ARGS.encode(args)
@@ -75,4 +80,4 @@ class AuditLog(Protocol):
         """Release what this log holds alone (one sharing a connection releases nothing)."""
 
 
-__all__ = ["AUDIT_RESULT", "AuditLog", "audit_json"]
+__all__ = ["AUDIT_RESULT", "KEY_FIELD", "AuditLog", "audit_json"]

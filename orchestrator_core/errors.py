@@ -101,7 +101,24 @@ class ToolFailed(TechAssistError):
 
 
 class TransientToolError(ToolFailed):
-    """A tool failed in a way that may succeed if tried again (network blip, busy system)."""
+    """A tool failed in a way that may succeed if tried again (network blip, busy system).
+
+    ``retry_now=False`` says trying again at once is pointless (a circuit breaker
+    is open for a while): the inner agent then makes no automatic retry, and the
+    technician still gets the retry way out for later.
+    """
+
+    def __init__(self, message: str, *, retry_now: bool = True) -> None:
+        super().__init__(message)
+        self.retry_now = retry_now
+
+
+class ToolsFileError(ConfigError):
+    """The tools file is invalid. ``problems`` lists each one with the file and JSON path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class ArgumentRefused(ToolFailed):

@@ -7,6 +7,13 @@ table with sensitive arguments masked. A failure's ``error_kind`` says what can
 fix it (see ``ToolResult``). A call whose (session, order, step,
 attempt) already succeeded is answered from the audit without running the
 tool again, so a turn replayed after a crash repeats no side effect.
+
+A tool may bring its own retry policy and timeout (``ToolSpec.retry``,
+``ToolSpec.timeout``), and arguments it declares sensitive itself. For a keyed
+tool (one that sends an idempotency key, like a declared HTTP tool) the key is
+made here from (session, order, step, tool, arguments), without the attempt, so
+a technician's own retry sends the same key as the automatic ones; each try's
+audit row keeps it.
 """
 
 from __future__ import annotations
@@ -15,12 +22,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from orchestrator_core.audit import AuditLog, audit_json
+from orchestrator_core.audit import KEY_FIELD, AuditLog, audit_json
 from orchestrator_core.errors import (
     ArgumentRefused,
     FieldFault,
@@ -29,7 +36,14 @@ from orchestrator_core.errors import (
     Unavailable,
 )
 from orchestrator_core.observe import NO_OBSERVER, Observer
-from orchestrator_core.tools import ToolContext, ToolRegistry, ToolSpec
+from orchestrator_core.tools import (
+    ToolContext,
+    ToolRegistry,
+    ToolSpec,
+    call_key,
+    reset_call_key,
+    set_call_key,
+)
 
 log = logging.getLogger("techassist.inner_agent")
 
@@ -180,9 +194,9 @@ class InnerAgent:
             raise
         except Exception:
             # Only a bug here (not in a tool) gets this far; the conversation goes on.
-            log.exception(
-                "inner agent failed around %s (args %s)", tool, _mask(args, call.sensitive)
-            )
+            spec = self.registry.get(tool)
+            sensitive = call.sensitive | (spec.sensitive if spec is not None else frozenset())
+            log.exception("inner agent failed around %s (args %s)", tool, _mask(args, sensitive))
             return ToolResult(
                 ok=False,
                 error_kind="internal",
@@ -190,15 +204,18 @@ class InnerAgent:
             )
 
     async def _execute(self, tool: str, args: Mapping[str, Any], call: CallContext) -> ToolResult:
-        # The masked arguments as the audit keeps them: made once, for the replay check and
-        # for every try's record.
-        masked = audit_json(_mask(args, call.sensitive))
         spec = self.registry.get(tool)
         if spec is None:
+            masked = audit_json(_mask(args, call.sensitive))
             message = f"There is no tool called {tool!r}."
             await self._record(call, 0, tool, masked, None, "unknown_tool", message, 0.0)
             return ToolResult(ok=False, error_kind="unknown_tool", message=message)
 
+        if spec.sensitive:
+            call = replace(call, sensitive=call.sensitive | spec.sensitive)
+        # The masked arguments as the audit keeps them: made once, for the replay check and
+        # for every try's record.
+        masked = audit_json(_mask(args, call.sensitive))
         recorded = None
         if not spec.read_only:
             recorded = await self.audit.find_success(
@@ -217,6 +234,7 @@ class InnerAgent:
                 call.step_id,
                 call.attempt,
             )
+            recorded.pop(KEY_FIELD, None)
             return ToolResult(ok=True, outputs=recorded, replayed=True)
 
         try:
@@ -233,12 +251,26 @@ class InnerAgent:
                 choices=_choices_for(spec, refused),
             )
         kwargs = {name: getattr(validated, f"arg_{name}") for name in spec.accepted}
-        return await self._run(spec, kwargs, masked, call)
+        key = None
+        if spec.keyed:
+            key = call_key(call.session_id, call.order_id, call.step_id, spec.name, kwargs)
+        token = set_call_key(key)
+        try:
+            return await self._run(spec, kwargs, masked, call, key)
+        finally:
+            reset_call_key(token)
 
     async def _run(
-        self, spec: ToolSpec, kwargs: dict[str, Any], masked: str, call: CallContext
+        self,
+        spec: ToolSpec,
+        kwargs: dict[str, Any],
+        masked: str,
+        call: CallContext,
+        key: str | None,
     ) -> ToolResult:
-        tries = 1 + (max(self.retries, 0) if spec.idempotent else 0)
+        retries = spec.retry.retries if spec.retry is not None else self.retries
+        tries = 1 + (max(retries, 0) if spec.idempotent else 0)
+        timeout = spec.timeout or self.timeout
         started = time.perf_counter()
         kind: ErrorKind = "internal"
         message = ""
@@ -246,7 +278,7 @@ class InnerAgent:
         for try_no in range(1, tries + 1):
             begun = time.perf_counter()
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(timeout):
                     outputs = await spec.func(self.context, **kwargs)
                 if not isinstance(outputs, dict):
                     raise TypeError(f"tool {spec.name} returned {type(outputs).__name__}, not dict")
@@ -267,7 +299,7 @@ class InnerAgent:
                 kind, message = "internal", ""
             else:
                 took = (time.perf_counter() - begun) * 1000
-                await self._record(call, try_no, spec.name, masked, outputs, None, "", took)
+                await self._record(call, try_no, spec.name, masked, outputs, None, "", took, key)
                 return ToolResult(
                     ok=True,
                     outputs=outputs,
@@ -275,15 +307,19 @@ class InnerAgent:
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
             took = (time.perf_counter() - begun) * 1000
-            await self._record(call, try_no, spec.name, masked, None, kind, message, took)
+            await self._record(call, try_no, spec.name, masked, None, kind, message, took, key)
             if kind not in ("transient", "timeout") or try_no == tries:
                 break
+            retry_now = not isinstance(failure, TransientToolError) or failure.retry_now
+            if kind == "transient" and not retry_now:
+                break  # e.g. an open circuit breaker: trying again at once cannot help
             log.info("tool %s try %d/%d: %s; retrying", spec.name, try_no, tries, kind)
-            await asyncio.sleep(self.backoff * 2 ** (try_no - 1))
+            delay = spec.retry.delay(try_no) if spec.retry else self.backoff * 2 ** (try_no - 1)
+            await asyncio.sleep(delay)
         result = ToolResult(
             ok=False,
             error_kind=kind,
-            message=self._failure_text(spec, kind, message, try_no),
+            message=self._failure_text(spec, kind, message, try_no, timeout),
             attempts=try_no,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
@@ -301,12 +337,14 @@ class InnerAgent:
             )
         return result
 
-    def _failure_text(self, spec: ToolSpec, kind: ErrorKind, message: str, tries: int) -> str:
+    def _failure_text(
+        self, spec: ToolSpec, kind: ErrorKind, message: str, tries: int, timeout: float
+    ) -> str:
         after = f" after {tries} tries" if tries > 1 else ""
         if kind == "internal":
             return f"An internal error occurred while running {spec.name}"
         if kind == "timeout":
-            return f"{spec.action} timed out{after}: no answer within {self.timeout:g} seconds."
+            return f"{spec.action} timed out{after}: no answer within {timeout:g} seconds."
         return f"{spec.action} failed{after}: {_sentence(message)}"
 
     @staticmethod
@@ -334,14 +372,18 @@ class InnerAgent:
         error_kind: str | None,
         message: str,
         duration_ms: float,
+        key: str | None = None,
     ) -> None:
         """Audit one try (try_no 0: refused before running); a failing audit only logs.
 
-        ``masked`` is the call's masked arguments as ``audit_json`` text.
+        ``masked`` is the call's masked arguments as ``audit_json`` text; ``key`` a
+        keyed call's idempotency key, kept beside the outputs or the message.
         """
         if not call.audit:
             return
         result = _mask(outputs, call.sensitive) if outputs is not None else {"message": message}
+        if key is not None:
+            result[KEY_FIELD] = key
         try:
             await self.audit.record_call(
                 call.session_id,
@@ -362,4 +404,4 @@ class InnerAgent:
             log.exception("could not audit %s for %s", tool, call.session_id)
 
 
-__all__ = ["CallContext", "ErrorKind", "InnerAgent", "MASK", "ToolResult"]
+__all__ = ["CallContext", "ErrorKind", "InnerAgent", "KEY_FIELD", "MASK", "ToolResult"]

@@ -58,11 +58,13 @@ __all__ = [
     "check_files",
     "check_plan",
     "done_message",
+    "json_path",
     "load_plan",
     "legacy_tool_for_task",
     "load_plans",
     "plan_json_schema",
     "plan_warnings",
+    "pydantic_problems",
     "readable",
     "label",
     "order_value",
@@ -645,10 +647,11 @@ def _parse_plan(data: Any) -> tuple[Plan | None, list[tuple[str, str]]]:
     try:
         return Plan.model_validate(data), []
     except ValidationError as exc:
-        return None, _pydantic_problems(exc)
+        return None, pydantic_problems(exc)
 
 
-def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+def pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each error of a model validation as (JSON path, plain message); tools files use it too."""
     problems: list[tuple[str, str]] = []
     for error in exc.errors(include_url=False):
         kind = error["type"]
@@ -658,11 +661,12 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
             message = "required key is missing"
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append((_json_path(error["loc"]), message))
+        problems.append((json_path(error["loc"]), message))
     return problems
 
 
-def _json_path(loc: Sequence[str | int]) -> str:
+def json_path(loc: Sequence[str | int]) -> str:
+    """A pydantic error location as a JSON path, like ``$.steps[2].inputs.fsan``."""
     return "$" + "".join(_path_part(part) for part in loc if not is_union_tag(part))
 
 
@@ -790,7 +794,7 @@ def _legacy_plan(
     try:
         tasks = TypeAdapter(list[_LegacyTask]).validate_python(data)
     except ValidationError as exc:
-        return None, _pydantic_problems(exc)
+        return None, pydantic_problems(exc)
     if not tasks:
         return None, [("$", "a legacy plan needs at least one task")]
     order_type = path.stem.removesuffix("_plan")
@@ -845,7 +849,7 @@ def _legacy_plan(
             steps=steps,
         )
     except ValidationError as exc:
-        return None, _pydantic_problems(exc)
+        return None, pydantic_problems(exc)
     return plan, []
 
 

@@ -22,10 +22,14 @@ leaves the world as calling it once did; only those are retried.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import json
+import random
 import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -65,6 +69,56 @@ class ToolContext:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How a tool's own retries wait: exponential backoff, capped, with random jitter.
+
+    ``retries`` extra tries after a transient failure; the n-th waits
+    ``backoff * 2**(n-1)`` seconds (at most ``max_backoff``), spread by up to
+    ``jitter`` of itself either way so that many callers do not retry in step.
+    """
+
+    retries: int
+    backoff: float
+    max_backoff: float = 10.0
+    jitter: float = 0.0
+
+    def delay(self, try_no: int) -> float:
+        """Seconds to wait after failed try ``try_no`` (1-based)."""
+        base = min(self.backoff * 2.0 ** (try_no - 1), self.max_backoff)
+        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+_CALL_KEY: ContextVar[str | None] = ContextVar("techassist_call_key", default=None)
+
+
+def call_key(session_id: str, order_id: str | None, step_id: str, tool: str, args: Any) -> str:
+    """The idempotency key of a call: the same for every try of the same inputs in a step.
+
+    The attempt number is left out on purpose: a technician's own "retry" is the
+    same request again, so a system that honours the key acts only once.
+    """
+    text = json.dumps(
+        [session_id, order_id, step_id, tool, args], sort_keys=True, default=str
+    ).encode()
+    return hashlib.sha256(text).hexdigest()
+
+
+def current_call_key() -> str | None:
+    """The idempotency key of the call running now (set by the inner agent for keyed tools)."""
+    return _CALL_KEY.get()
+
+
+def set_call_key(key: str | None) -> Token[str | None]:
+    """Set the running call's key; returns the token to reset it with ``reset_call_key``."""
+    return _CALL_KEY.set(key)
+
+
+def reset_call_key(token: Token[str | None]) -> None:
+    """Undo ``set_call_key``."""
+    _CALL_KEY.reset(token)
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     """A registered tool: its function, retry safety and argument names (``ctx`` excluded)."""
 
@@ -82,11 +136,24 @@ class ToolSpec:
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     """Arguments that take one of a fixed set of values, with those values
     (e.g. ``service_tier``: 300M, 500M, 1G), for asking a technician."""
+    model: type[BaseModel] | None = None
+    """The arguments' model when it is not derived from ``func``'s signature (a tool
+    declared in a file); fields are named ``arg_<argument>`` with the argument as alias."""
+    sensitive: frozenset[str] = frozenset()
+    """Arguments the tool itself declares sensitive: masked in the audit and logs
+    whatever the plan says."""
+    retry: RetryPolicy | None = None
+    """The tool's own retry policy; ``None``: the inner agent's default."""
+    timeout: float | None = None
+    """Seconds one try may take; ``None``: the inner agent's default."""
+    keyed: bool = False
+    """The tool sends an idempotency key (``current_call_key``); the inner agent
+    makes it and keeps it in the audit."""
 
     @property
     def args_model(self) -> type[BaseModel]:
         """The pydantic model that validates and coerces this tool's arguments."""
-        return args_model_for(self.func)
+        return self.model or args_model_for(self.func)
 
 
 @functools.cache
@@ -160,6 +227,17 @@ class ToolRegistry:
             choices=MappingProxyType(fixed),
         )
         self._specs[name] = spec
+        return spec
+
+    def add(self, spec: ToolSpec, *, replace: bool = False) -> ToolSpec:
+        """Add a tool built elsewhere (one declared in a file).
+
+        A taken name is a ValueError unless ``replace``: a tool declared over HTTP
+        may take a built-in tool's place, so the same plans run against real systems.
+        """
+        if spec.name in self._specs and not replace:
+            raise ValueError(f"a tool named {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
         return spec
 
     def tool(
