@@ -312,6 +312,7 @@ async def build(settings: Settings) -> Services:
         audit,
         timeout=settings.tool_timeout,
         retries=settings.tool_retries,
+        key_secret=None if secrets is None else secrets.derive("idempotency keys"),
     )
     store, locks, seen, owners = build_store(settings)
     sessions = SessionManager(store, locks, secrets=secrets, retention=retention(settings))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -165,8 +166,13 @@ class InnerAgent:
         retries: int = 2,
         backoff: float = 0.05,
         observer: Observer = NO_OBSERVER,
+        key_secret: bytes | None = None,
     ) -> None:
+        """``key_secret``: what idempotency keys are made with (``call_key``); instances that
+        share sessions must share it, so a call retried on another one sends the same key.
+        ``None``: a key of this process's own."""
         self.observer = observer
+        self.key_secret = os.urandom(32) if key_secret is None else key_secret
         self.registry = registry
         self.context = context
         self.audit = audit
@@ -253,7 +259,9 @@ class InnerAgent:
         kwargs = {name: getattr(validated, f"arg_{name}") for name in spec.accepted}
         key = None
         if spec.keyed:
-            key = call_key(call.session_id, call.order_id, call.step_id, spec.name, kwargs)
+            key = call_key(
+                call.session_id, call.order_id, call.step_id, spec.name, kwargs, self.key_secret
+            )
         token = set_call_key(key)
         try:
             return await self._run(spec, kwargs, masked, call, key)

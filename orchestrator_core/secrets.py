@@ -9,6 +9,9 @@ keys from ``TECHASSIST_SECRET_KEY`` or a key file in the data directory.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -41,6 +44,12 @@ class FernetSecrets:
         if not keys:
             raise ValueError("FernetSecrets needs at least one key")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._newest = base64.urlsafe_b64decode(keys[0])
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (an HMAC key, say) derived from the newest key: the same on
+        every instance that shares the secret key, and telling nothing about it."""
+        return hmac.new(self._newest, purpose.encode(), hashlib.sha256).digest()
 
     @staticmethod
     def new_key() -> str:

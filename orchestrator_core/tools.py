@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import inspect
 import json
 import random
@@ -91,16 +92,25 @@ class RetryPolicy:
 _CALL_KEY: ContextVar[str | None] = ContextVar("techassist_call_key", default=None)
 
 
-def call_key(session_id: str, order_id: str | None, step_id: str, tool: str, args: Any) -> str:
+def call_key(
+    session_id: str,
+    order_id: str | None,
+    step_id: str,
+    tool: str,
+    args: Any,
+    secret: bytes = b"",
+) -> str:
     """The idempotency key of a call: the same for every try of the same inputs in a step.
 
     The attempt number is left out on purpose: a technician's own "retry" is the
-    same request again, so a system that honours the key acts only once.
+    same request again, so a system that honours the key acts only once. The key
+    is an HMAC under ``secret``: the inputs include sensitive ones, and a plain hash
+    of a short one (a PIN) could be found again from the key by trying every value.
     """
     text = json.dumps(
         [session_id, order_id, step_id, tool, args], sort_keys=True, default=str
     ).encode()
-    return hashlib.sha256(text).hexdigest()
+    return hmac.new(secret, text, hashlib.sha256).hexdigest()
 
 
 def current_call_key() -> str | None:

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator_core.http_tools import HttpToolRuntime, load_tools_file
 from orchestrator_core.inner_agent import KEY_FIELD, CallContext, InnerAgent
+from orchestrator_core.secrets import FernetSecrets
 from orchestrator_core.simulator import NetworkSimulator
 from orchestrator_core.tools import ToolContext, default_registry
 from tests.orchestrator_core.http_tools.api import DARK, DIRTY, IN_USE, TOKEN, UNKNOWN, ApiState
@@ -272,3 +273,26 @@ async def test_the_refused_inputs_may_come_from_the_answer(
     result = await agent.execute_task("light_levels", {"fsan": UNKNOWN}, call("light"))
     assert result.error_kind == "refused" and result.refused == ("fsan",)
     assert result.message.endswith(f"No ONT {UNKNOWN} is known.")
+
+
+async def test_instances_sharing_the_secret_key_send_the_same_key_and_others_do_not(
+    runtime: HttpToolRuntime, db: WorkOrderDB, api: ApiState
+) -> None:
+    # A technician's retry may land on another instance: with the shared secret key it
+    # sends the same idempotency key. The key is keyed by that secret, so it cannot be
+    # recomputed (or a short sensitive input guessed from it) without the secret.
+    registry = default_registry()
+    runtime.register(registry)
+    shared, other = FernetSecrets.new_key(), FernetSecrets.new_key()
+    # Each call a new attempt (the technician's "retry"), so none is answered from the audit.
+    for attempt, secret in enumerate((shared, shared, other), start=1):
+        agent = InnerAgent(
+            registry,
+            ToolContext(db, NetworkSimulator()),
+            db.audit,
+            key_secret=FernetSecrets([secret]).derive("idempotency keys"),
+        )
+        await agent.execute_task("open_ticket", {"note": "pole down"}, call("ticket", attempt))
+    first, again, elsewhere = (r.key for r in api.requests)
+    assert first == again and first != elsewhere
+    assert api.tickets == 2  # the second instance's call was answered from the first effect
