@@ -35,10 +35,14 @@ run: $(RUN_STAMP)
 
 # The same server with the network tools over HTTP: `techassist simulate` in the background
 # (stopped when the server stops), and the server with the demo tools file pointing at it.
-# It waits until `techassist tools check` reaches the simulator, so a busy port fails here.
+# It refuses to start when something already answers there, then waits until
+# `techassist tools check` reaches the simulator it started.
 HTTP_TOOLS := plans/demo-http-tools.yaml
 run-http: $(RUN_STAMP)
 	$(BIN)/techassist orders seed
+	@if TECHASSIST_TOOLS_FILE=$(HTTP_TOOLS) $(BIN)/techassist tools check >/dev/null 2>&1; then \
+		echo "error: something already answers at the address $(HTTP_TOOLS) calls" \
+			"(127.0.0.1:8001, another techassist simulate?); stop it first" >&2; exit 1; fi
 	@$(BIN)/techassist simulate & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; wait $$sim' EXIT; trap 'exit 130' INT TERM; \
 	tries=0; until TECHASSIST_TOOLS_FILE=$(HTTP_TOOLS) $(BIN)/techassist tools check >/dev/null 2>&1; do \
