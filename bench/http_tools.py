@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import secrets
 import statistics
@@ -246,7 +247,22 @@ def print_simulator(runs: list[Run]) -> None:
         )
 
 
+def without_proxies() -> None:
+    """Forget any HTTP proxy of the environment: the tools' client would send the requests
+    for the loopback simulator through it, and measure the proxy."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        os.environ.pop(name, None)
+
+
 async def main(conversations: int, concurrency: int) -> None:
+    without_proxies()
     with tempfile.TemporaryDirectory(prefix="techassist-bench-") as tmp:
         async with simulator(Path(tmp)) as sim:
             tools_file = tools_file_for(sim.url, Path(tmp))
