@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-scale lint typecheck chat bench clean
+.PHONY: run run-http test test-scale lint typecheck chat bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: TechAssist needs Python 3.11 or newer;" \
@@ -32,6 +32,25 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/techassist orders seed
 	$(BIN)/techassist serve
+
+# The same server with the network tools over HTTP: `techassist simulate` in the background
+# (stopped when the server stops), and the server with the demo tools file pointing at it.
+# It refuses to start when something already answers there, then waits until
+# `techassist tools check` reaches the simulator it started.
+HTTP_TOOLS := plans/demo-http-tools.yaml
+run-http: $(RUN_STAMP)
+	$(BIN)/techassist orders seed
+	@if TECHASSIST_TOOLS_FILE=$(HTTP_TOOLS) $(BIN)/techassist tools check >/dev/null 2>&1; then \
+		echo "error: something already answers at the address $(HTTP_TOOLS) calls" \
+			"(127.0.0.1:8001, another techassist simulate?); stop it first" >&2; exit 1; fi
+	@$(BIN)/techassist simulate & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; wait $$sim' EXIT; trap 'exit 130' INT TERM; \
+	tries=0; until TECHASSIST_TOOLS_FILE=$(HTTP_TOOLS) $(BIN)/techassist tools check >/dev/null 2>&1; do \
+		kill -0 $$sim 2>/dev/null || { echo "error: techassist simulate did not start" >&2; exit 1; }; \
+		tries=$$((tries + 1)); [ $$tries -lt 60 ] || { echo "error: the simulator did not answer" >&2; exit 1; }; \
+		sleep 0.5; \
+	done; \
+	TECHASSIST_TOOLS_FILE=$(HTTP_TOOLS) $(BIN)/techassist serve
 
 chat: $(RUN_STAMP)
 	$(BIN)/techassist chat
@@ -57,6 +76,7 @@ bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.slack
 	$(BIN)/python -m bench.experience
 	$(BIN)/python -m bench.security
+	$(BIN)/python -m bench.http_tools
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
