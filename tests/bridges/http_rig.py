@@ -30,7 +30,7 @@ SIM_TOKEN = "sim-bearer-7f3a9c1e5b"
 #: A Wi-Fi password the tests enter; a sensitive input, never written anywhere either.
 WIFI_PASSWORD = "hunter2-wifi-Zq9"
 #: Seconds one try of a declared tool may take: far above an answer, far below a hang.
-TOOL_TIMEOUT = 2
+TOOL_TIMEOUT = 3
 #: Failures in a row that open the simulator host's breaker, and its cool-down (seconds).
 BREAKER = {"failures": 3, "cooldown": 1}
 DEMO_BASE = "http://127.0.0.1:8001"

@@ -176,7 +176,8 @@ async def test_a_breaker_opens_on_a_failing_host_and_closes_after_it_recovers(
         failed = await client.say("retry")
     assert admin.requests("activate_ont") == 3  # the breaker's threshold
     resting = await client.say("retry")
-    assert "giving it a rest" in resting["message"] and "retry" in resting["choices"], resting
+    assert "failed 3 times in a row, so TechAssist is giving it a rest" in resting["message"]
+    assert "try again in" in resting["message"] and "retry" in resting["choices"], resting
     assert admin.requests("activate_ont") == 3  # answered at once: nothing reached the host
     admin.faults({})
     for _ in range(40):  # bounded: the cool-down is 1 s
