@@ -40,7 +40,10 @@ _SECRETS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Loggers whose DEBUG lines carry request or frame contents: held at INFO and above.
-QUIET_BELOW_INFO = ("websockets", "slack_sdk", "slack_bolt", "aiohttp")
+#: ``techassist.slack.bolt`` is the logger the Slack bridge hands to bolt and its
+#: Socket Mode client, which log each received envelope whole (a technician's words,
+#: a Wi-Fi password among them) at DEBUG.
+QUIET_BELOW_INFO = ("websockets", "slack_sdk", "slack_bolt", "aiohttp", "techassist.slack.bolt")
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -99,6 +102,11 @@ class EscapeControls(logging.Filter):
         return True
 
 
+def _quiet(name: str) -> bool:
+    """Whether logger ``name`` is one of ``QUIET_BELOW_INFO`` or below one."""
+    return any(name == quiet or name.startswith(quiet + ".") for quiet in QUIET_BELOW_INFO)
+
+
 class DropFrames(logging.Filter):
     """Drop the websocket library's DEBUG lines: frames (``< TEXT '...'``), handshakes, states.
 
@@ -109,7 +117,7 @@ class DropFrames(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.INFO:
             return True
-        if record.name.split(".")[0] in QUIET_BELOW_INFO:
+        if _quiet(record.name):
             return False
         msg = record.msg
         return not (isinstance(msg, str) and msg[:2] in ("< ", "> ", "= ", "! "))

@@ -350,6 +350,22 @@ async def test_tokens_never_reach_the_logs(rig: Rig, caplog: pytest.LogCaptureFi
     assert rig.fake.bot_token not in logged and rig.fake.app_token not in logged
 
 
+async def test_a_technicians_words_never_reach_the_logs(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """bolt and its Socket Mode client log each envelope whole at DEBUG: held back."""
+    caplog.set_level(logging.DEBUG)
+    configure_logging("DEBUG")  # what `techassist serve` does, here onto pytest's handler
+    await rig.say(ALICE, "hi")
+    await rig.say(ALICE, "yes")
+    await rig.say(ALICE, "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    await rig.say(ALICE, "ssid=HomeNet")
+    await rig.say(ALICE, "wifi-pass-Kq81x")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)  # DEBUG is on
+    assert "wifi-pass-Kq81x" not in logged
+
+
 async def test_the_watchdog_rebuilds_a_handler_that_stays_disconnected(
     make_rig: Callable[..., Any],
 ) -> None:
