@@ -62,9 +62,9 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-# One worker per core, each taking whole test files (a file's servers start once).
+# One worker per core; a worker that runs out of tests takes some of another's.
 test: lint typecheck
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # The long multi-instance scenarios (several real servers on one Redis and PostgreSQL).
 test-scale: $(TEST_STAMP)

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
@@ -149,6 +150,7 @@ def test_readiness_names_a_broken_work_order_database(tmp_path: Path) -> None:
         assert status == 200 and body["database"] == "ok", body
 
 
+@pytest.mark.scale  # two instances: run by `make test-scale`
 async def test_two_instances_on_one_store_count_the_stale_save(tmp_path: Path) -> None:
     """Two servers share one SQLite store but not their locks: a turn on the second
     instance saves while the first is inside a slow tool, so the first one's save is stale."""

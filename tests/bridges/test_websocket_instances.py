@@ -12,6 +12,9 @@ from tests.bridges.instances import one_of_two_at_once_stays, take_over_on_anoth
 from tests.bridges.server import Server, running
 from tests.redis_server import delete_prefix, new_prefix, redis_url
 
+# Two real server processes each: a multi-instance scenario, run by `make test-scale`.
+pytestmark = pytest.mark.scale
+
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[tuple[Server, Server]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from cryptography.fernet import Fernet
 
 from tests.bridges.instances import (
@@ -18,6 +19,9 @@ from tests.bridges.instances import (
 from tests.bridges.server import running
 from tests.bridges.test_websocket import open_client  # noqa: F401 - a fixture
 from tests.pg_sessions import empty_pool, sessions_url
+
+# Two real server processes each: a multi-instance scenario, run by `make test-scale`.
+pytestmark = pytest.mark.scale
 
 
 async def shared_store() -> dict[str, str]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 
 from tests.bridges.instances import resume_on_another_server
 from tests.bridges.test_websocket import open_client  # noqa: F401 - a fixture
 from tests.redis_server import delete_prefix, new_prefix, redis_url
+
+# Two real server processes each: a multi-instance scenario, run by `make test-scale`.
+pytestmark = pytest.mark.scale
 
 
 async def test_a_conversation_started_on_one_server_finishes_on_another(
