@@ -11,7 +11,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
@@ -23,11 +23,13 @@ from bot.metrics import CONTENT_TYPE_LATEST
 from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
-from bridges.slack import SlackBridge, SlackConfig
 from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError, WorkOrderError
 
 log = logging.getLogger("techassist.server")
+
+if TYPE_CHECKING:  # imported only when Slack is configured: slack-bolt and aiohttp are slow
+    from bridges.slack import SlackConfig
 
 
 def create_app(services: Services) -> FastAPI:
@@ -58,6 +60,8 @@ def create_app(services: Services) -> FastAPI:
         try:
             config = slack_config(settings)
             if config is not None:
+                from bridges.slack import SlackBridge
+
                 app.state.slack = SlackBridge(
                     services.orchestrator,
                     config,
@@ -238,6 +242,8 @@ def slack_config(settings: Settings) -> SlackConfig | None:
     """The Slack bridge's configuration, or ``None`` when Slack's two tokens are not both set."""
     if settings.slack_bot_token is None or settings.slack_app_token is None:
         return None
+    from bridges.slack import SlackConfig
+
     return SlackConfig(
         bot_token=settings.slack_bot_token.get_secret_value(),
         app_token=settings.slack_app_token.get_secret_value(),

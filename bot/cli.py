@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.client import DEFAULT_URL, run_client
 from bot.logs import configure_logging
@@ -33,13 +33,15 @@ from bot.wiring import (
 from bridges.memory import MemoryBridge
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
-from orchestrator_core.http_tools import HostCheck
 from orchestrator_core.importer import ImportSummary, seed_demo
 from orchestrator_core.orders import Order, prioritize
 from orchestrator_core.plans import check_files
 from orchestrator_core.tools import default_registry
 from orchestrator_core.turns import Reply
 from orchestrator_core.workorders import WorkOrders
+
+if TYPE_CHECKING:  # imported by the tools commands only
+    from orchestrator_core.http_tools import HostCheck
 
 T = TypeVar("T")
 

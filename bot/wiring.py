@@ -7,6 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.metrics import Metrics
 from bot.settings import Settings, StartupError, source
@@ -14,12 +15,6 @@ from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
 from orchestrator_core.dedupe import MemorySeen, Seen
 from orchestrator_core.errors import ToolsFileError
-from orchestrator_core.http_tools import (
-    HttpToolRuntime,
-    ToolsFile,
-    declared_registry,
-    load_tools_file,
-)
 from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
@@ -34,6 +29,9 @@ from orchestrator_core.stores import MemoryStore, SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention
 from orchestrator_core.tools import ToolContext, ToolRegistry, default_registry
 from orchestrator_core.workorders import WorkOrders
+
+if TYPE_CHECKING:  # imported where used: httpx and YAML cost a third of a second to import
+    from orchestrator_core.http_tools import HttpToolRuntime, ToolsFile
 
 log = logging.getLogger("techassist")
 
@@ -214,6 +212,8 @@ def load_declared_tools(settings: Settings) -> ToolsFile | None:
     path = settings.tools_file
     if path is None:
         return None
+    from orchestrator_core.http_tools import load_tools_file
+
     try:
         return load_tools_file(path)
     except ToolsFileError as exc:
@@ -230,6 +230,8 @@ def tool_registry(settings: Settings) -> ToolRegistry:
     tools_file = load_declared_tools(settings)
     if tools_file is None:
         return default_registry()
+    from orchestrator_core.http_tools import declared_registry
+
     return declared_registry(default_registry(), tools_file)
 
 
@@ -243,6 +245,8 @@ def start_http_tools(settings: Settings, registry: ToolRegistry) -> HttpToolRunt
     if tools_file is None or settings.tools_file is None:
         return None
     path = settings.tools_file
+    from orchestrator_core.http_tools import HttpToolRuntime
+
     try:
         runtime = HttpToolRuntime(
             tools_file, os.environ, ca_bundle=settings.tools_ca_bundle, source=str(path)
