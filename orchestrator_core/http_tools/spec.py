@@ -19,10 +19,10 @@ import re
 import string
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator_core.audit import KEY_FIELD as RESERVED_OUTPUT
 from orchestrator_core.params import Parameter
@@ -41,6 +41,19 @@ SECRET_HEADER = re.compile(
 )
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def check_pointer(pointer: str) -> str:
+    """``pointer`` if it is a JSON Pointer (RFC 6901), else ValueError saying why."""
+    if pointer and not pointer.startswith("/"):
+        raise ValueError(f"{pointer!r} is not a JSON Pointer: it starts with / (or is empty)")
+    if re.search(r"~(?![01])", pointer):
+        raise ValueError(f"{pointer!r} is not a JSON Pointer: ~ is written ~0, / inside a key ~1")
+    return pointer
+
+
+#: A JSON Pointer (RFC 6901) into a response body, checked where the file gives it.
+Pointer = Annotated[str, AfterValidator(check_pointer)]
 
 
 def _strict() -> ConfigDict:
@@ -79,12 +92,12 @@ class Answer(BaseModel):
     model_config = _strict()
 
     status: list[int] = Field(min_length=1, description="HTTP status codes (4xx or 5xx).")
-    when: dict[str, Any] = Field(
+    when: dict[Pointer, Any] = Field(
         default_factory=dict,
         description="JSON Pointer -> the value it must hold, e.g. {/kind: refused}, for a "
         "system that answers several meanings with one status.",
     )
-    message: str = Field(
+    message: Pointer = Field(
         description="JSON Pointer (RFC 6901) to the plain-words reason in the response body; "
         "an answer without one there does not match."
     )
@@ -96,18 +109,6 @@ class Answer(BaseModel):
             if not 400 <= code <= 599:
                 raise ValueError(f"{code} is not an error status (4xx or 5xx)")
         return codes
-
-    @field_validator("when")
-    @classmethod
-    def _when_pointers(cls, when: dict[str, Any]) -> dict[str, Any]:
-        for pointer in when:
-            check_pointer(pointer)
-        return when
-
-    @field_validator("message")
-    @classmethod
-    def _pointer(cls, pointer: str) -> str:
-        return check_pointer(pointer)
 
 
 class Refusal(Answer):
@@ -122,12 +123,12 @@ class Refusal(Answer):
         default_factory=list,
         description="The inputs the refusal is about, so the conversation asks for them again.",
     )
-    arguments: str | None = Field(
+    arguments: Pointer | None = Field(
         default=None,
         description="JSON Pointer to a list of the refused inputs' names in the body; "
         "'inputs' applies when it names none of the declared inputs.",
     )
-    choices: str | None = Field(
+    choices: Pointer | None = Field(
         default=None, description="JSON Pointer to a list of the values accepted."
     )
 
@@ -139,31 +140,18 @@ class Refusal(Answer):
                 raise ValueError(f"{code} is not a 4xx status: only those mean refused")
         return codes
 
-    @field_validator("arguments", "choices")
-    @classmethod
-    def _optional_pointer(cls, pointer: str | None) -> str | None:
-        return None if pointer is None else check_pointer(pointer)
-
 
 class Fault(Answer):
     """Answers that mean something on site needs fixing, then the tool is called again."""
 
-    remedy: str = Field(description="JSON Pointer to what the technician does on site.")
-    confirm: str = Field(description="JSON Pointer to the word the technician answers once done.")
-    retry_args: str | None = Field(
+    remedy: Pointer = Field(description="JSON Pointer to what the technician does on site.")
+    confirm: Pointer = Field(
+        description="JSON Pointer to the word the technician answers once done."
+    )
+    retry_args: Pointer | None = Field(
         default=None,
         description="JSON Pointer to an object of inputs to change when calling again.",
     )
-
-    @field_validator("remedy", "confirm")
-    @classmethod
-    def _pointers(cls, pointer: str) -> str:
-        return check_pointer(pointer)
-
-    @field_validator("retry_args")
-    @classmethod
-    def _optional_pointer(cls, pointer: str | None) -> str | None:
-        return None if pointer is None else check_pointer(pointer)
 
 
 class Retry(BaseModel):
@@ -211,7 +199,7 @@ class HttpTool(BaseModel):
         description="Literal for plain headers; ${ENV_NAME} for secret ones (read at start).",
     )
     body: Any = Field(default=None, description="A JSON body template, from the inputs.")
-    outputs: dict[str, str] = Field(
+    outputs: dict[str, Pointer] = Field(
         default_factory=dict, description="Output name -> JSON Pointer (RFC 6901) in the response."
     )
     refused: Refusal | None = None
@@ -253,13 +241,6 @@ class HttpTool(BaseModel):
             if not NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a name: lower case, digits and _, like fsan")
         return values
-
-    @field_validator("outputs")
-    @classmethod
-    def _pointers(cls, outputs: dict[str, str]) -> dict[str, str]:
-        for pointer in outputs.values():
-            check_pointer(pointer)
-        return outputs
 
     @field_validator("url")
     @classmethod
@@ -426,15 +407,6 @@ def _listed(names: set[str]) -> str:
 def is_secret(name: str, header: str | Header) -> bool:
     """Whether a header carries a credential: by its name, or marked so."""
     return bool(SECRET_HEADER.fullmatch(name)) or (isinstance(header, Header) and header.secret)
-
-
-def check_pointer(pointer: str) -> str:
-    """``pointer`` if it is a JSON Pointer (RFC 6901), else ValueError saying why."""
-    if pointer and not pointer.startswith("/"):
-        raise ValueError(f"{pointer!r} is not a JSON Pointer: it starts with / (or is empty)")
-    if re.search(r"~(?![01])", pointer):
-        raise ValueError(f"{pointer!r} is not a JSON Pointer: ~ is written ~0, / inside a key ~1")
-    return pointer
 
 
 def template_fields(template: str) -> list[str]:
