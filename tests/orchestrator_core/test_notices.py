@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from bot.wiring import Services
 from bridges.memory import MemoryBridge
 from orchestrator_core.notices import LocalNotifier, Notice, Notifier
+from orchestrator_core.orchestrator import MAX_OUTBOX
 from orchestrator_core.pg.notices import PostgresNotifier
 from orchestrator_core.pg.sessions import PostgresPool
 from orchestrator_core.stores.redis import RedisKeys, RedisNotifier, connect
@@ -129,6 +130,44 @@ async def test_a_notice_to_a_cuid_without_a_session_goes_nowhere(services: Servi
     assert await services.store.scan() != []
     assert [s.key for s in await services.store.scan()] == [chat.key.as_str()]
     assert await orchestrator.take_notices(SessionKey("web", "", "", "ZZ9999")) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "data", "problem"),
+    [
+        ("   ", None, "needs some text"),
+        ("x" * 9000, None, "at most 8192 characters"),
+        ("ok", {"when": object()}, "must be JSON"),
+    ],
+)
+async def test_a_notice_that_cannot_be_kept_is_refused_and_changes_nothing(
+    services: Services, text: str, data: dict[str, Any] | None, problem: str
+) -> None:
+    chat = await start_top_installation(services)
+    before = await services.store.load(chat.key.as_str())
+    with pytest.raises(ValueError, match=problem):
+        await services.orchestrator.notify(chat.key, text, data=data)
+    assert await services.store.load(chat.key.as_str()) == before
+
+
+async def test_unreadable_characters_in_a_notice_are_replaced_not_stored(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    await services.orchestrator.notify(chat.key, "half an emoji: \ud83d")
+    replies = await chat.say("status")
+    assert replies[0].text == "half an emoji: \ufffd"
+
+
+async def test_a_technician_who_never_comes_back_keeps_only_the_latest_notices(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    for n in range(MAX_OUTBOX + 5):
+        await services.orchestrator.notify(chat.key, f"notice {n}")
+    taken = await services.orchestrator.take_notices(chat.key)
+    assert len(taken) == MAX_OUTBOX
+    assert taken[0].text == "notice 5" and taken[-1].text == f"notice {MAX_OUTBOX + 4}"
 
 
 async def test_two_takers_at_once_share_no_notice(instance: Instance) -> None:
