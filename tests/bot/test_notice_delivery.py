@@ -35,7 +35,7 @@ async def test_a_notice_for_a_web_session_is_pushed_by_the_web_bridge(services: 
         web = app.state.web = PushBridge(services.orchestrator)
         chat = MemoryBridge(services.orchestrator, "AB1234", bridge="web")
         await chat.say("AB1234")
-        legacy = MemoryBridge(services.orchestrator, "CD5678", bridge="ws")
+        legacy = MemoryBridge(services.orchestrator, "CD5678", bridge="websocket")
         await legacy.say("CD5678")
         # A legacy session's notice waits for its next turn; nobody pushes it.
         await services.orchestrator.notify(legacy.key, "for the legacy client")
