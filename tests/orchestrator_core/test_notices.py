@@ -35,17 +35,27 @@ LATER = 10 * 86_400.0
 Instance = Callable[[], Awaitable[Services]]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 async def instance(
     request: pytest.FixtureRequest, make_services: ServicesFactory, tmp_path: Path
 ) -> AsyncIterator[Instance]:
-    """Builds instances on one store: the same SQLite file, or the same Redis prefix."""
+    """Builds instances on one store: the same SQLite file, Redis prefix or PostgreSQL database."""
     if request.param == "sqlite":
 
         async def on_sqlite() -> Services:
             return await make_services(tmp_path)
 
         yield on_sqlite
+        return
+    if request.param == "postgres":
+        async with empty_pool():
+            pass  # no session left by another test
+        pg_key = Fernet.generate_key().decode()
+
+        async def on_postgres() -> Services:
+            return await make_services(tmp_path, store=sessions_url(), secret_key=pg_key)
+
+        yield on_postgres
         return
     url, prefix = redis_url(), new_prefix()
     key = Fernet.generate_key().decode()
@@ -251,6 +261,17 @@ async def test_two_instances_on_one_redis_remind_once(
         assert [n.kind for n in reminders] == ["reminder"]
     finally:
         delete_prefix(url, prefix)
+
+
+async def test_two_instances_on_one_store_remind_once(instance: Instance) -> None:
+    one, two = await instance(), await instance()
+    chat = await start_top_installation(one)
+    now = time.time() + LATER
+    fired = await asyncio.gather(
+        one.orchestrator.fire_reminders(now), two.orchestrator.fire_reminders(now)
+    )
+    assert sum(fired) == 1
+    assert [n.kind for n in await one.orchestrator.take_notices(chat.key)] == ["reminder"]
 
 
 async def test_a_reminder_due_survives_a_restart_on_the_same_file(
