@@ -409,7 +409,10 @@ class Orchestrator:
                 return None
         # A CUID: the session its technician last spoke in.
         best: tuple[float, str] | None = None
+        mark = json.dumps(target, ensure_ascii=False)  # cheaper than parsing every session
         for summary in await self.sessions.store.scan(limit=NOTIFY_SCAN):
+            if mark not in summary.data:
+                continue
             try:
                 stored = json.loads(summary.data)
             except ValueError:
