@@ -50,7 +50,8 @@ def help_text(session: Session, asked: Reply) -> str:
         lines[2:2] = [
             "• skip: skip the current step, if it may be skipped",
             "• cancel: leave this order; it goes back to your queue",
-            "• escalate: hand this order to a human",
+            "• escalate: hand this order to a human; add what is wrong for the dispatcher"
+            " (escalate the cabinet is locked)",
         ]
     if asked.choices:
         lines.append("Answers accepted right now: " + ", ".join(asked.choices) + ".")
