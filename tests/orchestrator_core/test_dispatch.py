@@ -174,6 +174,16 @@ async def test_a_technician_who_comes_back_is_offered_the_handed_back_order_at_o
     assert question(await again.say("yes")).needs == "ssid"
 
 
+async def test_a_yes_to_the_hand_back_notice_resumes_at_once(services: Services) -> None:
+    chat, escalation = await escalated_at_wifi(services)
+    await services.dispatch.take(escalation.id, "ana")
+    await services.dispatch.hand_back(escalation.id, "ana")
+    resumed = await chat.say("yes")  # the technician answers the notice, on the menu
+    assert f"{ORDER} is back with you from the dispatcher (ana)" in said(resumed)
+    assert f"Resuming {ORDER} at step 4 of 7" in said(resumed)
+    assert question(resumed).needs == "ssid"
+
+
 async def test_declining_a_hand_back_keeps_the_order_to_pick_later_at_its_step(
     services: Services,
 ) -> None:
