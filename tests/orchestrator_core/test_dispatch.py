@@ -365,3 +365,53 @@ async def test_an_escalations_table_from_before_is_upgraded_and_its_rows_stay_re
     [old] = await services.dispatch.queue()
     assert (old.id, old.status, old.words, old.params) == ("ESC-0001", "open", "old one", {})
     assert (await services.dispatch.take("ESC-0001", "ana")).status == "taken"
+
+
+RENAMED_SECRET = {
+    "id": "renamed-secret",
+    "title": "Installation with the Wi-Fi key under another name",
+    "order_types": ["installation"],
+    "parameters": {
+        "fsan": {"prompt": "Serial?", "pattern": "^[A-Z]{4}[0-9A-F]{8}$", "normalize": "upper"},
+        "model": {"prompt": "Model?", "type": "choice", "choices": ["G-240W-F", "G-010G-P"]},
+        "ethernet_port": {"prompt": "Port?", "type": "integer", "min": 1, "max": 4},
+        "ssid": {"prompt": "Network name?"},
+        "network_key": {"prompt": "Network key?", "min": 8, "sensitive": True},
+    },
+    "steps": [
+        {
+            "id": "activate",
+            "task": "Activate the ONT",
+            "parameters": ["fsan", "model", "ethernet_port"],
+            "tool": "activate_ont",
+            "inputs": {"order_id": "order.order_id"},
+        },
+        {
+            "id": "wifi",
+            "task": "Set up the Wi-Fi",
+            "parameters": ["ssid", "network_key"],
+            "tool": "configure_wifi",
+            "inputs": {"fsan": "fsan", "wifi_password": "network_key"},
+        },
+    ],
+}
+
+
+async def test_a_sensitive_value_is_masked_in_the_audit_under_any_argument_name(
+    make_services: ServicesFactory, tmp_path: Path
+) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "plan.json").write_text(json.dumps(RENAMED_SECRET))
+    services = await make_services(plans_dir=plans)
+    chat = MemoryBridge(services.orchestrator, "AB1234")
+    await chat.start("AB1234")
+    await chat.say("yes")
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    await chat.say("ssid=Home")
+    done = await chat.say(PASSWORD)
+    assert f"Order {ORDER} is closed" in said(done), said(done)
+    assert PASSWORD not in str(await services.audit.audit_rows())
+    trail = await services.dispatch.audit(ORDER)
+    wifi = next(entry for entry in trail if entry.tool == "configure_wifi")
+    assert wifi.ok and wifi.args["wifi_password"] != PASSWORD
