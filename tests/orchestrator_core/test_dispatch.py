@@ -24,9 +24,12 @@ from tests.orchestrator_core.workorders.backends import (
     _create_database,
     _drop_database,
     admin_url,
+    empty_postgres_url,
     unavailable,
 )
 from tests.scenarios.helpers import question, said
+
+__all__ = ["empty_postgres_url"]
 
 PASSWORD = "harbour-lantern-42"
 ORDER = "ORD-1003"
@@ -415,3 +418,47 @@ async def test_a_sensitive_value_is_masked_in_the_audit_under_any_argument_name(
     trail = await services.dispatch.audit(ORDER)
     wifi = next(entry for entry in trail if entry.tool == "configure_wifi")
     assert wifi.ok and wifi.args["wifi_password"] != PASSWORD
+
+
+async def test_a_postgres_database_from_before_keeps_its_escalations_readable(
+    empty_postgres_url: str,
+) -> None:
+    import psycopg
+
+    from orchestrator_core.operators import Operators
+    from orchestrator_core.pg.migrate import migrations, upgrade
+    from orchestrator_core.pg.workorders import PostgresWorkOrders
+
+    url = empty_postgres_url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for migration in migrations():
+            if migration.version < 4:  # the schema as the version before the queue left it
+                await conn.execute(migration.sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        await conn.execute(
+            "INSERT INTO escalations (cuid_key, cuid, order_id, kind, reason, created_at)"
+            " VALUES ('ab1234', 'AB1234', 'ORD-1007', 'order', 'old one', now())"
+        )
+    applied = await upgrade(url)
+    assert "004_dispatch" in applied
+    db = await PostgresWorkOrders.open(url, min_size=1, max_size=2)
+    try:
+        [old] = await db.escalations()
+        assert (old["escalation_id"], old["status"], old["params"]) == ("ESC-0001", "open", {})
+        taken = await db.move_escalation(
+            "ESC-0001", "taken", "ana", allowed=("open",), taker_only=False
+        )
+        assert taken is not None and taken["operator"] == "ana"
+        operators = Operators(db)
+        await operators.add("ana", "a long enough password")
+        assert await operators.verify("ANA", "a long enough password")
+        assert not await operators.verify("ana", "another password")
+    finally:
+        await db.aclose()
