@@ -230,7 +230,9 @@ class Dispatch:
         text = _text(text, "answer")
         current = await self._theirs(escalation_id, operator, "answer")
         data = {"escalation_id": current.id, "order_id": current.order_id, "operator": operator}
-        sent = await self._notify(current, text, "answer", data, prefer_session=False)
+        about = current.order_id or f"your request {current.id}"
+        told = f"From the dispatcher ({operator}) about {about}: {text}"
+        sent = await self._notify(current, told, "answer", data, prefer_session=False)
         if sent is None:
             raise DispatchError(
                 f"{current.cuid} has no conversation to send the answer to; nothing was sent."
@@ -292,14 +294,15 @@ class Dispatch:
         if order_id is None:
             raise DispatchError(f"{current.id} has no order to cancel.")
         order = await self._db(self.workorders.get_order(order_id))
-        if order is None or order.status in ("completed", "cancelled"):
+        if order is None or order.status == "completed":
             status = order.status if order is not None else "gone"
-            raise DispatchError(f"{order_id} is already {status}.")
-        await self._db(
-            self.workorders.set_order_status(
-                order_id, "cancelled", f"{current.id}: cancelled by {operator}: {reason}"
+            raise DispatchError(f"{order_id} is already {status}; it cannot be cancelled.")
+        if order.status != "cancelled":  # else an earlier try got this far: carry on
+            await self._db(
+                self.workorders.set_order_status(
+                    order_id, "cancelled", f"{current.id}: cancelled by {operator}: {reason}"
+                )
             )
-        )
         if current.session_key:
             await self._edit(current.session_key, lambda s: _unpark(s, order_id))
         text = f"{order_id} was cancelled by the dispatcher ({operator}): {reason}"

@@ -115,7 +115,9 @@ async def test_take_answer_and_hand_back_resume_the_order_at_the_same_step(
 
     # The answer comes first in the technician's next turn.
     menu = await chat.say("status")
-    assert menu[0].text == "The customer's router is upstairs."
+    assert menu[0].text == (
+        f"From the dispatcher (ana) about {ORDER}: The customer's router is upstairs."
+    )
     assert menu[0].data is not None and menu[0].data["notice"] == "answer"
 
     back = await dispatch.hand_back(escalation.id, "ana")
