@@ -350,6 +350,7 @@ async def test_live_sessions_list_the_technician_at_their_step(services: Service
     [live] = await services.dispatch.live_sessions()
     assert (live.cuid, live.name, live.bridge) == ("AB1234", "Alice Brown", "memory")
     assert (live.order_id, live.step, live.of, live.phase) == (ORDER, 2, 7, "collect")
+    assert live.last_tool == "get_order_details: ok" and live.outbox == 0
 
 
 async def test_an_escalations_table_from_before_is_upgraded_and_its_rows_stay_readable(
