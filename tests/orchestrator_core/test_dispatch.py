@@ -189,6 +189,19 @@ async def test_a_yes_to_the_hand_back_notice_resumes_at_once(services: Services)
     assert question(resumed).needs == "ssid"
 
 
+async def test_a_handed_back_order_closed_meanwhile_is_explained_once(
+    services: Services,
+) -> None:
+    chat, escalation = await escalated_at_wifi(services)
+    await services.dispatch.take(escalation.id, "ana")
+    await services.dispatch.hand_back(escalation.id, "ana")
+    await services.workorders.set_order_status(ORDER, "completed", "closed by the office")
+    refused = await chat.say("yes")
+    assert f"I couldn't resume {ORDER}" in said(refused)
+    assert "is back with you" not in question(refused).text
+    assert "is back with you" not in question(await chat.say("status")).text
+
+
 async def test_declining_a_hand_back_keeps_the_order_to_pick_later_at_its_step(
     services: Services,
 ) -> None:
