@@ -30,7 +30,12 @@ from orchestrator_core.phases import (
     post_task_interaction,
     run_task,
 )
-from orchestrator_core.phases.commands import COMMANDS, run_command, where_you_stand
+from orchestrator_core.phases.commands import (
+    COMMANDS,
+    current_task,
+    run_command,
+    where_you_stand,
+)
 from orchestrator_core.phases.orders import identify
 from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
@@ -87,6 +92,8 @@ class TurnOutcome:
 
     replies: list[Reply]
     replayed: bool = False
+    where: dict[str, Any] | None = None
+    """Where the conversation stands after the turn (see ``where``); None when unknown."""
 
 
 class Orchestrator:
@@ -172,7 +179,7 @@ class Orchestrator:
                     already = await self.sessions.replies_for(turn.key, turn.message_id, lease)
                     if already is not None:
                         self.observer.dedupe_hit()
-                        return TurnOutcome(already, replayed=True)
+                        return TurnOutcome(already, replayed=True, where=where(session))
             except Unavailable:
                 raise
             except StoreError:
@@ -190,7 +197,7 @@ class Orchestrator:
             if session.cuid is None and session.version == 0:
                 # Nobody identified and nothing was stored before: whatever a stranger
                 # sends costs no byte on disk.
-                return TurnOutcome(replies)
+                return TurnOutcome(replies, where=where(session))
             answered = (turn.message_id, replies) if turn.message_id is not None else None
             try:
                 lease.check()
@@ -202,7 +209,7 @@ class Orchestrator:
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
-            return TurnOutcome(replies)
+            return TurnOutcome(replies, where=where(session))
 
     async def technician_for(self, *, slack_user_id: str = "", email: str = "") -> str | None:
         """The CUID of the technician a chat account belongs to, or ``None`` if unmapped."""
@@ -310,7 +317,11 @@ class Orchestrator:
         return [*outcome.said, question]
 
     def _question(self, session: Session) -> Reply:
-        return PHASES[session.phase].question(session)
+        question = PHASES[session.phase].question(session)
+        plan = session.plan
+        if question.needs and plan is not None and question.needs in plan.sensitive_names():
+            return question.model_copy(update={"sensitive": True})  # a bridge hides the typing
+        return question
 
     # ------------------------------------------------------------------ the seed's phases
 
@@ -361,6 +372,31 @@ class Orchestrator:
                 audit=session.cuid is not None,
             ),
         )
+
+
+def where(session: Session) -> dict[str, Any]:
+    """Where a conversation stands, for a bridge's header: phase, order and step k of n.
+
+    ``step`` and ``of`` are None between orders; nothing here is sensitive.
+    """
+    order, plan = session.order, session.plan
+    step: int | None = None
+    of: int | None = None
+    task: str | None = None
+    if order is not None and plan is not None and plan.steps:
+        of = len(plan.steps)
+        step = min(session.step_index + 1, of)
+        task = current_task(session)
+    return {
+        "phase": session.phase.value,
+        "cuid": session.cuid,
+        "name": session.technician_name,
+        "order_id": order.order_id if order is not None else None,
+        "order_type": order.order_type if order is not None else None,
+        "step": step,
+        "of": of,
+        "task": task,
+    }
 
 
 def _with_way_out(session: Session, question: Reply) -> Reply:
