@@ -25,7 +25,6 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -39,6 +38,7 @@ from bridges.web import COOKIE, PROTOCOL_VERSION, SIGNIN_PATH, STATIC, WS_PATH
 from bridges.websocket import Door, MessageRate, _deny, origin_of
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import TechAssistError
+from orchestrator_core.notices import Notice
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind, encodable, readable
 
@@ -156,15 +156,15 @@ def reply_frame(
     }
 
 
-def notice_frame(notice: Any) -> dict[str, Any]:
-    """A notice (``orchestrator_core.notices.Notice``) as a pushed frame."""
+def notice_frame(notice: Notice) -> dict[str, Any]:
+    """A notice as a pushed frame."""
     return {
         "type": "notice",
-        "id": str(notice.id),
-        "kind": str(notice.kind),
-        "text": str(notice.text),
-        "at": float(notice.at),
-        "data": dict(notice.data or {}),
+        "id": notice.id,
+        "kind": notice.kind,
+        "text": notice.text,
+        "at": notice.at,
+        "data": notice.data,
     }
 
 
@@ -199,10 +199,6 @@ class Connection:
                 return False
 
 
-TakeNotices = Callable[[SessionKey], Awaitable[list[Any]]]
-Notify = Callable[..., Awaitable[Any]]
-
-
 class WebChatBridge:
     """Serves the technicians' web chat on one orchestrator."""
 
@@ -226,9 +222,6 @@ class WebChatBridge:
         self.pages: dict[str, set[Connection]] = {}
         #: Pages open now (a metric may read it).
         self.open = 0
-        # Notices arrive with the core's outbox (Orchestrator.take_notices).
-        self._take: TakeNotices | None = getattr(orchestrator, "take_notices", None)
-        self._notify: Notify | None = getattr(orchestrator, "notify", None)
 
     # -- who is this
 
@@ -251,10 +244,8 @@ class WebChatBridge:
             await self._push_notices(key, list(pages))
 
     async def _push_notices(self, key: SessionKey, pages: list[Connection]) -> None:
-        if self._take is None:
-            return
         try:
-            notices = await self._take(key)
+            notices = await self.orchestrator.take_notices(key)
         except Exception:  # the core's failure must not close a page
             log.exception("cannot take the notices of %s", key.as_str())
             return
@@ -264,12 +255,10 @@ class WebChatBridge:
             if not any(sent):
                 await self._keep(key, notice)
 
-    async def _keep(self, key: SessionKey, notice: Any) -> None:
+    async def _keep(self, key: SessionKey, notice: Notice) -> None:
         """A notice no page took: back into the outbox, for the next page or turn."""
-        if self._notify is None:
-            return
         try:
-            await self._notify(key, notice.text, kind=notice.kind, data=dict(notice.data or {}))
+            await self.orchestrator.notify(key, notice.text, kind=notice.kind, data=notice.data)
         except Exception:
             log.exception("cannot keep an undelivered notice for %s", key.as_str())
 

@@ -141,7 +141,18 @@ function onReply(frame) {
   }
   if (shown.has(frame.id)) return;
   shown.add(frame.id);
-  frame.replies.forEach((reply, i) => addMessage("bot", reply.text, `${frame.id}.${i}`));
+  frame.replies.forEach((reply, i) => {
+    const notice = reply.data && reply.data.notice;
+    if (notice) {
+      // A notice drained into this turn (it could not be pushed before).
+      const id = reply.data.notice_id;
+      if (shown.has(id)) return;
+      shown.add(id);
+      addMessage("notice", reply.text, id, NOTICE_LABELS[notice] || "Notice");
+    } else {
+      addMessage("bot", reply.text, `${frame.id}.${i}`);
+    }
+  });
   setWhere(frame.where);
   const last = frame.replies[frame.replies.length - 1];
   setPrompt(last && last.kind === "prompt" ? last : null);
