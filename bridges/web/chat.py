@@ -416,7 +416,9 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # The origin only, never a path (a sign-in link's token); "no-referrer" would make a
+    # browser send "Origin: null" with the sign-in form, which is refused.
+    "Referrer-Policy": "strict-origin",
     "Cache-Control": "no-store",
 }
 
@@ -504,6 +506,10 @@ def mount_chat(app: FastAPI, services: Services) -> WebChatBridge:
             secure=request.url.scheme == "https",
         )
         return response
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
 
     @app.websocket(WS_PATH)
     async def chat_socket(websocket: WebSocket) -> None:
