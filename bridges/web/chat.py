@@ -493,9 +493,7 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
-    # The origin only, never a path (a sign-in link's token); "no-referrer" would make a
-    # browser send "Origin: null" with the sign-in form, which is refused.
-    "Referrer-Policy": "strict-origin",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
