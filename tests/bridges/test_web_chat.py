@@ -365,3 +365,36 @@ async def test_a_slow_turn_shows_progress_before_its_one_reply(
         assert any(f["type"] == "progress" and f["text"] for f in frames)
         assert frames[-1]["ack"] == "c-ont"
         assert "ALCL90ABCDEF" in texts(frames[-1])
+
+
+def test_behind_an_https_proxy_the_cookie_is_secure(tmp_path: Path) -> None:
+    env = {**QUIET, "TECHASSIST_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    with running(tmp_path, **env) as server, http(server) as client:
+        token = link_for(server, tmp_path).split("?t=", 1)[1]
+        signed = client.post(
+            "/api/signin",
+            data={"t": token},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"},
+        )
+        assert signed.status_code == 303
+        flags = {part.strip().lower() for part in signed.headers["set-cookie"].split(";")}
+        assert {"secure", "httponly", "samesite=strict"} <= flags
+
+
+def test_a_public_url_that_is_no_http_url_is_refused_with_its_name(tmp_path: Path) -> None:
+    done = techassist(
+        tmp_path, "tokens", "link", "--cuid", "AB1234", TECHASSIST_PUBLIC_URL="chat.example.com"
+    )
+    assert done.returncode != 0
+    assert "TECHASSIST_PUBLIC_URL" in done.stderr and "Traceback" not in done.stderr
+    assert "tal_" not in done.stdout
+    given = techassist(
+        tmp_path,
+        "tokens",
+        "link",
+        "--cuid",
+        "cd5678",
+        TECHASSIST_PUBLIC_URL="https://chat.example.com/",
+    )
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.startswith("https://chat.example.com/signin?t=tal_")
