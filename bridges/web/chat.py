@@ -423,7 +423,11 @@ class WebChatBridge:
     async def _turn(self, page: Connection, frame: ClientFrame) -> None:
         """One message or button: one reply frame, with typing or progress if it is slow."""
         kind = TurnKind.ACTION if frame.type == "action" else TurnKind.MESSAGE
-        turn = IncomingTurn(page.key, text=frame.text, kind=kind, message_id=frame.id)
+        # The cookie decides who this is, on every turn: a session that is not identified
+        # (its greeting failed) is identified as the cookie's technician, never by text.
+        turn = IncomingTurn(
+            page.key, text=frame.text, kind=kind, message_id=frame.id, cuid=page.cuid
+        )
         slow = _Slow(page)
         timer = asyncio.get_running_loop().call_later(self.typing_after, slow.fire)
         try:

@@ -398,3 +398,14 @@ def test_a_public_url_that_is_no_http_url_is_refused_with_its_name(tmp_path: Pat
     )
     assert given.returncode == 0, given.stderr
     assert given.stdout.startswith("https://chat.example.com/signin?t=tal_")
+
+
+async def test_the_cookie_decides_who_this_is_never_a_typed_cuid(
+    server: Server, tmp_path: Path, open_page: Any
+) -> None:
+    page = await open_page(server, sign_in(server, tmp_path, "AB1234"))
+    # No hello, so no greeting: the first message names another technician's CUID.
+    first = await page.say("CD5678")
+    assert "Hi Alice Brown" in texts(first)
+    assert "Carlos" not in texts(first)
+    assert first["where"]["cuid"] == "AB1234"
