@@ -284,7 +284,8 @@ async def test_bad_frames_get_a_clear_message_and_change_nothing(
         json.dumps({"type": "message", "id": "no spaces allowed", "text": "yes"}),
         json.dumps({"type": "launch", "id": "c-1"}),
         json.dumps({"type": "message", "id": "c-1", "text": 5}),
-        "[" * 5000,
+        '{"type": "message", "id": "c-1", "text": "\\ud800"}',  # a lone surrogate
+        "{" + '"a":[' * 5000,
     ):
         await page.ws.send(raw)
         error = await page.recv()
@@ -409,3 +410,15 @@ async def test_the_cookie_decides_who_this_is_never_a_typed_cuid(
     assert "Hi Alice Brown" in texts(first)
     assert "Carlos" not in texts(first)
     assert first["where"]["cuid"] == "AB1234"
+
+
+async def test_a_page_sending_too_fast_is_told_to_slow_down(tmp_path: Path, open_page: Any) -> None:
+    with running(tmp_path, **QUIET, TECHASSIST_MESSAGES_PER_MINUTE="3") as server:
+        page = await open_page(server, sign_in(server, tmp_path))
+        await page.hello()
+        await page.recv()
+        await page.tap("status")
+        await page.tap("status")
+        await page.send({"type": "action", "id": "c-fast", "value": "yes"})
+        refused = await page.recv()
+        assert refused["type"] == "error" and "more than 3 a minute" in refused["message"]
