@@ -136,7 +136,8 @@ def create_app(services: Services) -> FastAPI:
         await app.state.websocket.serve(websocket)
 
     # The technicians' web chat: its page, sign-in link and /ws (app.state.web).
-    mount_chat(app, services)
+    web = mount_chat(app, services)
+    metrics.web_connections.set_function(lambda: web.open)
 
     return app
 

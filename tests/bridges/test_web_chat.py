@@ -242,6 +242,11 @@ async def test_a_whole_installation_over_v2_with_one_frame_per_turn(
     assert closed["replies"][-1]["choices"] == ["next", "help", "end"]
     bye = await page.tap("end")
     assert "Goodbye" in texts(bye)
+    with http(server) as client:
+        metrics = client.get("/metrics").text
+    assert "techassist_web_connections 1.0" in metrics.splitlines()
+    # Eight turns on the web bridge: the greeting and seven taps or messages.
+    assert 'techassist_turn_seconds_count{bridge="web"} 8.0' in metrics.splitlines()
 
 
 async def test_a_message_sent_again_after_a_reconnect_is_answered_without_running_twice(
