@@ -218,6 +218,9 @@ async def test_a_whole_installation_over_v2_with_one_frame_per_turn(
     assert (started["where"]["step"], started["where"]["of"]) == (2, 7)
     assert started["replies"][-1]["needs"] == "fsan"
     assert started["replies"][-1]["sensitive"] is False
+    # The names of the plan's secrets, so the page masks them wherever they are typed.
+    assert "wifi_password" in started["where"]["sensitive"]
+    assert greeting["where"]["sensitive"] == []
 
     ont = await page.say('{"fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": 2}')
     assert "ALCL90ABCDEF" in texts(ont)
