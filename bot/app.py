@@ -23,6 +23,7 @@ from bot.metrics import CONTENT_TYPE_LATEST
 from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
+from bridges.web.chat import mount_chat
 from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError, WorkOrderError
 from orchestrator_core.turns import SessionKey
@@ -133,6 +134,10 @@ def create_app(services: Services) -> FastAPI:
     @app.websocket(ws_bridge.PATH)
     async def start_task(websocket: WebSocket) -> None:
         await app.state.websocket.serve(websocket)
+
+    # The technicians' web chat: its page, sign-in link and /ws (app.state.web).
+    web = mount_chat(app, services)
+    metrics.web_connections.set_function(lambda: web.open)
 
     return app
 

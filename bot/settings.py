@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """The port ``techassist serve`` listens on; 0 picks a free one."""
 
+    public_url: str | None = None
+    """The address technicians reach the server at, which sign-in links start with
+    (``https://chat.example.com``); unset: ``http://HOST:PORT``."""
+    web_typing_after: float = Field(default=0.4, ge=0)
+    """Seconds a web chat turn may run before the page is told the assistant is at work."""
     ws_auth: Literal["token", "none"] | None = None
     """Whether websocket clients need a token; unset: none on a loopback host, else token."""
     ws_allowed_origins: str = ""
@@ -165,6 +170,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme.lower() not in ("http", "https") or not url.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://chat.example.com")
+        return value.strip().rstrip("/")
 
     @field_validator("database_url", mode="after")
     @classmethod

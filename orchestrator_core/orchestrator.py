@@ -34,6 +34,8 @@ from orchestrator_core.phases import (
 )
 from orchestrator_core.phases.commands import (
     COMMANDS,
+    IN_PLAN,
+    current_task,
     escalation_words,
     run_command,
     where_you_stand,
@@ -103,6 +105,8 @@ class TurnOutcome:
 
     replies: list[Reply]
     replayed: bool = False
+    where: dict[str, Any] | None = None
+    """Where the conversation stands after the turn (see ``where``); None when unknown."""
 
 
 class Orchestrator:
@@ -196,7 +200,7 @@ class Orchestrator:
                     already = await self.sessions.replies_for(turn.key, turn.message_id, lease)
                     if already is not None:
                         self.observer.dedupe_hit()
-                        return TurnOutcome(already, replayed=True)
+                        return TurnOutcome(already, replayed=True, where=where(session))
             except Unavailable:
                 raise
             except StoreError:
@@ -215,7 +219,7 @@ class Orchestrator:
             if session.cuid is None and session.version == 0:
                 # Nobody identified and nothing was stored before: whatever a stranger
                 # sends costs no byte on disk.
-                return TurnOutcome(replies)
+                return TurnOutcome(replies, where=where(session))
             answered = (turn.message_id, replies) if turn.message_id is not None else None
             self._turn_taken(session)
             try:
@@ -228,7 +232,7 @@ class Orchestrator:
             except StoreError:
                 log.exception("cannot save session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
-            return TurnOutcome(replies)
+            return TurnOutcome(replies, where=where(session))
 
     async def technician_for(self, *, slack_user_id: str = "", email: str = "") -> str | None:
         """The CUID of the technician a chat account belongs to, or ``None`` if unmapped."""
@@ -556,7 +560,11 @@ class Orchestrator:
         return [*outcome.said, question]
 
     def _question(self, session: Session) -> Reply:
-        return PHASES[session.phase].question(session)
+        question = PHASES[session.phase].question(session)
+        plan = session.plan
+        if question.needs and plan is not None and question.needs in plan.sensitive_names():
+            return question.model_copy(update={"sensitive": True})  # a bridge hides the typing
+        return question
 
     # ------------------------------------------------------------------ the seed's phases
 
@@ -622,6 +630,40 @@ class Orchestrator:
         # For the dispatcher's list of sessions: the kind of failure, never its message.
         session.last_tool = f"{tool}: ok" if result.ok else f"{tool}: {result.error_kind}"
         return result
+
+
+def where(session: Session) -> dict[str, Any]:
+    """Where a conversation stands, for a bridge's header: phase, order and step k of n.
+
+    The order and ``step``/``of`` are None unless a plan's step is under way (a
+    finished order is no longer shown); nothing here is sensitive.
+    """
+    phase = session.phase
+    if phase in (Phase.HELP_TEXT, Phase.CANCEL_REASON) and session.return_phase is not None:
+        phase = session.return_phase  # a detour from where the order stands
+    working = phase in IN_PLAN
+    order = session.order if working else None
+    plan = session.plan
+    step: int | None = None
+    of: int | None = None
+    task: str | None = None
+    if order is not None and plan is not None and plan.steps:
+        of = len(plan.steps)
+        step = min(session.step_index + 1, of)
+        task = current_task(session)
+    return {
+        "phase": session.phase.value,
+        "cuid": session.cuid,
+        "name": session.technician_name,
+        "order_id": order.order_id if order is not None else None,
+        "order_type": order.order_type if order is not None else None,
+        "step": step,
+        "of": of,
+        "task": task,
+        # The names (never the values) of the plan's sensitive parameters: a bridge masks
+        # them in what it echoes of the technician's own messages.
+        "sensitive": sorted(plan.sensitive_names()) if order is not None and plan else [],
+    }
 
 
 def _drain(session: Session) -> list[Reply]:

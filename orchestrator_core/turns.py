@@ -158,6 +158,8 @@ class Reply(BaseModel):
     """The parameter this prompt asks for, if any."""
     choices: list[str] = Field(default_factory=list)
     """The answers accepted here; a bridge may render them as buttons."""
+    sensitive: bool = False
+    """This prompt asks for a value the plan marks sensitive: a bridge hides what is typed."""
 
     @classmethod
     def display(cls, text: str, data: dict[str, Any] | None = None) -> Reply:
