@@ -23,6 +23,7 @@ from bot.metrics import CONTENT_TYPE_LATEST
 from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
+from bridges.web.console import mount_console
 from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError, WorkOrderError
 
@@ -130,6 +131,7 @@ def create_app(services: Services) -> FastAPI:
     async def start_task(websocket: WebSocket) -> None:
         await app.state.websocket.serve(websocket)
 
+    mount_console(app, services)
     return app
 
 
@@ -312,6 +314,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
         app = create_app(services)
         config = uvicorn_config(app, settings.host, settings.port, **server_limits(settings))
         server = uvicorn.Server(config)
+        app.state.server = server  # long-lived streams (the console's events) end when it stops
         return await run_announced(server, "TechAssist", ws_bridge.PATH, sockets=[sock])
     finally:
         await services.aclose()

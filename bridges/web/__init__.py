@@ -1,0 +1,1 @@
+"""The browser side of TechAssist: the technician web chat and the dispatcher console."""
