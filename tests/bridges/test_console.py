@@ -20,6 +20,8 @@ from orchestrator_core.secrets import FernetSecrets
 from tests.bot.live import techassist
 from tests.bridges.server import Server, running
 
+pytest.importorskip("orchestrator_core.dispatch", reason="the console needs the dispatch core")
+
 KEY = FernetSecrets.new_key()
 OTHER_KEY = FernetSecrets.new_key()
 OPERATOR, PASSWORD = "ana", "correct horse battery staple"
