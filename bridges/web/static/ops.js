@@ -36,14 +36,15 @@ function duration(seconds) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
-function when(epoch) {
-  if (!epoch) return '—';
-  return new Date(epoch * 1000).toLocaleString();
+function when(at) {
+  if (at === undefined || at === null || at === '') return '—';
+  const date = typeof at === 'number' ? new Date(at * 1000) : new Date(at);
+  return Number.isNaN(date.getTime()) ? String(at) : date.toLocaleString();
 }
 
 function waiting(outbox) {
-  if (Array.isArray(outbox)) return outbox.length ? `${outbox.length} message(s)` : '—';
-  return outbox ? shown(outbox) : '—';
+  const count = Array.isArray(outbox) ? outbox.length : Number(outbox) || 0;
+  return count ? `${count} message(s)` : '—';
 }
 
 function lastTool(value) {
