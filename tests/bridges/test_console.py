@@ -20,7 +20,7 @@ from orchestrator_core.secrets import FernetSecrets
 from tests.bot.live import techassist
 from tests.bridges.server import Server, running
 
-pytest.importorskip("orchestrator_core.dispatch", reason="the console needs the dispatch core")
+pytest.importorskip("orchestrator_core.operators", reason="the console needs operator accounts")
 
 KEY = FernetSecrets.new_key()
 OTHER_KEY = FernetSecrets.new_key()
