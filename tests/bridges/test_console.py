@@ -256,7 +256,7 @@ async def test_the_event_stream_shows_a_new_session(
                 "sessions", lambda d: any(s["cuid"] == "CD5678" for s in d["sessions"])
             )
     row = next(s for s in shown["sessions"] if s["cuid"] == "CD5678")
-    assert row["bridge"] == "ws" and row["order_id"] is None
+    assert row["bridge"] == "websocket" and row["name"] == "Carlos Diaz"
 
 
 class Technician:
