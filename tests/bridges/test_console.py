@@ -430,3 +430,18 @@ def test_the_server_stops_cleanly_while_a_console_watches(tmp_path: Path) -> Non
                 assert any("Finished server process" in line for line in server.output)
     finally:
         server.stop()
+
+
+async def test_removing_an_operator_signs_them_out(
+    tmp_path: Path, server: Server, browser: httpx.AsyncClient
+) -> None:
+    await sign_in(browser)
+    assert (await browser.get("/ops/api/me")).status_code == 200
+    removed = techassist(tmp_path, "operators", "remove", OPERATOR)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    deadline = time.monotonic() + WAIT
+    while (answer := await browser.get("/ops/api/me")).status_code == 200:
+        assert time.monotonic() < deadline, "the removed operator is still signed in"
+        await asyncio.sleep(0.2)
+    assert answer.status_code == 401
+    assert (await browser.get("/ops")).status_code == 303
