@@ -388,6 +388,7 @@ def login_page(csrf: str, message: str = "", name: str = "") -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · TechAssist dispatch</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ops/ops.css">
 </head>
 <body class="login">
