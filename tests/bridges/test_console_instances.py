@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from bridges.web.console import COOKIE
 from tests.bot.live import techassist
 from tests.bridges.server import running
 from tests.bridges.test_console import (
-    COOKIE,
     OPERATOR,
     PASSWORD,
     Events,
