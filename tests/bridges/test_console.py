@@ -393,6 +393,10 @@ async def test_one_escalation_is_taken_by_one_operator_and_a_cancel_needs_a_reas
             for body in ({}, {"reason": " "}, {"reason": 5}):
                 refused = await ana.post(f"{path}/cancel", json=body, headers=as_ana)
                 assert refused.status_code == 400 and "reason" in refused.json()["error"]
+            control = await ana.post(f"{path}/answer", json={"text": "a\x00b"}, headers=as_ana)
+            assert control.status_code == 400 and "cannot be sent" in control.json()["error"]
+            long = await ana.post(f"{path}/answer", json={"text": "x" * 4001}, headers=as_ana)
+            assert long.status_code == 400 and "too long" in long.json()["error"]
             garbled = await ana.post(
                 f"{path}/cancel",
                 content=b"{not json",
