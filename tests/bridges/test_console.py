@@ -196,9 +196,9 @@ async def test_another_instance_with_the_same_secret_key_accepts_the_cookie(
     tmp_path: Path,
 ) -> None:
     first, second, third = (tmp_path / n for n in ("first", "second", "third"))
-    for data_dir in (first, second, third):
+    for data_dir in (first, second, third):  # each its own work orders, the same operator
         data_dir.mkdir()
-    add_operator(first)
+        add_operator(data_dir)
     with serve(first) as one, serve(second) as two, serve(third, OTHER_KEY) as three:
         async with client(one) as http:
             assert (await sign_in(http)).status_code == 303
