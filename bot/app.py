@@ -86,6 +86,9 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="TechAssist", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(ConnectionsPerAddress, limit=settings.max_connections_per_ip)
+    from bridges.web.console import mount_console
+
+    mount_console(app, services)  # the dispatcher console: /ops, its API and event stream
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -357,6 +360,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
         app = create_app(services)
         config = uvicorn_config(app, settings.host, settings.port, **server_limits(settings))
         server = uvicorn.Server(config)
+        app.state.server = server  # long-lived streams (the console's events) end when it stops
         return await run_announced(server, "TechAssist", ws_bridge.PATH, sockets=[sock])
     finally:
         await services.aclose()
