@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run run-http test test-scale lint typecheck chat bench clean
+.PHONY: run run-http test test-scale test-browser screenshots lint typecheck chat bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: TechAssist needs Python 3.11 or newer;" \
@@ -69,6 +69,15 @@ test: lint typecheck
 # The long multi-instance scenarios (several real servers on one Redis and PostgreSQL).
 test-scale: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m scale
+
+# The real-browser tests (headless Debian Chromium, `apt-get install chromium`): they skip
+# without one, and fail under CI=true.
+test-browser: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m browser tests/browser
+
+# The screenshots in docs/img/, taken from a real server in headless Chromium.
+screenshots: $(TEST_STAMP)
+	$(BIN)/python -m tests.browser.screens
 
 bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.core
