@@ -31,6 +31,7 @@ from bot.wiring import (
     tool_registry,
 )
 from bridges.memory import MemoryBridge
+from bridges.web import public_base, signin_url
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import BridgeError, PlanError, StoreError, WorkOrderError
 from orchestrator_core.importer import ImportSummary, seed_demo
@@ -201,6 +202,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     code.add_argument("--cuid", required=True, help="the technician's CUID, e.g. AB1234")
     code.set_defaults(run=_tokens_code)
+    link = command(
+        token_commands,
+        "link",
+        "print a one-time sign-in link for the web chat",
+        "Print a URL that signs a technician in to the web chat once, within 15 minutes. "
+        "It starts with TECHASSIST_PUBLIC_URL (default http://HOST:PORT).",
+    )
+    link.add_argument("--cuid", required=True, help="the technician's CUID, e.g. AB1234")
+    link.set_defaults(run=_tokens_link)
 
     orders = command(
         commands,
@@ -367,6 +377,18 @@ def _tokens_code(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(issued.secret)
+    return 0
+
+
+def _tokens_link(settings: Settings, args: argparse.Namespace) -> int:
+    issued = asyncio.run(_with_credentials(settings, lambda c: c.issue_link(args.cuid)))
+    print(
+        f"A sign-in link for {issued.cuid}, for one use within 15 minutes: open it on the "
+        "technician's phone.",
+        file=sys.stderr,
+    )
+    base = public_base(settings.public_url, settings.host, settings.port)
+    print(signin_url(base, issued.secret))
     return 0
 
 

@@ -24,7 +24,7 @@ _TOKEN = re.compile(r"\b(xox[abposre]|xapp)-[A-Za-z0-9-]+")
 # path (uvicorn logs ``"WebSocket /start_task?token=..."`` at INFO).
 _SECRETS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (_TOKEN, lambda m: f"{m.group(1)}-[redacted]"),
-    (re.compile(r"\btat_[A-Za-z0-9_-]+"), lambda m: "[redacted]"),
+    (re.compile(r"\bta[tl]_[A-Za-z0-9_-]+"), lambda m: "[redacted]"),
     (
         re.compile(r"\b((?:proxy-)?authorization|cookie)(\s*[:=]\s*)[^\r\n]*", re.IGNORECASE),
         lambda m: f"{m.group(1)}{m.group(2)}[redacted]",

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     """Seconds any other session is kept after its last turn."""
     session_sweep_interval: float = Field(default=3600.0, gt=0)
     """Seconds between sweeps of expired sessions; the server also sweeps at start."""
+    reminder_after: float = Field(default=1800.0, gt=0)
+    """Seconds a technician idle in the middle of an order waits for one reminder."""
+    reminder_interval: float = Field(default=5.0, gt=0)
+    """Seconds between looks for sessions due a reminder."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -116,6 +120,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """The port ``techassist serve`` listens on; 0 picks a free one."""
 
+    public_url: str | None = None
+    """The address technicians reach the server at, which sign-in links start with
+    (``https://chat.example.com``); unset: ``http://HOST:PORT``."""
+    web_typing_after: float = Field(default=0.4, ge=0)
+    """Seconds a web chat turn may run before the page is told the assistant is at work."""
     ws_auth: Literal["token", "none"] | None = None
     """Whether websocket clients need a token; unset: none on a loopback host, else token."""
     ws_allowed_origins: str = ""
@@ -161,6 +170,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme.lower() not in ("http", "https") or not url.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://chat.example.com")
+        return value.strip().rstrip("/")
 
     @field_validator("database_url", mode="after")
     @classmethod

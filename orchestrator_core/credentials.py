@@ -8,6 +8,9 @@
   usable once. Its digest covers the CUID as well, so it is typed as
   ``CUID CODE``; a code is useless for any other technician. Five wrong codes
   for a technician burn the codes they hold.
+- A **link** token is 32 random bytes (``tal_`` and 43 URL-safe characters), put in
+  a one-time sign-in URL for the web chat: valid for 15 minutes, usable once. It is
+  exchanged for a technician token, which the browser keeps in a cookie.
 
 Nothing here logs a token or a code. The clock is injectable, so expiry is
 tested without waiting.
@@ -28,12 +31,14 @@ from orchestrator_core.workorders import WorkOrders
 
 TOKEN_PREFIX = "tat_"
 #: What a token looks like, for the log filter that redacts them.
-TOKEN_PATTERN = re.compile(r"\btat_[A-Za-z0-9_-]{20,}")
+TOKEN_PATTERN = re.compile(r"\bta[tl]_[A-Za-z0-9_-]{20,}")
 DEFAULT_TOKEN_TTL = timedelta(days=30)
 CODE_TTL = timedelta(minutes=10)
 CODE_DIGITS = 6
 #: Wrong codes for a technician after which their outstanding codes no longer work.
 CODE_MAX_FAILURES = 5
+LINK_PREFIX = "tal_"
+LINK_TTL = timedelta(minutes=15)
 #: Longer than any token we issue; longer input is refused before it is hashed.
 MAX_TOKEN_LENGTH = 256
 
@@ -109,6 +114,35 @@ class Credentials:
     async def revoke_tokens(self, cuid: str) -> int:
         """Revoke every token of a technician; how many there were."""
         return await self.db.revoke_credentials(cuid, "token")
+
+    # -- one-time sign-in links (the web chat)
+
+    async def issue_link(self, cuid: str, ttl: timedelta = LINK_TTL) -> Issued:
+        """A new one-time link token for a known technician, valid for ``ttl`` (15 minutes)."""
+        if ttl <= timedelta(0):
+            raise WorkOrderError("a link's lifetime must be positive")
+        cuid = await self._technician(cuid)
+        token = LINK_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        await self.db.purge_credentials(now)
+        await self.db.add_credential(token_digest(token), cuid, "link", now, now + ttl)
+        return Issued(token, cuid, now + ttl)
+
+    async def redeem_link(self, token: str) -> str | None:
+        """Use a link token once; the technician's CUID when it was valid, unused and unexpired.
+
+        Of two concurrent uses only one succeeds (the store marks it used conditionally).
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH or not token.startswith(LINK_PREFIX):
+            return None
+        digest = token_digest(token)
+        now = self.clock()
+        found = await self.db.credential(digest, "link", now)
+        if found is None or not hmac.compare_digest(found[0], digest):
+            return None
+        if not await self.db.use_credential(digest, "link", now, CODE_MAX_FAILURES):
+            return None
+        return found[1]
 
     # -- one-time codes
 
