@@ -24,6 +24,7 @@ from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
 from bridges.web.chat import mount_chat
+from bridges.web.console import mount_console
 from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError, WorkOrderError
 from orchestrator_core.turns import SessionKey
@@ -137,7 +138,7 @@ def create_app(services: Services) -> FastAPI:
 
     # The technicians' web chat: its page, sign-in link and /ws (app.state.web).
     mount_chat(app, services)
-
+    mount_console(app, services)
     return app
 
 
@@ -356,6 +357,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
         app = create_app(services)
         config = uvicorn_config(app, settings.host, settings.port, **server_limits(settings))
         server = uvicorn.Server(config)
+        app.state.server = server  # long-lived streams (the console's events) end when it stops
         return await run_announced(server, "TechAssist", ws_bridge.PATH, sockets=[sock])
     finally:
         await services.aclose()
