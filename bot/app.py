@@ -9,7 +9,7 @@ import gc
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
 from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError, WorkOrderError
+from orchestrator_core.turns import SessionKey
 
 log = logging.getLogger("techassist.server")
 
@@ -57,6 +58,9 @@ def create_app(services: Services) -> FastAPI:
             if services.owners.shared
             else None
         )
+        # One watcher per process hands the sessions with notices to the bridge holding them.
+        notices = asyncio.create_task(services.notifier.watch(notice_delivery(app)))
+        reminders = asyncio.create_task(remind_idle(services, settings.reminder_interval))
         try:
             config = slack_config(settings)
             if config is not None:
@@ -71,7 +75,7 @@ def create_app(services: Services) -> FastAPI:
                 await app.state.slack.start()
             yield
         finally:
-            for task in (sweeper, takeovers):
+            for task in (sweeper, takeovers, notices, reminders):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -200,6 +204,42 @@ async def sweep_sessions(services: Services, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         await sweep_once(services)
+
+
+#: Which ``app.state`` attribute holds the bridge that delivers each bridge's notices.
+#: The legacy websocket never pushes: its notices are drained into the next turn's reply.
+NOTICE_BRIDGES = {"web": "web", "slack": "slack"}
+
+
+def notice_delivery(app: FastAPI) -> Callable[[str], Awaitable[None]]:
+    """What the notifier calls with a session key that has notices: the bridge of that key,
+    if it runs here, delivers them (``deliver(key)``)."""
+
+    async def deliver(text: str) -> None:
+        try:
+            key = SessionKey.from_str(text)
+        except ValueError:
+            log.warning("ignored a notice announcement that is not a session key")
+            return
+        name = NOTICE_BRIDGES.get(key.bridge)
+        bridge = getattr(app.state, name, None) if name is not None else None
+        if bridge is not None:
+            await bridge.deliver(key)
+
+    return deliver
+
+
+async def remind_idle(services: Services, interval: float) -> None:
+    """Every ``interval`` seconds, put a reminder in the outbox of each session due one."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            fired = await services.orchestrator.fire_reminders()
+        except Exception:  # the loop must outlive one bad pass
+            log.exception("looking for sessions due a reminder failed")
+            continue
+        if fired:
+            log.info("reminded %d idle technician(s)", fired)
 
 
 def settle_heap() -> None:

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     """Seconds any other session is kept after its last turn."""
     session_sweep_interval: float = Field(default=3600.0, gt=0)
     """Seconds between sweeps of expired sessions; the server also sweeps at start."""
+    reminder_after: float = Field(default=1800.0, gt=0)
+    """Seconds a technician idle in the middle of an order waits for one reminder."""
+    reminder_interval: float = Field(default=5.0, gt=0)
+    """Seconds between looks for sessions due a reminder."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

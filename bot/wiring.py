@@ -18,6 +18,7 @@ from orchestrator_core.errors import ToolsFileError
 from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
+from orchestrator_core.notices import LocalNotifier, Notifier
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.owners import LocalOwners, Owners
 from orchestrator_core.plans import PlanLibrary, load_plans
@@ -60,6 +61,8 @@ class Services:
     """Processed ids (Slack events, messages, clicks), shared as the store is."""
     owners: Owners = field(default_factory=LocalOwners)
     """Which connection holds each technician's CUID, shared as the store is."""
+    notifier: Notifier = field(default_factory=LocalNotifier)
+    """Tells every instance which sessions have notices waiting, shared as the store is."""
     http_tools: HttpToolRuntime | None = None
     """The runtime of the tools TECHASSIST_TOOLS_FILE declares, if it is set."""
     closed: bool = field(default=False)
@@ -117,6 +120,28 @@ def build_store(settings: Settings) -> tuple[SessionStore, SessionLock, Seen, Ow
         return MemoryStore(), LocalLock(lifetime=lifetime, wait=wait), MemorySeen(), LocalOwners()
     store_ = SqliteStore(settings.sessions_path, synchronous=settings.sqlite_synchronous)
     return store_, LocalLock(lifetime=lifetime, wait=wait), MemorySeen(), LocalOwners()
+
+
+def build_notifier(settings: Settings, store: SessionStore) -> Notifier:
+    """The notifier that goes with ``store`` (``build_store``'s): sessions with notices are
+    announced where every instance on the same store hears it.
+
+    Redis pub/sub on the Redis store's client, ``LISTEN/NOTIFY`` on the PostgreSQL
+    store's pool (its listener holds one more connection of its own), in-process
+    beside the memory and SQLite stores.
+    """
+    if settings.postgres_store:
+        from orchestrator_core.pg.notices import PostgresNotifier
+        from orchestrator_core.pg.sessions import PostgresStore
+
+        if isinstance(store, PostgresStore):
+            return PostgresNotifier(store.pool)
+    elif settings.shared_store:
+        from orchestrator_core.stores.redis import RedisNotifier, RedisStore
+
+        if isinstance(store, RedisStore):
+            return RedisNotifier(store.client, store.keys)
+    return LocalNotifier()
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -320,6 +345,7 @@ async def build(settings: Settings) -> Services:
     )
     store, locks, seen, owners = build_store(settings)
     sessions = SessionManager(store, locks, secrets=secrets, retention=retention(settings))
+    notifier = build_notifier(settings, store)
     return Services(
         settings=settings,
         store=store,
@@ -329,10 +355,17 @@ async def build(settings: Settings) -> Services:
         registry=registry,
         plans=plans,
         agent=agent,
-        orchestrator=Orchestrator(sessions, plans, agent),
+        orchestrator=Orchestrator(
+            sessions,
+            plans,
+            agent,
+            notifier=notifier,
+            reminder_after=settings.reminder_after,
+        ),
         credentials=Credentials(workorders),
         seen=seen,
         owners=owners,
+        notifier=notifier,
         http_tools=http_tools,
     )
 

@@ -13,6 +13,7 @@ the session by ``_question``, so a resumed session can ask it again verbatim.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 from orchestrator_core.errors import LockError, StaleVersionError, StoreError, Unavailable
 from orchestrator_core.inner_agent import CallContext, InnerAgent, ToolResult
+from orchestrator_core.notices import LocalNotifier, Notice, NoticeKind, Notifier, reminder_text
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.phases import (
     PHASES,
@@ -36,6 +38,7 @@ from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.turns import (
+    KEY_PREFIX,
     MAX_KEY_PART,
     IncomingTurn,
     Reply,
@@ -53,6 +56,10 @@ MAX_REPEATS = 3
 MAX_RACES = 3
 #: Messages longer than this are refused before any parsing.
 MAX_TEXT = 8192
+#: Seconds a technician idle mid-order waits for a reminder, unless told otherwise.
+REMINDER_AFTER = 1800.0
+#: Sessions ``notify`` looks through for a technician's most recent one.
+NOTIFY_SCAN = 1000
 
 UNREADABLE = (
     "That message has characters that cannot be read (part of an emoji or symbol was lost "
@@ -99,11 +106,17 @@ class Orchestrator:
         agent: InnerAgent,
         *,
         observer: Observer = NO_OBSERVER,
+        notifier: Notifier | None = None,
+        reminder_after: float = REMINDER_AFTER,
     ) -> None:
         self.sessions = sessions
         self.plans = plans
         self.agent = agent
         self.observer = observer
+        self.notifier: Notifier = notifier if notifier is not None else LocalNotifier()
+        """Told of every session that gets a notice (``notify``, ``fire_reminders``)."""
+        self.reminder_after = reminder_after
+        """Seconds after a technician's turn mid-order before a reminder is due."""
 
     # ------------------------------------------------------------------ the turn
 
@@ -179,7 +192,8 @@ class Orchestrator:
                 log.exception("cannot load session %s", turn.key.as_str())
                 return TurnOutcome([Reply.prompt(SORRY)])
             try:
-                replies = await self._dispatch(session, turn)
+                notices = _drain(session)
+                replies = notices + await self._dispatch(session, turn)
             except Unavailable:
                 raise  # nothing saved; the technician is told to send it again
             except Exception:
@@ -192,6 +206,7 @@ class Orchestrator:
                 # sends costs no byte on disk.
                 return TurnOutcome(replies)
             answered = (turn.message_id, replies) if turn.message_id is not None else None
+            self._turn_taken(session)
             try:
                 lease.check()
                 await self.sessions.update_session_data(session, answered=answered, lease=lease)
@@ -254,6 +269,170 @@ class Orchestrator:
             log.exception("cannot keep undelivered replies for %s", key.as_str())
         except LockError:
             log.exception("cannot lock session %s to keep undelivered replies", key.as_str())
+
+    def _turn_taken(self, session: Session) -> None:
+        """The technician spoke: a reminder is due ``reminder_after`` from now, mid-order."""
+        now = time.time()
+        session.last_turn_at = now
+        mid_order = session.order is not None and session.phase is not Phase.ENDED
+        session.remind_at = now + self.reminder_after if mid_order else None
+
+    # ------------------------------------------------------------------ messages nobody asked for
+
+    async def notify(
+        self,
+        target: SessionKey | str,
+        text: str,
+        *,
+        kind: NoticeKind = "info",
+        data: dict[str, Any] | None = None,
+    ) -> SessionKey | None:
+        """Keep a notice in a session's outbox and tell the bridges; the key it went to.
+
+        ``target``: a session key (or its ``as_str`` form), or a CUID, meaning that
+        technician's most recently active session. ``None`` when there is no such
+        session: nothing is kept. The notice is saved under the session's lock with
+        the version check (once more if another writer saved meanwhile), then the
+        notifier is told; a failing notifier is only logged, as the notice waits
+        in the session for the next connection or turn. ``StoreError`` (or
+        ``LockError``) if it cannot be kept.
+        """
+        key = await self._target(target)
+        if key is None:
+            return None
+        notice = Notice(kind=kind, text=text, data=dict(data or {}))
+
+        def add(session: Session) -> bool:
+            session.outbox.append(notice)
+            return True
+
+        if not await self._change(key, add):
+            return None
+        await self._publish(key)
+        return key
+
+    async def take_notices(self, key: SessionKey) -> list[Notice]:
+        """Remove and return a session's outbox, so each notice is delivered once.
+
+        Push bridges call it when the notifier names ``key`` and when a
+        connection opens. An empty list if there is nothing, or if the store
+        cannot be reached (logged): the notices then wait for the next try.
+        """
+        taken: list[Notice] = []
+
+        def take(session: Session) -> bool:
+            if not session.outbox:
+                return False
+            taken[:] = session.outbox
+            session.outbox = []
+            return True
+
+        try:
+            await self._change(key, take)
+        except (StoreError, LockError) as exc:
+            log.warning("cannot take the notices of %s: %s", key.as_str(), exc)
+            return []
+        return taken
+
+    async def fire_reminders(self, now: float | None = None) -> int:
+        """Put a reminder in the outbox of each session due one at ``now``; how many fired.
+
+        A session is reminded once per idle period: the reminder clears its
+        ``remind_at`` until the technician's next turn. Checked again under the
+        session's lock, so instances sweeping the same store remind once.
+        """
+        now = time.time() if now is None else now
+        try:
+            keys = await self.sessions.store.due(now)
+        except StoreError as exc:
+            log.warning("cannot list the sessions due a reminder: %s", exc)
+            return 0
+        fired = 0
+        for text in keys:
+            try:
+                key = SessionKey.from_str(text)
+            except ValueError:
+                log.warning("a session due a reminder has an unreadable key; skipped")
+                continue
+
+            def remind(session: Session) -> bool:
+                if session.remind_at is None or session.remind_at > now:
+                    return False
+                session.remind_at = None
+                if session.order is None or session.phase is Phase.ENDED:
+                    return True  # no longer mid-order: nothing to remind of
+                order_id = session.order.order_id
+                session.outbox.append(
+                    Notice(
+                        kind="reminder", text=reminder_text(order_id), data={"order_id": order_id}
+                    )
+                )
+                return True
+
+            try:
+                if not await self._change(key, remind):
+                    continue
+            except (StoreError, LockError) as exc:
+                log.warning("cannot remind %s: %s", key.as_str(), exc)
+                continue
+            fired += 1
+            await self._publish(key)
+        return fired
+
+    async def _target(self, target: SessionKey | str) -> SessionKey | None:
+        if isinstance(target, SessionKey):
+            return target
+        if target.startswith(KEY_PREFIX):
+            try:
+                return SessionKey.from_str(target)
+            except ValueError:
+                return None
+        # A CUID: the session its technician last spoke in.
+        best: tuple[float, str] | None = None
+        for summary in await self.sessions.store.scan(limit=NOTIFY_SCAN):
+            try:
+                stored = json.loads(summary.data)
+            except ValueError:
+                continue
+            if not isinstance(stored, dict) or stored.get("cuid") != target:
+                continue
+            spoke = stored.get("last_turn_at")
+            when = float(spoke) if isinstance(spoke, int | float) else summary.saved_at
+            if best is None or when > best[0]:
+                best = (when, summary.key)
+        if best is None:
+            return None
+        try:
+            return SessionKey.from_str(best[1])
+        except ValueError:
+            return None
+
+    async def _change(self, key: SessionKey, change: Callable[[Session], bool]) -> bool:
+        """Load ``key`` under its lock, apply ``change`` and save if it says so.
+
+        False if there is no session or ``change`` changed nothing. A save that
+        lost to another writer is tried once more on what that writer stored.
+        """
+        for attempt in range(2):
+            try:
+                async with self.sessions.lock(key) as lease:
+                    session = await self.sessions.get_session_data(key, lease)
+                    if session is None or not change(session):
+                        return False
+                    lease.check()
+                    await self.sessions.update_session_data(session, lease=lease)
+                    return True
+            except (StaleVersionError, LockError):
+                if attempt == 1:
+                    raise
+                log.info("a notice for %s raced another writer; trying again", key.as_str())
+        return False  # not reached: the second attempt returns or raises
+
+    async def _publish(self, key: SessionKey) -> None:
+        try:
+            await self.notifier.publish(key.as_str())
+        except Exception as exc:  # the notice is kept: it waits for the next connection or turn
+            log.warning("cannot announce the notices of %s: %s", key.as_str(), exc)
 
     async def _dispatch(self, session: Session, turn: IncomingTurn) -> list[Reply]:
         text = turn.text.strip()
@@ -361,6 +540,15 @@ class Orchestrator:
                 audit=session.cuid is not None,
             ),
         )
+
+
+def _drain(session: Session) -> list[Reply]:
+    """The outbox as the first replies of a technician's turn; reminders are dropped, as the
+    technician is back."""
+    if not session.outbox:
+        return []
+    notices, session.outbox = session.outbox, []
+    return [n.as_reply() for n in notices if n.kind != "reminder"]
 
 
 def _with_way_out(session: Session, question: Reply) -> Reply:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator
 
+from orchestrator_core.notices import Notice
 from orchestrator_core.orders import Order
 from orchestrator_core.turns import Reply, SessionKey
 
@@ -121,6 +122,14 @@ class Session(BaseModel):
 
     undelivered: str | None = None
     """Replies (JSON text) a bridge could not deliver; shown first when the technician is back."""
+
+    outbox: list[Notice] = Field(default_factory=list)
+    """Notices for the technician not delivered yet, oldest first (``Orchestrator.notify``)."""
+    remind_at: float | None = None
+    """When the technician, idle mid-order, is reminded (seconds since the epoch); set by
+    each technician turn, cleared once the reminder is in the outbox."""
+    last_turn_at: float | None = None
+    """When the technician last spoke (seconds since the epoch)."""
 
     version: int = Field(default=0, exclude=True)
     _plan: Plan | None = PrivateAttr(default=None)

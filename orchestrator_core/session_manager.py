@@ -141,7 +141,11 @@ class SessionManager:
                 self._dump(session),
                 session.version,
                 answer=answer,
-                meta=SessionMeta(state=_state(session), plan_digest=session.plan_digest),
+                meta=SessionMeta(
+                    state=_state(session),
+                    plan_digest=session.plan_digest,
+                    remind_at=session.remind_at,
+                ),
                 lease=lease,
                 snapshot=session.unsaved_snapshot,
             )
@@ -163,6 +167,24 @@ class SessionManager:
             name: self.secrets.seal(json.dumps(session.values[name], default=str)) for name in held
         }
         return session.model_copy(update={"values": values, "sealed": sealed}).model_dump_json()
+
+    async def summaries(self, limit: int = 1000) -> list[Session]:
+        """The stored sessions, most recently saved first, at most ``limit`` (for the console).
+
+        Each is parsed as stored, with its version: sensitive values stay sealed
+        (never opened) and no plan is attached. A session that cannot be read is
+        left out, with a warning.
+        """
+        found = []
+        for summary in await self.store.scan(limit=limit):
+            try:
+                session = Session.model_validate_json(summary.data)
+            except ValidationError:
+                log.warning("session %s is unreadable; left out of the list", summary.key)
+                continue
+            session.version = summary.version
+            found.append(session)
+        return found
 
     async def sweep(self, now: float | None = None) -> Swept:
         """Delete expired sessions and unused plan snapshots from the store (see ``Retention``).

@@ -16,6 +16,8 @@ from orchestrator_core.errors import KeyTooLong
 MAX_KEY_PART = 128
 #: The longest key string (``SessionKey.as_str``), %-escapes included.
 MAX_KEY = 512
+#: How every key string (``SessionKey.as_str``) begins.
+KEY_PREFIX = "techassist:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +56,29 @@ class SessionKey:
         """The one string form of a key, used by every store; parts are %-escaped."""
         return _key_string(self.bridge, self.workspace, self.channel, self.user)
 
+    @classmethod
+    def from_str(cls, text: str) -> SessionKey:
+        """The key whose ``as_str`` is ``text``; ``ValueError`` if ``text`` is no key string."""
+        if not isinstance(text, str) or not text.startswith(KEY_PREFIX):
+            raise ValueError("not a session key string")
+        parts = text[len(KEY_PREFIX) :].split(":")
+        if len(parts) != 4:
+            raise ValueError("a session key string has four parts")
+        bridge, workspace, channel, user = (_UNESCAPE.sub(_unescaped, p) for p in parts)
+        return cls(bridge, workspace, channel, user)
+
 
 @lru_cache(maxsize=4096)
 def _key_string(*parts: str) -> str:
     # Memoized: every store call and audit record asks for it, several times a turn.
-    return "techassist:" + ":".join(p.replace("%", "%25").replace(":", "%3A") for p in parts)
+    return KEY_PREFIX + ":".join(p.replace("%", "%25").replace(":", "%3A") for p in parts)
+
+
+_UNESCAPE = re.compile("%(25|3A)")
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    return "%" if match.group(1) == "25" else ":"
 
 
 class TurnKind(str, Enum):

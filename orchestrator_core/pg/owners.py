@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -75,31 +76,45 @@ class PostgresOwners:
             raise store_error("cannot release the owner of a connection", exc) from exc
 
     async def watch(self, taken: Taken) -> None:
-        while True:
-            try:
-                await self._listen(taken)
-            except (*DB_ERRORS, StoreError) as exc:
-                # The reason names the server and the failure, never the password.
-                log.warning(
-                    "the takeover listener lost PostgreSQL (%s); listening again", reason(exc)
-                )
-                await asyncio.sleep(RELISTEN_PAUSE)
+        async def heard(payload: str) -> None:
+            claim = Announcement.parse(payload)
+            if claim is not None:
+                await taken(claim.cuid, claim.token, claim.fence)
 
-    async def _listen(self, taken: Taken) -> None:
-        conn: psycopg.AsyncConnection[Any]
-        # TCP keepalives: the listener may sit idle for hours, and a firewall or NAT
-        # that drops idle connections would otherwise cut it without a word, stopping
-        # takeovers unnoticed. With these a dead peer is found in about a minute.
-        async with await psycopg.AsyncConnection.connect(
-            self.pool.conninfo,
-            autocommit=True,
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        ) as conn:
-            await conn.execute(f"LISTEN {CHANNEL}".encode())
-            async for notify in conn.notifies():
-                claim = Announcement.parse(notify.payload)
-                if claim is not None:
-                    await taken(claim.cuid, claim.token, claim.fence)
+        await listen(self.pool.conninfo, CHANNEL, heard, "takeover")
+
+
+async def listen(
+    conninfo: str, channel: str, heard: Callable[[str], Awaitable[None]], what: str
+) -> None:
+    """Call ``heard(payload)`` for each notification on ``channel``, until cancelled.
+
+    It listens on a connection of its own (a pooled one would be handed back, and
+    its ``LISTEN`` with it). A lost connection is logged (``what`` names the
+    listener) and the listening started again after ``RELISTEN_PAUSE``.
+    """
+    while True:
+        try:
+            await _listen(conninfo, channel, heard)
+        except (*DB_ERRORS, StoreError) as exc:
+            # The reason names the server and the failure, never the password.
+            log.warning("the %s listener lost PostgreSQL (%s); listening again", what, reason(exc))
+            await asyncio.sleep(RELISTEN_PAUSE)
+
+
+async def _listen(conninfo: str, channel: str, heard: Callable[[str], Awaitable[None]]) -> None:
+    conn: psycopg.AsyncConnection[Any]
+    # TCP keepalives: the listener may sit idle for hours, and a firewall or NAT
+    # that drops idle connections would otherwise cut it without a word, stopping
+    # deliveries unnoticed. With these a dead peer is found in about a minute.
+    async with await psycopg.AsyncConnection.connect(
+        conninfo,
+        autocommit=True,
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+    ) as conn:
+        await conn.execute(f"LISTEN {channel}".encode())
+        async for notify in conn.notifies():
+            await heard(notify.payload)

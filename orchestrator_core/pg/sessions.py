@@ -39,6 +39,7 @@ from orchestrator_core.stores.base import (
     Retention,
     SessionMeta,
     SessionStore,
+    SessionSummary,
     StoredSession,
     Swept,
 )
@@ -163,17 +164,18 @@ class PostgresStore(SessionStore):
             if holder is not None and holder[0] != lease.token:
                 lease.lost = True
                 raise LockError(f"the lease on {key!r} was taken over; the save was refused")
-        row = (data, meta.state, meta.plan_digest, time.time(), key)
+        row = (data, meta.state, meta.plan_digest, meta.remind_at, time.time(), key)
         if expected == 0:
             cur = await conn.execute(
-                "INSERT INTO sessions (data, version, state, plan_digest, saved_at, key)"
-                " VALUES (%s, 1, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING RETURNING version",
+                "INSERT INTO sessions (data, version, state, plan_digest, remind_at, saved_at, key)"
+                " VALUES (%s, 1, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+                " RETURNING version",
                 row,
             )
         else:
             cur = await conn.execute(
                 "UPDATE sessions SET data = %s, version = version + 1, state = %s,"
-                " plan_digest = %s, saved_at = %s WHERE key = %s AND version = %s"
+                " plan_digest = %s, remind_at = %s, saved_at = %s WHERE key = %s AND version = %s"
                 " RETURNING version",
                 (*row, expected),
             )
@@ -238,6 +240,31 @@ class PostgresStore(SessionStore):
         except DB_ERRORS as exc:
             raise store_error(f"cannot read plan snapshot {digest}", exc) from exc
         return None if row is None else str(row[0])
+
+    async def scan(self, *, limit: int = 1000) -> list[SessionSummary]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT key, data, version, saved_at FROM sessions"
+                    " ORDER BY saved_at DESC LIMIT %s",
+                    (max(limit, 0),),
+                )
+                rows = await cur.fetchall()
+        except DB_ERRORS as exc:
+            raise store_error("cannot list the sessions", exc) from exc
+        return [SessionSummary(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+
+    async def due(self, now: float, *, limit: int = 100) -> list[str]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT key FROM sessions WHERE remind_at <= %s ORDER BY remind_at LIMIT %s",
+                    (now, max(limit, 0)),
+                )
+                rows = await cur.fetchall()
+        except DB_ERRORS as exc:
+            raise store_error("cannot list the sessions due a reminder", exc) from exc
+        return [str(row[0]) for row in rows]
 
     async def sweep(self, retention: Retention, now: float) -> Swept:
         cutoffs = (

@@ -27,10 +27,13 @@ class SessionMeta:
     ``state``: ``unidentified`` (no technician yet), ``ended`` (the technician
     ended the conversation) or ``active`` (anything else, including paused).
     ``plan_digest``: the plan snapshot the session refers to, if any.
+    ``remind_at``: when the session is due a reminder, if ever (``due``).
     """
 
     state: SessionState = "active"
     plan_digest: str | None = None
+    remind_at: float | None = None
+    """When the session is due a reminder (seconds since the epoch), for ``due``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,17 @@ class StoredSession:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """A stored session as ``scan`` lists it: its key, serialized form, version and save time."""
+
+    key: str
+    data: str
+    version: int
+    saved_at: float
+    """When it was last saved, in seconds since the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The replies (JSON text) a save answered, under the message id that asked."""
 
@@ -98,6 +112,10 @@ class SessionStore(ABC):
       the ``SessionMeta`` it carried, is older than their ``Retention``, then
       the snapshots no remaining session refers to that were not put within
       ``SNAPSHOT_GRACE`` seconds;
+    - ``scan`` lists stored sessions, most recently saved first, at most ``limit``;
+    - ``due`` lists the keys whose last save carried a ``meta.remind_at`` at or before
+      ``now``, earliest first; it is kept by the save itself (no extra round trip), and
+      a deleted or swept session leaves both lists;
     - backend errors surface as ``StoreError``.
 
     Answers and plan snapshots live beside the session rather than in it, so
@@ -157,6 +175,14 @@ class SessionStore(ABC):
         periodically (``bot/app.py``). Expired sessions go with their answers; plan
         snapshots no session refers to go too, once past ``SNAPSHOT_GRACE``.
         """
+
+    @abstractmethod
+    async def scan(self, *, limit: int = 1000) -> list[SessionSummary]:
+        """The stored sessions, most recently saved first, at most ``limit`` of them."""
+
+    @abstractmethod
+    async def due(self, now: float, *, limit: int = 100) -> list[str]:
+        """The keys of sessions due a reminder at ``now``, earliest first, at most ``limit``."""
 
     async def ping(self) -> None:  # noqa: B027 - optional hook: a memory store is always there
         """Raise ``StoreError`` if the backend cannot be reached."""

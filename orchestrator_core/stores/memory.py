@@ -13,6 +13,7 @@ from orchestrator_core.stores.base import (
     Retention,
     SessionMeta,
     SessionStore,
+    SessionSummary,
     StoredSession,
     Swept,
 )
@@ -80,6 +81,21 @@ class MemoryStore(SessionStore):
     async def get_snapshot(self, digest: str) -> str | None:
         kept = self._snapshots.get(digest)
         return kept[0] if kept else None
+
+    async def scan(self, *, limit: int = 1000) -> list[SessionSummary]:
+        newest = sorted(self._meta.items(), key=lambda item: item[1][1], reverse=True)[:limit]
+        return [
+            SessionSummary(key, self._rows[key].data, self._rows[key].version, saved)
+            for key, (_, saved) in newest
+        ]
+
+    async def due(self, now: float, *, limit: int = 100) -> list[str]:
+        due = [
+            (meta.remind_at, key)
+            for key, (meta, _) in self._meta.items()
+            if meta.remind_at is not None and meta.remind_at <= now
+        ]
+        return [key for _, key in sorted(due)[:limit]]
 
     async def sweep(self, retention: Retention, now: float) -> Swept:
         expired = [

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -47,6 +47,7 @@ from orchestrator_core.errors import (
     StoreUnavailable,
 )
 from orchestrator_core.locks import DEFAULT_LIFETIME, DEFAULT_WAIT, Lease, Prefetched, SessionLock
+from orchestrator_core.notices import Deliver, hand_on
 from orchestrator_core.owners import Announcement, Taken
 from orchestrator_core.stores.base import (
     ANSWERS_KEPT,
@@ -56,6 +57,7 @@ from orchestrator_core.stores.base import (
     SessionMeta,
     SessionState,
     SessionStore,
+    SessionSummary,
     StoredSession,
     Swept,
 )
@@ -106,6 +108,21 @@ class RedisKeys:
         """Session keys in ``state`` scored by the time of their last save, for ``sweep``."""
         return f"{self.prefix}saved:{state}"
 
+    @property
+    def recent(self) -> str:
+        """Session keys scored by the time of their last save, for ``scan``."""
+        return f"{self.prefix}recent"
+
+    @property
+    def due(self) -> str:
+        """Session keys scored by when they are due a reminder, for ``due``."""
+        return f"{self.prefix}due"
+
+    @property
+    def notices(self) -> str:
+        """The pub/sub channel on which sessions with notices waiting are announced."""
+        return f"{self.prefix}notices"
+
     def snapshot(self, digest: str) -> str:
         return f"{self.prefix}plan:{digest}"
 
@@ -140,10 +157,10 @@ class RedisKeys:
 
 
 # KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
-#       snapshot deadlines, snapshot, lock
+#       snapshot deadlines, snapshot, lock, recent, due
 # ARGV: session key, data, expected version, state, digest ('' for none), now (s),
 #       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none),
-#       snapshot data ('' for none), snapshot grace (ms)
+#       snapshot data ('' for none), snapshot grace (ms), remind at (s, '' for none)
 # Returns {1, new version, lease released (0/1)}, {0, stored version or -1} when stale,
 # or {2, holder} when another holder has the lease.
 _SAVE = """
@@ -165,6 +182,12 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 local index = ({unidentified = 4, active = 5, ended = 6})[ARGV[4]] or 5
 redis.call('ZADD', KEYS[index], now, ARGV[1])
+redis.call('ZADD', KEYS[10], now, ARGV[1])
+if ARGV[14] ~= '' then
+    redis.call('ZADD', KEYS[11], tonumber(ARGV[14]), ARGV[1])
+else
+    redis.call('ZREM', KEYS[11], ARGV[1])
+end
 if ARGV[8] ~= '' then
     redis.call('HSET', KEYS[2], ARGV[8], ARGV[9])
     redis.call('ZADD', KEYS[3], version, ARGV[8])
@@ -202,8 +225,8 @@ end
 redis.call('ZADD', KEYS[2], 'GT', tonumber(ARGV[3]) + grace / 1000, ARGV[1])
 """
 
-# KEYS: saved:<state>. ARGV: cutoff (s), batch, key prefix of sessions, answers, versions.
-# Returns {entries looked at, sessions deleted}.
+# KEYS: saved:<state>, recent, due. ARGV: cutoff (s), batch, key prefix of sessions, answers,
+# versions. Returns {entries looked at, sessions deleted}.
 _SWEEP_SESSIONS = """
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local deleted = 0
@@ -211,6 +234,8 @@ for _, key in ipairs(members) do
     deleted = deleted + redis.call('DEL', ARGV[3] .. key)
     redis.call('DEL', ARGV[4] .. key, ARGV[5] .. key)
     redis.call('ZREM', KEYS[1], key)
+    redis.call('ZREM', KEYS[2], key)
+    redis.call('ZREM', KEYS[3], key)
 end
 return {#members, deleted}
 """
@@ -224,6 +249,41 @@ for _, digest in ipairs(digests) do
     redis.call('ZREM', KEYS[1], digest)
 end
 return {#digests, deleted}
+"""
+
+
+# KEYS: recent. ARGV: limit, session key prefix. Returns key, data, version, saved time for
+# each session, newest first; entries whose session Redis already expired leave the index.
+_SCAN = """
+local members = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local found = {}
+for i = 1, #members, 2 do
+    local row = redis.call('HMGET', ARGV[2] .. members[i], 'data', 'version')
+    if row[1] and row[2] then
+        table.insert(found, members[i])
+        table.insert(found, row[1])
+        table.insert(found, row[2])
+        table.insert(found, members[i + 1])
+    else
+        redis.call('ZREM', KEYS[1], members[i])
+    end
+end
+return found
+"""
+
+# KEYS: due. ARGV: now (s), limit, session key prefix. The keys due, earliest first; entries
+# whose session Redis already expired leave the index.
+_DUE = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local found = {}
+for _, key in ipairs(members) do
+    if redis.call('EXISTS', ARGV[3] .. key) == 1 then
+        table.insert(found, key)
+    else
+        redis.call('ZREM', KEYS[1], key)
+    end
+end
+return found
 """
 
 
@@ -289,6 +349,8 @@ class RedisStore(SessionStore):
         self._put_snapshot = client.register_script(_PUT_SNAPSHOT)
         self._sweep_sessions = client.register_script(_SWEEP_SESSIONS)
         self._sweep_snapshots = client.register_script(_SWEEP_SNAPSHOTS)
+        self._scan = client.register_script(_SCAN)
+        self._due = client.register_script(_DUE)
 
     async def load(self, key: str) -> StoredSession | None:
         try:
@@ -323,6 +385,8 @@ class RedisStore(SessionStore):
                     k.snapshot_deadlines(),
                     k.snapshot(digest),
                     k.lock(key),
+                    k.recent,
+                    k.due,
                 ],
                 args=[
                     key,
@@ -338,6 +402,7 @@ class RedisStore(SessionStore):
                     lease.token if lease is not None else "",
                     snapshot or "",
                     int(SNAPSHOT_GRACE * 1000),
+                    "" if meta.remind_at is None else repr(meta.remind_at),
                 ],
             )
         except RedisError as exc:
@@ -367,6 +432,8 @@ class RedisStore(SessionStore):
                 pipe.delete(k.session(key), k.answers(key), k.answer_versions(key))
                 for state in STATES:
                     pipe.zrem(k.saved(state), key)
+                pipe.zrem(k.recent, key)
+                pipe.zrem(k.due, key)
                 await pipe.execute()
         except RedisError as exc:
             raise store_error(f"cannot delete session {key!r}", exc) from exc
@@ -387,6 +454,29 @@ class RedisStore(SessionStore):
             raise store_error(f"cannot read plan snapshot {digest}", exc) from exc
         return None if data is None else str(data)
 
+    async def scan(self, *, limit: int = 1000) -> list[SessionSummary]:
+        if limit <= 0:
+            return []
+        try:
+            found = await self._scan(keys=[self.keys.recent], args=[limit, self.keys.session("")])
+        except RedisError as exc:
+            raise store_error("cannot list the sessions", exc) from exc
+        return [
+            SessionSummary(str(found[i]), str(found[i + 1]), int(found[i + 2]), float(found[i + 3]))
+            for i in range(0, len(found), 4)
+        ]
+
+    async def due(self, now: float, *, limit: int = 100) -> list[str]:
+        if limit <= 0:
+            return []
+        try:
+            found = await self._due(
+                keys=[self.keys.due], args=[repr(now), limit, self.keys.session("")]
+            )
+        except RedisError as exc:
+            raise store_error("cannot list the sessions due a reminder", exc) from exc
+        return [str(key) for key in found]
+
     async def sweep(self, retention: Retention, now: float) -> Swept:
         k = self.keys
         sessions = snapshots = 0
@@ -395,7 +485,7 @@ class RedisStore(SessionStore):
                 cutoff = repr(now - retention.ttl(state))
                 while True:
                     seen, deleted = await self._sweep_sessions(
-                        keys=[k.saved(state)],
+                        keys=[k.saved(state), k.recent, k.due],
                         args=[
                             cutoff,
                             SWEEP_BATCH,
@@ -600,22 +690,60 @@ class RedisOwners:
             raise store_error("cannot release the owner of a connection", exc) from exc
 
     async def watch(self, taken: Taken) -> None:
-        while True:
-            try:
-                await self._listen(taken)
-            except RedisError as exc:
-                log.warning("the takeover subscriber lost Redis (%s); subscribing again", exc)
-                await asyncio.sleep(RESUBSCRIBE_PAUSE)
+        async def heard(data: str) -> None:
+            claim = Announcement.parse(data)
+            if claim is not None:
+                await taken(claim.cuid, claim.token, claim.fence)
 
-    async def _listen(self, taken: Taken) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        await subscribe(self.client, self.keys.takeover, heard, "takeover")
+
+
+async def subscribe(
+    client: Redis, channel: str, heard: Callable[[str], Awaitable[None]], what: str
+) -> None:
+    """Call ``heard(data)`` for each message on ``channel``, until cancelled.
+
+    A lost connection is logged (``what`` names the subscriber) and the
+    subscription made again after ``RESUBSCRIBE_PAUSE``.
+    """
+    while True:
         try:
-            await pubsub.subscribe(self.keys.takeover)
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                claim = Announcement.parse(str(message["data"]))
-                if claim is not None:
-                    await taken(claim.cuid, claim.token, claim.fence)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await heard(str(message["data"]))
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            log.warning("the %s subscriber lost Redis (%s); subscribing again", what, exc)
+            await asyncio.sleep(RESUBSCRIBE_PAUSE)
+
+
+class RedisNotifier:
+    """Sessions with notices waiting, announced on one pub/sub channel (``RedisKeys.notices``).
+
+    Every instance subscribes (``watch``) and hands each key to its bridges; the
+    notices themselves are in the session, so a message published while an
+    instance was not subscribed loses nothing: it is delivered on the next
+    connection or turn.
+    """
+
+    shared = True
+
+    def __init__(self, client: Redis, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def publish(self, key: str) -> None:
+        try:
+            await self.client.publish(self.keys.notices, key)
+        except RedisError as exc:
+            raise store_error("cannot announce a notice", exc) from exc
+
+    async def watch(self, deliver: Deliver) -> None:
+        async def heard(key: str) -> None:
+            await hand_on(deliver, key)
+
+        await subscribe(self.client, self.keys.notices, heard, "notice")

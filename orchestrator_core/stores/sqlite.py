@@ -24,6 +24,7 @@ from orchestrator_core.stores.base import (
     Retention,
     SessionMeta,
     SessionStore,
+    SessionSummary,
     StoredSession,
     Swept,
 )
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     data       TEXT NOT NULL,
     updated_at REAL NOT NULL,
     state      TEXT NOT NULL DEFAULT 'active',
-    plan_digest TEXT
+    plan_digest TEXT,
+    remind_at  REAL
 );
 CREATE TABLE IF NOT EXISTS answers (
     key        TEXT NOT NULL,
@@ -64,6 +66,12 @@ UPDATE sessions SET
 WHERE json_valid(data);
 """
 
+# Sessions saved before reminders: a column, then the indexes of scan and due.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS sessions_recent ON sessions (updated_at);
+CREATE INDEX IF NOT EXISTS sessions_due ON sessions (remind_at) WHERE remind_at IS NOT NULL;
+"""
+
 _EXPIRED = """
     (state = 'unidentified' AND updated_at <= :unidentified)
     OR (state = 'ended' AND updated_at <= :ended)
@@ -83,6 +91,10 @@ class SqliteStore(SessionStore):
             if columns and "state" not in columns:
                 self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE} COMMIT;")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+            if "remind_at" not in columns:
+                self._db.execute("ALTER TABLE sessions ADD COLUMN remind_at REAL")
+            self._db.executescript(_INDEXES)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open session store {path}: {exc}") from exc
         self._checkpointer = WalCheckpointer(path)
@@ -115,20 +127,22 @@ class SqliteStore(SessionStore):
                 db.execute("BEGIN IMMEDIATE")
             if expected_version == 0:
                 cur = db.execute(
-                    "INSERT INTO sessions (key, version, data, updated_at, state, plan_digest)"
-                    " VALUES (?, 1, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                    (key, data, time.time(), meta.state, meta.plan_digest),
+                    "INSERT INTO sessions"
+                    " (key, version, data, updated_at, state, plan_digest, remind_at)"
+                    " VALUES (?, 1, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                    (key, data, time.time(), meta.state, meta.plan_digest, meta.remind_at),
                 )
             else:
                 cur = db.execute(
                     "UPDATE sessions SET version = ?, data = ?, updated_at = ?, state = ?,"
-                    " plan_digest = ? WHERE key = ? AND version = ?",
+                    " plan_digest = ?, remind_at = ? WHERE key = ? AND version = ?",
                     (
                         new_version,
                         data,
                         time.time(),
                         meta.state,
                         meta.plan_digest,
+                        meta.remind_at,
                         key,
                         expected_version,
                     ),
@@ -204,6 +218,28 @@ class SqliteStore(SessionStore):
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"cannot delete session {key!r}: {exc}") from exc
+
+    async def scan(self, *, limit: int = 1000) -> list[SessionSummary]:
+        try:
+            rows = self._db.execute(
+                "SELECT key, data, version, updated_at FROM sessions"
+                " ORDER BY updated_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot list the sessions of {self.path}: {exc}") from exc
+        return [SessionSummary(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def due(self, now: float, *, limit: int = 100) -> list[str]:
+        try:
+            rows = self._db.execute(
+                "SELECT key FROM sessions WHERE remind_at IS NOT NULL AND remind_at <= ?"
+                " ORDER BY remind_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot list the sessions due a reminder: {exc}") from exc
+        return [row[0] for row in rows]
 
     async def sweep(self, retention: Retention, now: float) -> Swept:
         cutoffs = {
