@@ -76,6 +76,9 @@ class AuditLog(Protocol):
     async def audit_rows(self, session_id: str | None = None) -> list[dict[str, Any]]:
         """Rows, oldest first, with args and result decoded and ``ok`` a bool."""
 
+    async def order_rows(self, order_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The rows of one order (any case of its id), oldest first, decoded as ``audit_rows``."""
+
     async def aclose(self) -> None:
         """Release what this log holds alone (one sharing a connection releases nothing)."""
 

@@ -33,6 +33,7 @@ from orchestrator_core.phases import (
     run_task,
 )
 from orchestrator_core.phases.commands import COMMANDS, run_command, where_you_stand
+from orchestrator_core.phases.handback import offered
 from orchestrator_core.phases.orders import identify
 from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
@@ -117,6 +118,8 @@ class Orchestrator:
         """Told of every session that gets a notice (``notify``, ``fire_reminders``)."""
         self.reminder_after = reminder_after
         """Seconds after a technician's turn mid-order before a reminder is due."""
+        self.escalation_hooks: list[Callable[[str], Awaitable[None]]] = []
+        """Called with each new escalation's id (``Dispatch`` listens here); must not block."""
 
     # ------------------------------------------------------------------ the turn
 
@@ -475,6 +478,7 @@ class Orchestrator:
 
         The third answer in a row that ends on the same question adds a way out to it.
         """
+        outcome = offered(session, outcome)
         session.phase = outcome.phase
         if session.phase is Phase.ENDED or session.paused:
             session.last_question, session.repeats = None, 0
@@ -509,6 +513,18 @@ class Orchestrator:
 
     async def start_plan(self, session: Session, plan: Plan) -> None:
         await self.sessions.start_plan(session, plan)
+
+    async def resume_plan(
+        self, session: Session, digest: str, fallback: Plan | None
+    ) -> Plan | None:
+        return await self.sessions.resume_plan(session, digest, fallback)
+
+    async def escalated(self, escalation_id: str) -> None:
+        for hook in list(self.escalation_hooks):
+            try:
+                await hook(escalation_id)
+            except Exception:
+                log.exception("an escalation hook failed on %s", escalation_id)
 
     async def progress(self, text: str) -> None:
         report = _progress.get()

@@ -41,6 +41,8 @@ class Phase(str, Enum):
     """Waiting for the reason the technician leaves the current order."""
     IDLE = "idle"
     """No order at hand; waiting for orders, help or end."""
+    OFFER_HANDBACK = "offer_handback"
+    """A dispatcher handed an escalated order back; waiting for yes (resume it) or no."""
     ENDED = "ended"
     """The technician ended the conversation; the next message starts afresh."""
 
@@ -59,6 +61,24 @@ class Failure(BaseModel):
     retry_args: dict[str, Any] = Field(default_factory=dict)
     tries: int = 1
     """Failures of this step in a row."""
+
+
+class ParkedOrder(BaseModel):
+    """An escalated order, kept as it stood so a hand-back resumes at the same step.
+
+    ``values`` holds the sensitive ones only in a loaded session: the stored form
+    keeps those named in ``sensitive`` sealed in ``sealed`` (see ``SessionManager``).
+    """
+
+    order: Order
+    plan_digest: str
+    step_index: int = 0
+    values: dict[str, Any] = Field(default_factory=dict)
+    pending_param: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    """The names the plan marks sensitive, sealed in the stored form."""
+    sealed: dict[str, str] = Field(default_factory=dict)
+    escalation_id: str | None = None
 
 
 class Session(BaseModel):
@@ -115,6 +135,11 @@ class Session(BaseModel):
 
     completed: list[str] = Field(default_factory=list)
     escalated: list[str] = Field(default_factory=list)
+    parked: dict[str, ParkedOrder] = Field(default_factory=dict)
+    """Escalated orders by id, kept at their step until a dispatcher hands them back or
+    closes them."""
+    handed_back: list[str] = Field(default_factory=list)
+    """Parked orders a dispatcher handed back, to offer when no order is at hand."""
 
     last_question: str | None = None
     repeats: int = 0

@@ -15,7 +15,7 @@ from orchestrator_core.locks import Lease, LocalLock, SessionLock
 from orchestrator_core.observe import NO_OBSERVER, Observer
 from orchestrator_core.plans import Plan
 from orchestrator_core.secrets import FernetSecrets, Secrets, SecretUnreadable
-from orchestrator_core.session import REPLIES, Phase, Session
+from orchestrator_core.session import REPLIES, ParkedOrder, Phase, Session
 from orchestrator_core.stores.base import (
     Answer,
     Retention,
@@ -101,6 +101,9 @@ class SessionManager:
         session.version = stored.version
         if session.sealed:
             self._open_sealed(session)
+        for parked in session.parked.values():
+            if parked.sealed:
+                self._open_parked(session, parked)
         if session.plan_digest is not None:
             session.attach_plan(await self._plan(session), session.plan_digest)
         return session
@@ -118,6 +121,20 @@ class SessionManager:
                     session.key.as_str(),
                 )
         session.sealed = {}
+
+    def _open_parked(self, session: Session, parked: ParkedOrder) -> None:
+        for name, sealed in parked.sealed.items():
+            try:
+                parked.values[name] = json.loads(self.secrets.open(sealed))
+            except (SecretUnreadable, ValueError):
+                log.warning(
+                    "a sensitive value (%s) of order %s parked in session %s cannot be opened"
+                    " with the configured secret keys; it will be asked for again",
+                    name,
+                    parked.order.order_id,
+                    session.key.as_str(),
+                )
+        parked.sealed = {}
 
     async def update_session_data(
         self,
@@ -156,17 +173,41 @@ class SessionManager:
         return session
 
     def _dump(self, session: Session) -> str:
-        """The stored form: the session's JSON, with its sensitive values sealed."""
+        """The stored form: the session's JSON, with its sensitive values sealed (those of
+        its parked orders too)."""
         plan = session.plan
         sensitive = plan.sensitive_names() if plan is not None else frozenset()
         held = [name for name in session.values if name in sensitive]
-        if not held:
-            return session.model_dump_json()
-        values = {k: v for k, v in session.values.items() if k not in sensitive}
-        sealed = {
-            name: self.secrets.seal(json.dumps(session.values[name], default=str)) for name in held
+        parked = {
+            order_id: self._sealed_parked(p)
+            for order_id, p in session.parked.items()
+            if any(name in p.values for name in p.sensitive)
         }
-        return session.model_copy(update={"values": values, "sealed": sealed}).model_dump_json()
+        if not held and not parked:
+            return session.model_dump_json()
+        update: dict[str, object] = {}
+        if held:
+            update["values"] = {k: v for k, v in session.values.items() if k not in sensitive}
+            update["sealed"] = {
+                name: self.secrets.seal(json.dumps(session.values[name], default=str))
+                for name in held
+            }
+        if parked:
+            update["parked"] = {**session.parked, **parked}
+        return session.model_copy(update=update).model_dump_json()
+
+    def _sealed_parked(self, parked: ParkedOrder) -> ParkedOrder:
+        secret = set(parked.sensitive)
+        return parked.model_copy(
+            update={
+                "values": {k: v for k, v in parked.values.items() if k not in secret},
+                "sealed": {
+                    name: self.secrets.seal(json.dumps(value, default=str))
+                    for name, value in parked.values.items()
+                    if name in secret
+                },
+            }
+        )
 
     async def summaries(self, limit: int = 1000) -> list[Session]:
         """The stored sessions, most recently saved first, at most ``limit`` (for the console).
@@ -227,6 +268,35 @@ class SessionManager:
         # Sent with every order started (it is write-once): a sweep may have removed an
         # unused snapshot since.
         session.attach_plan(plan, known[1], unsaved=known[2])
+
+    async def plan_by_digest(self, digest: str) -> Plan | None:
+        """The plan snapshot stored under ``digest``, parsed (cached), or None if it is gone."""
+        plan = self._plans.get(digest)
+        if plan is not None:
+            return plan
+        data = await self.store.get_snapshot(digest)
+        if data is None:
+            return None
+        try:
+            plan = Plan.model_validate_json(data)
+        except ValidationError:
+            log.warning("the plan snapshot %s is unreadable", digest)
+            return None
+        self._cache(digest, plan)
+        return plan
+
+    async def resume_plan(
+        self, session: Session, digest: str, fallback: Plan | None
+    ) -> Plan | None:
+        """Work ``session``'s order with the snapshot ``digest`` again (a parked order
+        resumes); ``fallback`` (the current plan for its type) if a sweep removed it.
+
+        The snapshot is kept again by the next save, as ``start_plan`` does.
+        """
+        plan = await self.plan_by_digest(digest) or fallback
+        if plan is not None:
+            await self.start_plan(session, plan)
+        return plan
 
     async def _plan(self, session: Session) -> Plan:
         digest = session.plan_digest

@@ -41,6 +41,7 @@ from orchestrator_core.orders import (
     prioritize,
 )
 from orchestrator_core.sqlite_wal import Synchronous, WalCheckpointer, connect_wal
+from orchestrator_core.workorders import escalation_number
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS technicians (
@@ -109,7 +110,39 @@ CREATE TABLE IF NOT EXISTS tokens (
     failures INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tokens_cuid ON tokens (cuid, kind);
+-- Dispatchers' accounts for the console: argon2 hashes only.
+CREATE TABLE IF NOT EXISTS operators (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
+
+#: Columns the dispatcher's queue added to ``escalations``: added to an older file on open,
+#: so its rows stay readable (as open escalations with no context).
+_ESCALATION_COLUMNS = {
+    "status": "TEXT NOT NULL DEFAULT 'open'",
+    "operator": "TEXT",
+    "answer": "TEXT",
+    "session_key": "TEXT",
+    "step": "TEXT",
+    "step_no": "INTEGER",
+    "step_of": "INTEGER",
+    "words": "TEXT",
+    "params": "TEXT NOT NULL DEFAULT '{}'",
+    "updated_at": "TEXT",
+    "outcome": "TEXT",
+}
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to this schema; idempotent."""
+    have = {str(row[1]) for row in conn.execute("PRAGMA table_info(escalations)")}
+    for name, kind in _ESCALATION_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE escalations ADD COLUMN {name} {kind}")
+    conn.execute("CREATE INDEX IF NOT EXISTS escalations_by_status ON escalations (status, id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS audit_by_order ON audit (order_id COLLATE NOCASE)")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -148,6 +181,7 @@ class SqliteWorkOrders:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            _upgrade(self._conn)
         except sqlite3.Error as exc:
             raise WorkOrderError(f"cannot open the work-order database {path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -426,13 +460,41 @@ class SqliteWorkOrders:
 
     # ------------------------------------------------------------------ escalations
 
-    async def add_escalation(self, cuid: str, order_id: str | None, kind: str, reason: str) -> str:
+    async def add_escalation(
+        self,
+        cuid: str,
+        order_id: str | None,
+        kind: str,
+        reason: str,
+        *,
+        session_key: str | None = None,
+        step: str | None = None,
+        step_no: int | None = None,
+        step_of: int | None = None,
+        words: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
         """Record that a human is needed; return its id, like ESC-0001."""
+        now = _now()
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO escalations (cuid, order_id, kind, reason, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (cuid, order_id, kind, reason, _now()),
+                "INSERT INTO escalations (cuid, order_id, kind, reason, created_at, status,"
+                " session_key, step, step_no, step_of, words, params, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cuid,
+                    order_id,
+                    kind,
+                    reason,
+                    now,
+                    session_key,
+                    step,
+                    step_no,
+                    step_of,
+                    words,
+                    json.dumps(dict(params or {}), default=str),
+                    now,
+                ),
             )
             number = cur.lastrowid
         return f"ESC-{number:04d}"
@@ -445,14 +507,99 @@ class SqliteWorkOrders:
         )
         return int(rows[0][0])
 
-    async def escalations(self, cuid: str | None = None) -> list[dict[str, Any]]:
-        """Escalations, oldest first, optionally of one technician (for tests and the CLI)."""
-        sql = "SELECT * FROM escalations"
+    @staticmethod
+    def _escalation(row: sqlite3.Row) -> dict[str, Any]:
+        item = dict(row)
+        item["escalation_id"] = f"ESC-{row['id']:04d}"
+        item["params"] = json.loads(item.get("params") or "{}")
+        return item
+
+    async def escalations(
+        self, cuid: str | None = None, *, status: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Escalations, oldest first, optionally of one technician or in one status."""
         rows = self._query(
-            sql + " WHERE cuid = ? ORDER BY id" if cuid else sql + " ORDER BY id",
-            (cuid,) if cuid else (),
+            "SELECT * FROM escalations WHERE (? IS NULL OR cuid = ?) AND (? IS NULL OR status = ?)"
+            " ORDER BY id LIMIT ?",
+            (cuid, cuid, status, status, limit),
         )
-        return [{**dict(row), "escalation_id": f"ESC-{row['id']:04d}"} for row in rows]
+        return [self._escalation(row) for row in rows]
+
+    async def get_escalation(self, escalation_id: str) -> dict[str, Any] | None:
+        """One escalation by its id (ESC-0001), or None."""
+        number = escalation_number(escalation_id)
+        if number is None:
+            return None
+        rows = self._query("SELECT * FROM escalations WHERE id = ?", (number,))
+        return self._escalation(rows[0]) if rows else None
+
+    async def move_escalation(
+        self,
+        escalation_id: str,
+        status: str,
+        operator: str,
+        *,
+        allowed: Collection[str],
+        taker_only: bool,
+        answer: str | None = None,
+        outcome: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Move an escalation to ``status`` if it is in one of ``allowed`` (and, with
+        ``taker_only``, taken by ``operator``), in one conditional statement; the row
+        after the move, or None when nothing moved."""
+        number = escalation_number(escalation_id)
+        if number is None or not allowed:
+            return None
+        marks = ", ".join("?" for _ in allowed)
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE escalations SET status = ?, operator = ?,"
+                " answer = coalesce(?, answer), outcome = coalesce(?, outcome), updated_at = ?"
+                f" WHERE id = ? AND status IN ({marks})"
+                " AND (? = 0 OR operator = ? COLLATE NOCASE)",
+                (
+                    status,
+                    operator,
+                    answer,
+                    outcome,
+                    _now(),
+                    number,
+                    *allowed,
+                    int(taker_only),
+                    operator,
+                ),
+            )
+            if cur.rowcount == 0:
+                return None
+            row = db.execute("SELECT * FROM escalations WHERE id = ?", (number,)).fetchone()
+        return self._escalation(row)
+
+    # ------------------------------------------------------------------ operators
+
+    async def put_operator(self, name: str, password_hash: str) -> None:
+        """Store an operator's password hash, replacing the one a name already has."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO operators (name, password_hash, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+                (name.strip(), password_hash, _now()),
+            )
+
+    async def operator_hash(self, name: str) -> str | None:
+        """The stored password hash of an operator (any case), or None."""
+        rows = self._query("SELECT password_hash FROM operators WHERE name = ?", (name.strip(),))
+        return str(rows[0]["password_hash"]) if rows else None
+
+    async def list_operators(self) -> list[str]:
+        """The operators' names, sorted."""
+        rows = self._query("SELECT name FROM operators ORDER BY name COLLATE NOCASE")
+        return [str(row["name"]) for row in rows]
+
+    async def remove_operator(self, name: str) -> bool:
+        """Delete an operator; whether there was one."""
+        with self._write() as db:
+            cur = db.execute("DELETE FROM operators WHERE name = ?", (name.strip(),))
+            return cur.rowcount > 0
 
     # ------------------------------------------------------------------ credentials
     #
@@ -617,6 +764,18 @@ class SqliteAuditLog:
             sql + " WHERE session_id = ? ORDER BY id" if session_id else sql + " ORDER BY id",
             (session_id,) if session_id else (),
         )
+        return self._decoded(rows)
+
+    async def order_rows(self, order_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """An order's audit rows (any case of its id), oldest first, decoded as ``audit_rows``."""
+        rows = self._db._query(
+            "SELECT * FROM audit WHERE order_id = ? COLLATE NOCASE ORDER BY id LIMIT ?",
+            (order_id.strip(), limit),
+        )
+        return self._decoded(rows)
+
+    @staticmethod
+    def _decoded(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         out = []
         for row in rows:
             item = dict(row)

@@ -448,9 +448,17 @@ async def escalate(
     reason: str,
     order_id: str | None = None,
     kind: str = "tool_failure",
+    session_key: str | None = None,
+    step: str | None = None,
+    step_no: int | None = None,
+    step_of: int | None = None,
+    words: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Hand a problem to a human; an order-kind escalation takes the order off the list.
 
+    The rest is what the dispatcher sees: the conversation it came from, the step
+    (id, k of n), the technician's words and the values so far (already masked).
     A technician who has recorded ``ctx.escalations_per_hour`` escalations in the last
     hour is refused, and told to call dispatch instead.
     """
@@ -463,7 +471,16 @@ async def escalate(
     order = await _order(ctx, order_id) if order_id else None
     await ctx.sim.escalate(cuid, order_id, kind)
     escalation_id = await ctx.db.add_escalation(
-        cuid.strip(), order.order_id if order else None, kind, reason
+        cuid.strip(),
+        order.order_id if order else None,
+        kind,
+        reason,
+        session_key=session_key,
+        step=step,
+        step_no=step_no,
+        step_of=step_of,
+        words=words,
+        params=params,
     )
     if order is not None and order.is_open and kind in ORDER_ESCALATION_KINDS:
         await ctx.db.set_order_status(order.order_id, "escalated", f"{escalation_id}: {reason}")

@@ -18,7 +18,7 @@ What every implementation guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,6 +32,15 @@ from orchestrator_core.orders import (
     Technician,
     prioritize,
 )
+
+
+def escalation_number(escalation_id: str) -> int | None:
+    """The row id in an id like ESC-0001 (any case), or None when it is not one."""
+    text = escalation_id.strip().upper()
+    digits = text.removeprefix("ESC-")
+    if digits == text or not digits.isascii() or not digits.isdigit() or len(digits) > 12:
+        return None
+    return int(digits)
 
 
 class WorkOrders(Protocol):
@@ -130,14 +139,74 @@ class WorkOrders(Protocol):
 
     # -- escalations
 
-    async def add_escalation(self, cuid: str, order_id: str | None, kind: str, reason: str) -> str:
-        """Record that a human is needed; its id, like ESC-0001."""
+    async def add_escalation(
+        self,
+        cuid: str,
+        order_id: str | None,
+        kind: str,
+        reason: str,
+        *,
+        session_key: str | None = None,
+        step: str | None = None,
+        step_no: int | None = None,
+        step_of: int | None = None,
+        words: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record that a human is needed, as an open escalation; its id, like ESC-0001.
+
+        The keywords are what a dispatcher sees: the conversation it came from, the
+        step (id, k of n), the technician's words and the values so far, which the
+        caller must already have masked where the plan says sensitive.
+        """
 
     async def count_escalations(self, cuid: str, within: float) -> int:
         """How many escalations ``cuid`` recorded in the last ``within`` seconds."""
 
-    async def escalations(self, cuid: str | None = None) -> list[dict[str, Any]]:
-        """Escalations, oldest first, optionally of one technician (for tests and the CLI)."""
+    async def escalations(
+        self, cuid: str | None = None, *, status: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Escalations, oldest first, optionally of one technician or in one status.
+
+        Each is a dict of the table's columns, with ``escalation_id`` (ESC-0001),
+        ``params`` decoded, and times as ISO 8601 UTC text.
+        """
+
+    async def get_escalation(self, escalation_id: str) -> dict[str, Any] | None:
+        """One escalation (as ``escalations`` gives them) by its id, or None."""
+
+    async def move_escalation(
+        self,
+        escalation_id: str,
+        status: str,
+        operator: str,
+        *,
+        allowed: Collection[str],
+        taker_only: bool,
+        answer: str | None = None,
+        outcome: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Move an escalation to ``status`` by ``operator``; the row after, or None.
+
+        Atomic: it moves only from a status in ``allowed`` and, with ``taker_only``,
+        only when ``operator`` (any case) took it, checked in the same statement, so
+        of two operators taking one escalation at once exactly one succeeds.
+        ``answer`` and ``outcome`` are kept when given.
+        """
+
+    # -- operators (the dispatcher console's accounts: hashes only, see ``operators.py``)
+
+    async def put_operator(self, name: str, password_hash: str) -> None:
+        """Store an operator's password hash; a name already there gets the new hash."""
+
+    async def operator_hash(self, name: str) -> str | None:
+        """The password hash of the operator of this name (any case), or None."""
+
+    async def list_operators(self) -> list[str]:
+        """The operators' names, sorted."""
+
+    async def remove_operator(self, name: str) -> bool:
+        """Delete an operator; whether there was one."""
 
     # -- credentials (digests only: see ``orchestrator_core.credentials``)
 
@@ -178,5 +247,6 @@ __all__ = [
     "Order",
     "Technician",
     "WorkOrders",
+    "escalation_number",
     "prioritize",
 ]

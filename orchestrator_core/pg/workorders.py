@@ -39,6 +39,7 @@ from orchestrator_core.orders import (
 )
 from orchestrator_core.pg import migrate
 from orchestrator_core.pg.pool import Pool, unreachable
+from orchestrator_core.workorders import escalation_number
 
 Row = dict[str, Any]
 
@@ -386,11 +387,40 @@ class PostgresWorkOrders:
 
     # ------------------------------------------------------------------ escalations
 
-    async def add_escalation(self, cuid: str, order_id: str | None, kind: str, reason: str) -> str:
+    async def add_escalation(
+        self,
+        cuid: str,
+        order_id: str | None,
+        kind: str,
+        reason: str,
+        *,
+        session_key: str | None = None,
+        step: str | None = None,
+        step_no: int | None = None,
+        step_of: int | None = None,
+        words: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
+        now = datetime.now(UTC).replace(microsecond=0)
         rows = await self._rows(
-            "INSERT INTO escalations (cuid_key, cuid, order_id, kind, reason, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (_key(cuid), cuid, order_id, kind, reason, datetime.now(UTC).replace(microsecond=0)),
+            "INSERT INTO escalations (cuid_key, cuid, order_id, kind, reason, created_at,"
+            " status, session_key, step, step_no, step_of, words, params, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                _key(cuid),
+                cuid,
+                order_id,
+                kind,
+                reason,
+                now,
+                session_key,
+                step,
+                step_no,
+                step_of,
+                words,
+                json.dumps(dict(params or {}), default=str),
+                now,
+            ),
         )
         return f"ESC-{rows[0]['id']:04d}"
 
@@ -402,20 +432,107 @@ class PostgresWorkOrders:
         )
         return int(rows[0]["n"])
 
-    async def escalations(self, cuid: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT id, cuid, order_id, kind, reason, created_at FROM escalations"
+    _ESCALATION = (
+        "SELECT id, cuid, order_id, kind, reason, created_at, status, operator, answer,"
+        " session_key, step, step_no, step_of, words, params, updated_at, outcome"
+        " FROM escalations"
+    )
+
+    @staticmethod
+    def _escalation(row: Row) -> dict[str, Any]:
+        updated = row.get("updated_at")
+        return {
+            **row,
+            "created_at": as_utc(row["created_at"]).isoformat(timespec="seconds"),
+            "updated_at": as_utc(updated).isoformat(timespec="seconds") if updated else None,
+            "params": json.loads(row.get("params") or "{}"),
+            "escalation_id": f"ESC-{row['id']:04d}",
+        }
+
+    async def escalations(
+        self, cuid: str | None = None, *, status: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         rows = await self._rows(
-            sql + " WHERE cuid_key = %s ORDER BY id" if cuid else sql + " ORDER BY id",
-            (_key(cuid),) if cuid else (),
+            self._ESCALATION + " WHERE (%s::text IS NULL OR cuid_key = %s)"
+            " AND (%s::text IS NULL OR status = %s) ORDER BY id LIMIT %s",
+            (
+                _key(cuid) if cuid else None,
+                _key(cuid) if cuid else None,
+                status,
+                status,
+                limit,
+            ),
         )
-        return [
-            {
-                **row,
-                "created_at": as_utc(row["created_at"]).isoformat(timespec="seconds"),
-                "escalation_id": f"ESC-{row['id']:04d}",
-            }
-            for row in rows
-        ]
+        return [self._escalation(row) for row in rows]
+
+    async def get_escalation(self, escalation_id: str) -> dict[str, Any] | None:
+        number = escalation_number(escalation_id)
+        if number is None:
+            return None
+        rows = await self._rows(self._ESCALATION + " WHERE id = %s", (number,))
+        return self._escalation(rows[0]) if rows else None
+
+    async def move_escalation(
+        self,
+        escalation_id: str,
+        status: str,
+        operator: str,
+        *,
+        allowed: Collection[str],
+        taker_only: bool,
+        answer: str | None = None,
+        outcome: str | None = None,
+    ) -> dict[str, Any] | None:
+        number = escalation_number(escalation_id)
+        if number is None or not allowed:
+            return None
+        # One conditional UPDATE: the row lock it takes serialises two operators.
+        rows = await self._rows(
+            "UPDATE escalations SET status = %s, operator = %s,"
+            " answer = coalesce(%s, answer), outcome = coalesce(%s, outcome),"
+            " updated_at = %s WHERE id = %s AND status = ANY(%s)"
+            " AND (NOT %s OR lower(operator) = lower(%s))"
+            " RETURNING id, cuid, order_id, kind, reason, created_at, status, operator, answer,"
+            " session_key, step, step_no, step_of, words, params, updated_at, outcome",
+            (
+                status,
+                operator,
+                answer,
+                outcome,
+                datetime.now(UTC).replace(microsecond=0),
+                number,
+                list(allowed),
+                taker_only,
+                operator,
+            ),
+        )
+        return self._escalation(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ operators
+
+    async def put_operator(self, name: str, password_hash: str) -> None:
+        await self._rows(
+            "INSERT INTO operators (name_key, name, password_hash) VALUES (%s, %s, %s)"
+            " ON CONFLICT (name_key) DO UPDATE SET password_hash = excluded.password_hash"
+            " RETURNING name",
+            (_key(name), name.strip(), password_hash),
+        )
+
+    async def operator_hash(self, name: str) -> str | None:
+        rows = await self._rows(
+            "SELECT password_hash FROM operators WHERE name_key = %s", (_key(name),)
+        )
+        return str(rows[0]["password_hash"]) if rows else None
+
+    async def list_operators(self) -> list[str]:
+        rows = await self._rows("SELECT name FROM operators ORDER BY name_key")
+        return [str(row["name"]) for row in rows]
+
+    async def remove_operator(self, name: str) -> bool:
+        rows = await self._rows(
+            "DELETE FROM operators WHERE name_key = %s RETURNING name", (_key(name),)
+        )
+        return bool(rows)
 
     # ------------------------------------------------------------------ credentials
 
@@ -572,6 +689,21 @@ class PostgresAuditLog:
         result: dict[str, Any] = json.loads(row[0])
         return result
 
+    async def order_rows(self, order_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, at, session_id, order_id, step_id, attempt, try_no, tool, args, ok,"
+            " error_kind, result, duration_ms FROM audit WHERE lower(order_id) = %s"
+            " ORDER BY id LIMIT %s"
+        )
+        try:
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(sql.encode(), (_key(order_id), limit))
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise _db_error(exc) from exc
+        return self._decoded(rows)
+
     async def audit_rows(self, session_id: str | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, at, session_id, order_id, step_id, attempt, try_no, tool, args, ok,"
@@ -589,6 +721,10 @@ class PostgresAuditLog:
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise _db_error(exc) from exc
+        return self._decoded(rows)
+
+    @staticmethod
+    def _decoded(rows: Sequence[Row]) -> list[dict[str, Any]]:
         out = []
         for row in rows:
             item = dict(row)

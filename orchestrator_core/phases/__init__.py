@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from orchestrator_core.phases import failure, orders, post_task, steps
+from orchestrator_core.phases import failure, handback, orders, post_task, steps
 from orchestrator_core.phases.base import Next, PhaseSpec, Services, Vocabulary, Word
 from orchestrator_core.phases.orders import run_task
 from orchestrator_core.phases.post_task import post_task_interaction
 from orchestrator_core.phases.steps import execute_plan_steps
 from orchestrator_core.session import Phase
 
-_SPECS = [*orders.SPECS, *steps.SPECS, *failure.SPECS, *post_task.SPECS]
+_SPECS = [*orders.SPECS, *steps.SPECS, *failure.SPECS, *post_task.SPECS, *handback.SPECS]
 PHASES = MappingProxyType({spec.phase: spec for spec in _SPECS})
 """Every phase's spec; a phase missing here is a bug caught at import."""
 

@@ -94,6 +94,16 @@ class Services(Protocol):
 
     async def progress(self, text: str) -> None: ...
 
+    async def resume_plan(
+        self, session: Session, digest: str, fallback: Plan | None
+    ) -> Plan | None:
+        """Attach the plan snapshot ``digest`` again (``fallback`` if it is gone); the plan."""
+        ...
+
+    async def escalated(self, escalation_id: str) -> None:
+        """An escalation was recorded: tell whoever listens (the dispatch channel)."""
+        ...
+
 
 Handler = Callable[[Services, Session, str], Awaitable[Next]]
 Question = Callable[[Session], Reply]

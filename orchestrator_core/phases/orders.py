@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from orchestrator_core import texts
 from orchestrator_core.orders import Order
 from orchestrator_core.phases.base import Next, PhaseSpec, Services, unclear, words
+from orchestrator_core.phases.handback import resume
 from orchestrator_core.phases.steps import execute_plan_steps
 from orchestrator_core.session import Phase, Session
 from orchestrator_core.turns import Reply
@@ -157,7 +158,10 @@ async def on_pick(services: Services, session: Session, text: str) -> Next:
 
 
 async def start_order(services: Services, session: Session, order: Order) -> Next:
-    """Load the plan for the order's type and run its first steps."""
+    """Load the plan for the order's type and run its first steps; an order parked by an
+    escalation and handed back resumes at its step instead."""
+    if order.order_id in session.parked:
+        return await resume(services, session, order.order_id)
     plan = services.plans.for_order_type(order.order_type)
     if plan is None:  # the plans changed since the orders were fetched
         return Next(Phase.IDLE, [Reply.display(waiting_note([order]))])

@@ -28,7 +28,7 @@ from orchestrator_core.plans import (
     readable,
     step_inputs,
 )
-from orchestrator_core.session import Failure, Phase, Session
+from orchestrator_core.session import Failure, ParkedOrder, Phase, Session
 from orchestrator_core.turns import Reply
 
 #: Bad values in a row before escalation is offered.
@@ -188,13 +188,17 @@ async def _run_step(
     args = {**step_inputs(plan, step, session.values, order, session.cuid), **extra}
     spec = services.agent.registry.get(step.tool)
     await services.progress(f"{spec.action if spec else step.task}…")
+    secret = plan.sensitive_names()
+    # A tool argument fed by a sensitive value is masked in the audit whatever it is called.
+    renamed = {arg for arg, ref in step.inputs.items() if ref in secret}
+    renamed |= {arg for arg, name in step.fallbacks.items() if name in secret}
     return await services.tool(
         session,
         step.tool,
         args,
         step_id=step.id,
         order_id=session.order.order_id,
-        sensitive=plan.sensitive_names(),
+        sensitive=secret | renamed if renamed else secret,
     )
 
 
@@ -413,7 +417,8 @@ async def skip_step(services: Services, session: Session) -> Next:
 
 
 async def escalate_order(services: Services, session: Session, reason: str) -> Next:
-    """Hand the current order to a human; the technician moves on."""
+    """Hand the current order to a human; it is parked at its step, and the technician
+    moves on. A dispatcher may hand it back (``phases/handback.py``)."""
     assert session.order is not None and session.cuid is not None
     order_id = session.order.order_id
     result = await escalate(services, session, reason, kind="order", order_id=order_id)
@@ -424,10 +429,11 @@ async def escalate_order(services: Services, session: Session, reason: str) -> N
             else f"I couldn't escalate: {result.message}"
         )
         return Next(session.phase, [Reply.display(said)])
+    ticket = str(result.outputs.get("escalation_id", ""))
+    park(session, ticket or None)
     session.escalated.append(order_id)
     session.orders = [o for o in session.orders if o.order_id != order_id]
     session.clear_order()
-    ticket = result.outputs.get("escalation_id", "")
     return Next(
         Phase.POST_TASK,
         [
@@ -439,12 +445,51 @@ async def escalate_order(services: Services, session: Session, reason: str) -> N
     )
 
 
+def park(session: Session, escalation_id: str | None) -> None:
+    """Keep the current order as it stands, under its id, before it is cleared."""
+    order, plan = session.order, session.plan
+    if order is None or plan is None or session.plan_digest is None:
+        return
+    session.parked[order.order_id] = ParkedOrder(
+        order=order,
+        plan_digest=session.plan_digest,
+        step_index=session.step_index,
+        values=dict(session.values),
+        pending_param=session.pending_param,
+        sensitive=sorted(plan.sensitive_names()),
+        escalation_id=escalation_id,
+    )
+
+
 async def escalate(
     services: Services, session: Session, reason: str, *, kind: str, order_id: str | None
 ) -> ToolResult:
-    """Record an escalation for a human: an order handed over, or a request for help."""
-    args = {"cuid": session.cuid, "order_id": order_id, "reason": reason, "kind": kind}
-    return await services.tool(session, "escalate", args, step_id=kind, order_id=order_id)
+    """Record an escalation for a human: an order handed over, or a request for help.
+
+    What a dispatcher needs goes with it: the conversation's key, the step it stands
+    on (id, k of n), the technician's words and the values so far, sensitive ones
+    masked.
+    """
+    args: dict[str, Any] = {
+        "cuid": session.cuid,
+        "order_id": order_id,
+        "reason": reason,
+        "kind": kind,
+        "session_key": session.key.as_str(),
+        "words": reason,
+    }
+    plan = session.plan
+    step = current_step(session)
+    if plan is not None and session.order is not None:
+        args["params"] = masked(plan, session.values)
+        args["step_no"] = min(session.step_index + 1, len(plan.steps))
+        args["step_of"] = len(plan.steps)
+        if step is not None:
+            args["step"] = step.id
+    result = await services.tool(session, "escalate", args, step_id=kind, order_id=order_id)
+    if result.ok and result.outputs.get("escalation_id"):
+        await services.escalated(str(result.outputs["escalation_id"]))
+    return result
 
 
 async def finish_order(services: Services, session: Session, plan: Plan) -> Next:
