@@ -44,7 +44,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator_core.dedupe import MemorySeen, Seen
-from orchestrator_core.errors import BridgeError, StoreError, Unavailable
+from orchestrator_core.errors import BridgeError, StoreError, TechAssistError, Unavailable
 from orchestrator_core.orchestrator import UNAVAILABLE, Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
 
@@ -109,6 +109,8 @@ class SlackConfig:
     seen_ttl: float = 3600.0
     """Seconds an event id, a message or a clicked button is remembered as processed
     (Slack redelivers for about five minutes)."""
+    dispatch_channel: str | None = None
+    """The channel id where new escalations are posted with a Take button; None: nowhere."""
 
 
 # ---------------------------------------------------------------------- translation
@@ -143,6 +145,9 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
     """
     blocks: list[dict[str, Any]] = []
     for reply in replies:
+        source = notice_source(reply)
+        if source:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": source}]})
         blocks.append(
             {
                 "type": "section",
@@ -175,11 +180,143 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
     return text[:40000], blocks
 
 
+NOTICE_SOURCES = {
+    "answer": "Message from dispatch",
+    "handback": "Handed back by dispatch",
+    "cancelled": "Cancelled by dispatch",
+    "reminder": "Reminder",
+    "info": "Notice",
+}
+
+
+def notice_source(reply: Reply) -> str | None:
+    """The context line above a message nobody asked for: who sent it and what about."""
+    data = reply.data or {}
+    kind = data.get("notice")
+    if not isinstance(kind, str):
+        return None
+    parts = [NOTICE_SOURCES.get(kind, "Notice")]
+    for name in ("operator", "escalation_id", "order_id"):
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            parts.append(escape(value))
+    return " · ".join(parts)
+
+
 def answered(blocks: list[dict[str, Any]], choice: str) -> list[dict[str, Any]]:
     """A clicked message's blocks without its buttons, saying what was chosen."""
     kept = [b for b in blocks if b.get("type") != "actions"]
     note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"✔ {escape(choice)}"}]}
     return [*kept, note]
+
+
+# ---------------------------------------------------------------------- the dispatch channel
+
+TAKE = "escalation_take"
+"""The action id of an escalation post's Take button; its value is the escalation id."""
+ESCALATION_EVENT = "techassist_escalation"
+"""The message metadata event type that names the escalation a dispatch-channel post is about."""
+ESCALATION_BLOCK = "escalation:"
+"""The block id prefix that names it too, for a post whose metadata was stripped."""
+
+
+def _shown(value: Any) -> str | None:
+    if value is None or value == "" or value == {} or value == []:
+        return None
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def escalation_summary(escalation: Any) -> tuple[str, list[dict[str, Any]]]:
+    """An escalation as the dispatch channel shows it: a headline and its fields.
+
+    The parameters come from the dispatch desk with sensitive values already masked.
+    """
+    ident = str(escalation.id)
+    order = getattr(escalation, "order_id", None)
+    cuid = getattr(escalation, "cuid", None)
+    headline = f"Escalation {ident}: {cuid or 'a technician'}" + (
+        f" on {order}" if order else " needs help"
+    )
+    step, of = getattr(escalation, "step", None), getattr(escalation, "of", None)
+    where = f"{step} of {of}" if step not in (None, "") and of not in (None, "") else step
+    fields = {
+        "Technician": cuid,
+        "Order": order,
+        "Kind": getattr(escalation, "kind", None),
+        "Step": where,
+        "Their words": getattr(escalation, "words", None),
+        "Parameters so far": getattr(escalation, "params", None),
+    }
+    shown = [
+        {"type": "mrkdwn", "text": f"*{name}*\n{escape(text)[:1900]}"}
+        for name, value in fields.items()
+        if (text := _shown(value)) is not None
+    ]
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "block_id": f"{ESCALATION_BLOCK}{ident}"[:255],
+            "text": {"type": "mrkdwn", "text": f"*{escape(headline)}*"[:MAX_SECTION]},
+        }
+    ]
+    if shown:
+        blocks.append({"type": "section", "fields": shown[:MAX_FIELDS]})
+    return headline, blocks
+
+
+def escalation_post(escalation: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """A new escalation's post: text, blocks with a Take button, and the metadata naming it."""
+    headline, blocks = escalation_summary(escalation)
+    ident = str(escalation.id)
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "take",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Take"},
+                    "style": "primary",
+                    "value": ident,
+                    "action_id": TAKE,
+                }
+            ],
+        }
+    )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "Take it, then reply in this thread."}],
+        }
+    )
+    metadata = {"event_type": ESCALATION_EVENT, "event_payload": {"escalation_id": ident}}
+    return f"{headline} (take it, then reply in this thread)", blocks, metadata
+
+
+def escalation_taken(escalation: Any, operator: str) -> tuple[str, list[dict[str, Any]]]:
+    """The post once taken: no Take button, and who took it."""
+    headline, blocks = escalation_summary(escalation)
+    note = f"Taken by {escape(operator)}. A reply in this thread reaches the technician."
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return f"{headline} (taken by {operator})", blocks
+
+
+def escalation_named(message: dict[str, Any]) -> str | None:
+    """The escalation id a dispatch-channel post names: its metadata, else its block ids."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") == ESCALATION_EVENT:
+        ident = (metadata.get("event_payload") or {}).get("escalation_id")
+        if isinstance(ident, str) and ident:
+            return ident
+    for block in message.get("blocks") or []:
+        block_id = block.get("block_id") if isinstance(block, dict) else None
+        if isinstance(block_id, str) and block_id.startswith(ESCALATION_BLOCK):
+            return block_id.removeprefix(ESCALATION_BLOCK) or None
+    return None
 
 
 def is_technician_message(event: dict[str, Any], bot_user: str | None) -> bool:
@@ -209,7 +346,7 @@ class _Lanes:
         self._admissions: deque[asyncio.Future[None]] = deque()
         self._gate: asyncio.Task[None] | None = None
 
-    def submit(self, key: SessionKey, job: Callable[[], Awaitable[None]]) -> None:
+    def submit(self, key: SessionKey, job: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         previous = self._tails.get(key)
 
         async def run() -> None:
@@ -228,6 +365,7 @@ class _Lanes:
         self._tails[key] = task
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        return task
 
     async def _admit(self) -> None:
         """Wait until this job may start: one start per event-loop iteration."""
@@ -267,11 +405,14 @@ class SlackBridge:
         config: SlackConfig,
         redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
         seen: Seen | None = None,
+        dispatch: Any | None = None,
     ) -> None:
         """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None.
 
         ``seen`` holds the processed ids; pass the one built with the session
         store, so instances on a shared store share it (default: this process's).
+        ``dispatch`` is the escalations desk: with ``config.dispatch_channel`` set,
+        new escalations are posted there, Take takes one and a thread reply answers it.
         """
         self.orchestrator = orchestrator
         self.config = config
@@ -283,6 +424,15 @@ class SlackBridge:
         self._identities: dict[str, tuple[str | None, float]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._disconnected_since: float | None = None
+        self.dispatch = dispatch if config.dispatch_channel else None
+        self._threads: dict[SessionKey, str] = {}
+        """The thread each channel conversation last spoke in, for messages nobody asked for."""
+        self._escalations: dict[tuple[str, str], str] = {}
+        """Dispatch-channel posts seen here: (channel, ts) to escalation id."""
+        self._names: dict[str, str] = {}
+        self._posting: set[asyncio.Task[None]] = set()
+        if self.dispatch is not None:
+            self.dispatch.subscribe(self._on_escalation)
 
     # -- lifecycle
 
@@ -303,6 +453,8 @@ class SlackBridge:
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
+        if self._posting:
+            await asyncio.wait(set(self._posting), timeout=5.0)
         await self._lanes.drain(timeout=5.0)
         if self.handler is not None:
             await self._close_handler(self.handler)
@@ -383,14 +535,21 @@ class SlackBridge:
         await ack()
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("channel_type") != "im" or not is_technician_message(event, self.bot_user):
-            return
-        self._queue_message(event, body, thread_ts=None)
-
-    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if not is_technician_message(event, self.bot_user):
             return
+        if self._in_dispatch_channel(event):
+            self._queue_dispatch_reply(event, body)
+        elif event.get("channel_type") == "im":
+            self._queue_message(event, body, thread_ts=None)
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if not is_technician_message(event, self.bot_user) or self._in_dispatch_channel(event):
+            return  # a mention in the dispatch channel is an operator's, taken as a message
         self._queue_message(event, body, thread_ts=event.get("thread_ts") or event.get("ts"))
+
+    def _in_dispatch_channel(self, event: dict[str, Any]) -> bool:
+        channel = self.config.dispatch_channel
+        return self.dispatch is not None and bool(channel) and event.get("channel") == channel
 
     def _queue_message(
         self, event: dict[str, Any], body: dict[str, Any], thread_ts: str | None
@@ -404,6 +563,8 @@ class SlackBridge:
         text = _MENTION.sub("", str(event.get("text", ""))).strip()
         key = session_key(team, channel, user)
         turn_id = f"{channel}:{ts}"
+        if thread_ts:
+            self._threads[key] = str(thread_ts)
 
         async def job() -> None:
             # Checked in the session's lane, so the turns keep their arrival order.
@@ -425,10 +586,15 @@ class SlackBridge:
         value = action.get("value")
         if not (channel and message_ts and user and isinstance(value, str)):
             return
+        if action.get("action_id") == TAKE:
+            self._queue_take(body, channel, message_ts, user, value)
+            return
         click = f"click:{channel}:{message_ts}"
         team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
         key = session_key(team, channel, user)
         thread_ts = message.get("thread_ts")
+        if thread_ts:
+            self._threads[key] = str(thread_ts)
 
         async def job() -> None:
             if not await self._first([click]):
@@ -447,6 +613,203 @@ class SlackBridge:
             # The turn still runs: a repeated message id is answered from the stored replies.
             log.warning("cannot check for a redelivered Slack event: %s", exc)
             return True
+
+    # -- messages nobody asked for: a dispatcher's answer, a hand-back, a reminder
+
+    async def deliver(self, key: SessionKey) -> None:
+        """Post what the core holds for ``key`` where its conversation lives, once.
+
+        Called when the notifier says a Slack conversation has notices. It runs in
+        the conversation's lane, after any turn under way (which shows them itself),
+        and ``take_notices`` hands each notice out once, so two calls that race post
+        it once. A direct message gets a message, a channel conversation a reply in
+        the thread it last spoke in (or, from another instance, a message that
+        mentions the technician).
+        """
+        if key.bridge != BRIDGE:
+            return
+        task = self._lanes.submit(key, lambda: self._deliver_now(key))
+        await asyncio.wait([task])
+
+    async def _deliver_now(self, key: SessionKey) -> None:
+        try:
+            notices = await self.orchestrator.take_notices(key)
+        except TechAssistError as exc:
+            log.warning("cannot take the notices for %s: %s", key.as_str(), exc)
+            return
+        if not notices:
+            return
+        replies = [notice.as_reply() for notice in notices]
+        text, blocks = render(replies)
+        thread = None if key.channel.startswith("D") else self._threads.get(key)
+        if thread is None and not key.channel.startswith("D"):
+            mention = f"<@{key.user}>"
+            text = f"{mention} {text}"
+            blocks = [
+                {"type": "section", "text": {"type": "mrkdwn", "text": mention}},
+                *blocks,
+            ]
+        if await self._send(key, key.channel, thread, text, blocks, None) is None:
+            # Kept for the technician's next message, like a turn's lost replies.
+            await self.orchestrator.undelivered(key, replies)
+        else:
+            log.info("posted %d notice(s) to %s", len(notices), key.as_str())
+
+    # -- the dispatch channel: new escalations, Take, answers in threads
+
+    async def _on_escalation(self, escalation: Any) -> None:
+        """A new escalation: post it in the dispatch channel, in the background.
+
+        It is called from the technician's turn, which must not wait for Slack.
+        """
+        task = asyncio.create_task(self._post_escalation(escalation))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
+
+    async def _post_escalation(self, escalation: Any) -> None:
+        channel = self.config.dispatch_channel
+        if channel is None:
+            return
+        text, blocks, metadata = escalation_post(escalation)
+        for attempt in range(1 + self.config.post_retries):
+            handler = self.handler
+            if handler is None:
+                break
+            try:
+                response = await handler.app.client.chat_postMessage(
+                    channel=channel, text=text, blocks=blocks, metadata=metadata
+                )
+            except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "posting escalation %s to the dispatch channel failed (try %d): %s",
+                    escalation.id,
+                    attempt + 1,
+                    _describe(exc),
+                )
+                await asyncio.sleep(self.config.post_backoff * 2**attempt)
+                continue
+            self._escalations[(channel, str(response.get("ts") or ""))] = str(escalation.id)
+            log.info("posted escalation %s to the dispatch channel", escalation.id)
+            return
+        log.error("escalation %s could not be posted to the dispatch channel", escalation.id)
+
+    def _queue_take(
+        self, body: dict[str, Any], channel: str, message_ts: str, user: str, ident: str
+    ) -> None:
+        action = (body.get("actions") or [{}])[0]
+        click = f"take:{channel}:{message_ts}:{user}:{action.get('action_ts', '')}"
+        team = str((body.get("team") or {}).get("id") or "")
+        lane = SessionKey(BRIDGE, team, channel, message_ts)
+
+        async def job() -> None:
+            if self.dispatch is None or not await self._first([click]):
+                return
+            operator = await self._operator(user)
+            try:
+                escalation = await self.dispatch.take(ident, operator)
+            except Exception as exc:
+                await self._refused(lane, channel, message_ts, ident, exc)
+                return
+            self._escalations[(channel, message_ts)] = ident
+            text, blocks = escalation_taken(escalation, operator)
+            await self._send(lane, channel, None, text, blocks, message_ts)
+            log.info("escalation %s taken in Slack by %s", ident, operator)
+
+        self._lanes.submit(lane, job)
+
+    def _queue_dispatch_reply(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        thread_ts, ts = event.get("thread_ts"), str(event.get("ts", ""))
+        if not thread_ts or thread_ts == ts:
+            return  # a top-level message in the channel: people talking, not an answer
+        channel, thread_ts = str(event.get("channel", "")), str(thread_ts)
+        ids = [f"ts:{channel}:{ts}"]
+        if body.get("event_id"):
+            ids.append(f"event:{body['event_id']}")
+        team = str(body.get("team_id") or event.get("team") or "")
+        user = str(event["user"])
+        text = _MENTION.sub("", str(event.get("text", ""))).strip()
+        lane = SessionKey(BRIDGE, team, channel, thread_ts)
+
+        async def job() -> None:
+            if self.dispatch is None or not text or not await self._first(ids):
+                return
+            ident = await self._escalation_of(channel, thread_ts)
+            if ident is None:
+                return  # a thread under some other message
+            operator = await self._operator(user)
+            try:
+                current = await self.dispatch.get(ident)
+                if current.status == "open":
+                    await self.dispatch.take(ident, operator)
+                escalation = await self.dispatch.answer(ident, operator, text)
+            except Exception as exc:
+                await self._refused(lane, channel, thread_ts, ident, exc)
+                return
+            who = getattr(escalation, "cuid", None) or "the technician"
+            await self._send(lane, channel, thread_ts, f"Sent to {who}.", None, None)
+            log.info("escalation %s answered in Slack by %s", ident, operator)
+
+        self._lanes.submit(lane, job)
+
+    async def _refused(
+        self, lane: SessionKey, channel: str, thread_ts: str, ident: str, exc: Exception
+    ) -> None:
+        """Tell the dispatch channel, in the escalation's thread, why an action did nothing."""
+        if type(exc).__name__ == "DispatchError" or isinstance(exc, TechAssistError):
+            reason = str(exc)
+            log.info("a Slack action on escalation %s was refused: %s", ident, reason)
+        else:
+            log.exception("a Slack action on escalation %s failed", ident)
+            reason = "That did not go through; try again in a moment."
+        await self._send(lane, channel, thread_ts, f"{ident}: {reason}", None, None)
+
+    async def _escalation_of(self, channel: str, ts: str) -> str | None:
+        """The escalation a dispatch-channel post is about: known here, else read from Slack."""
+        known = self._escalations.get((channel, ts))
+        if known is not None:
+            return known
+        handler = self.handler
+        if handler is None:
+            return None
+        try:
+            response = await handler.app.client.conversations_history(
+                channel=channel, latest=ts, inclusive=True, limit=1, include_all_metadata=True
+            )
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot read the dispatch-channel post %s: %s", ts, _describe(exc))
+            return None
+        for message in response.get("messages") or []:
+            if str(message.get("ts")) == ts and (ident := escalation_named(message)):
+                self._escalations[(channel, ts)] = ident
+                return ident
+        return None
+
+    async def _operator(self, user: str) -> str:
+        """An operator's name as Slack shows it (display name, else real name), else the id."""
+        known = self._names.get(user)
+        if known is not None:
+            return known
+        handler = self.handler
+        name = user
+        if handler is not None:
+            try:
+                info = await handler.app.client.users_info(user=user)
+                person = info.get("user") or {}
+                profile = person.get("profile") or {}
+                for candidate in (
+                    profile.get("display_name"),
+                    profile.get("real_name"),
+                    person.get("real_name"),
+                    person.get("name"),
+                ):
+                    if isinstance(candidate, str) and candidate.strip():
+                        name = candidate.strip()[:64]
+                        break
+            except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("users.info failed for %s: %s", user, _describe(exc))
+                return user  # not remembered: the name may be readable next time
+        self._names[user] = name
+        return name
 
     # -- a turn
 
