@@ -73,7 +73,6 @@ def desk(browser: Browser) -> Iterator[BrowserContext]:
 
 def _site(tmp_path: Path, request: pytest.FixtureRequest, **env: str) -> Iterator[Site]:
     with site(tmp_path, **env) as running:
-        add_operator(tmp_path, *OPERATOR, **running.env)
         yield running
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
@@ -82,8 +81,15 @@ def _site(tmp_path: Path, request: pytest.FixtureRequest, **env: str) -> Iterato
 
 @pytest.fixture
 def web(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
-    """The real server on a fresh data directory (demo data seeded), with an operator."""
+    """The real server on a fresh data directory (demo data seeded)."""
     yield from _site(tmp_path, request)
+
+
+@pytest.fixture
+def operator(web: Site) -> tuple[str, str]:
+    """A dispatcher's account, added with ``techassist operators add NAME --password-stdin``."""
+    add_operator(web.data_dir, *OPERATOR, **web.env)
+    return OPERATOR
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -170,6 +170,7 @@ class Proxy:
             for sock in (source, sink):
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
             with self._lock:
                 self._pipes.discard(source)
                 self._pipes.discard(sink)

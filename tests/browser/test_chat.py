@@ -22,7 +22,7 @@ from tests.browser.rig import (
 pytestmark = pytest.mark.browser
 
 SERIAL = "ALCL90ABCDEF"
-PASSWORD = "kettle-on-tuesday"
+PASSWORD = "lantern-by-the-door"
 
 
 def start_order(page: Page) -> None:
