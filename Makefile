@@ -86,6 +86,7 @@ bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.experience
 	$(BIN)/python -m bench.security
 	$(BIN)/python -m bench.http_tools
+	$(BIN)/python -m bench.webchat
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

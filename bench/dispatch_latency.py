@@ -251,6 +251,8 @@ def report(
             f"p99 {p99:.1f}, max {max(delays):.1f}, mean {statistics.fmean(delays):.1f}"
         )
         print(f"target p99 < {TARGET_P99_MS:.0f} ms: {met}")
+    load1 = os.getloadavg()[0]
+    print(f"load average (1 min) at the end: {load1:.2f} on {os.cpu_count()} cores (all work)")
     if load_done:
         print(
             f"background load: {load_done.get('turns', 0)} turns, "

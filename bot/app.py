@@ -137,8 +137,10 @@ def create_app(services: Services) -> FastAPI:
         await app.state.websocket.serve(websocket)
 
     # The technicians' web chat: its page, sign-in link and /ws (app.state.web).
-    mount_chat(app, services)
+    web = mount_chat(app, services)
+    metrics.web_connections.set_function(lambda: web.open)
     mount_console(app, services)
+
     return app
 
 

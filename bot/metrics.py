@@ -81,6 +81,11 @@ class Metrics:
             "Websocket connections open on this instance.",
             registry=r,
         )
+        self.web_connections = Gauge(
+            "techassist_web_connections",
+            "Web chat pages connected to this instance (/ws).",
+            registry=r,
+        )
         self.slack_connected = Gauge(
             "techassist_slack_connected",
             "1 while the Socket Mode connection to Slack is up, 0 otherwise (or Slack is off).",

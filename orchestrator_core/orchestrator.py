@@ -34,6 +34,7 @@ from orchestrator_core.phases import (
 )
 from orchestrator_core.phases.commands import (
     COMMANDS,
+    IN_PLAN,
     current_task,
     run_command,
     where_you_stand,
@@ -572,9 +573,15 @@ class Orchestrator:
 def where(session: Session) -> dict[str, Any]:
     """Where a conversation stands, for a bridge's header: phase, order and step k of n.
 
-    ``step`` and ``of`` are None between orders; nothing here is sensitive.
+    The order and ``step``/``of`` are None unless a plan's step is under way (a
+    finished order is no longer shown); nothing here is sensitive.
     """
-    order, plan = session.order, session.plan
+    phase = session.phase
+    if phase in (Phase.HELP_TEXT, Phase.CANCEL_REASON) and session.return_phase is not None:
+        phase = session.return_phase  # a detour from where the order stands
+    working = phase in IN_PLAN
+    order = session.order if working else None
+    plan = session.plan
     step: int | None = None
     of: int | None = None
     task: str | None = None

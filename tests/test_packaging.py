@@ -39,6 +39,11 @@ def test_a_wheel_carries_the_plans_and_the_demo_data(tmp_path: Path) -> None:
         "plans/repair.json",
         "plans/plan.schema.json",
         "orchestrator_core/demo_data.json",
+        # The web chat's page: no build step, the files themselves.
+        "bridges/web/static/index.html",
+        "bridges/web/static/chat.js",
+        "bridges/web/static/chat.css",
+        "bridges/web/static/signin.js",
     } <= names
     assert not any(name.startswith("tests/") for name in names)
 

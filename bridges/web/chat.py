@@ -25,25 +25,23 @@ import json
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from bridges.web import COOKIE, PROTOCOL_VERSION, SIGNIN_PATH, STATIC, WS_PATH
-from bridges.websocket import Door, MessageRate, _deny, origin_of
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import TechAssistError
 from orchestrator_core.notices import Notice
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind, encodable, readable
-
-if TYPE_CHECKING:
-    from bot.wiring import Services
 
 log = logging.getLogger("techassist.web")
 
@@ -52,6 +50,8 @@ BRIDGE = "web"
 TYPING_AFTER = 0.4
 #: The largest sign-in form body read.
 MAX_FORM = 4096
+#: A JSON frame whose arrays and objects nest deeper than this is refused unparsed.
+MAX_DEPTH = 32
 #: What a client message id looks like.
 MESSAGE_ID = re.compile(r"c-[A-Za-z0-9_-]{1,64}")
 #: What a server id a client may resume from looks like.
@@ -99,11 +99,7 @@ class FrameError(ValueError):
 
 def parse_frame(raw: str | None) -> ClientFrame:
     """Read one client frame; ``FrameError`` says what is wrong with it."""
-    if raw is None or raw.lstrip()[:1] != "{":
-        raise FrameError(BAD_FRAME)
-    from bridges.websocket import _too_deep
-
-    if _too_deep(raw):
+    if raw is None or raw.lstrip()[:1] != "{" or _too_deep(raw):
         raise FrameError(BAD_FRAME)
     try:
         frame = json.loads(raw)
@@ -128,6 +124,77 @@ def parse_frame(raw: str | None) -> ClientFrame:
     if not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id):
         raise FrameError(NEEDS_ID)
     return ClientFrame(kind, id=message_id, text=text)
+
+
+# A JSON string; an unclosed one runs to the end, so that nothing backtracks.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(raw: str) -> bool:
+    """Whether a JSON text nests deeper than ``MAX_DEPTH``, read in one linear pass
+    before ``json.loads`` (which recurses) sees it."""
+    depth = 0
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", raw)):
+        depth += 1 if char in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` in lower case, the default port left out; None if unreadable."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("http", "https", "ws", "wss") or not host:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    default = 443 if scheme in ("https", "wss") else 80
+    return f"{scheme}://{shown}" + (f":{port}" if port is not None and port != default else "")
+
+
+def own_origin(scheme: str, host: str) -> str | None:
+    """This server's origin as a browser on ``host`` sees it."""
+    return origin_of(f"{'https' if scheme in ('https', 'wss') else 'http'}://{host}")
+
+
+class Rate:
+    """A token bucket of ``per_minute`` frames; ``abused`` after 10 refusals in a row."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.per_second = per_minute / 60.0
+        self.tokens = self.capacity
+        self.at = time.monotonic()
+        self.refused = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.refused = 0
+            return True
+        self.refused += 1
+        return False
+
+    @property
+    def abused(self) -> bool:
+        return self.refused >= 10
+
+
+async def _deny(websocket: WebSocket, status: int, text: str) -> None:
+    """Refuse a handshake with an HTTP status; a server without that extension gets 1008."""
+    try:
+        await websocket.send_denial_response(PlainTextResponse(text, status))
+    except RuntimeError:  # no denial-response extension: accept, then close with a reason
+        await websocket.accept()
+        await websocket.close(code=1008, reason=text[:120])
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -214,7 +281,8 @@ class WebChatBridge:
     ) -> None:
         self.orchestrator = orchestrator
         self.credentials = credentials
-        self.door = Door.build(None, origins or [])
+        allowed = {origin_of(o) for o in origins or [] if o.strip()}
+        self.origins = frozenset(o for o in allowed if o is not None)
         self.messages_per_minute = messages_per_minute
         self.idle_timeout = idle_timeout
         self.typing_after = typing_after
@@ -224,6 +292,15 @@ class WebChatBridge:
         self.open = 0
 
     # -- who is this
+
+    def allows_origin(self, websocket: WebSocket) -> bool:
+        """No Origin (not a browser), the server's own page, or an allowed origin."""
+        origin = websocket.headers.get("origin")
+        if origin is None:
+            return True
+        given = origin_of(origin)
+        own = own_origin(websocket.url.scheme, websocket.headers.get("host", ""))
+        return given is not None and (given == own or given in self.origins)
 
     async def technician(self, token: str | None) -> str | None:
         """The CUID a cookie's token belongs to, or None (no cookie, invalid, unreachable)."""
@@ -267,7 +344,7 @@ class WebChatBridge:
     async def serve(self, websocket: WebSocket) -> None:
         """Run one page's socket until it closes; bad frames never end it."""
         client = websocket.client.host if websocket.client else "?"
-        if not self.door.allows_origin(websocket):
+        if not self.allows_origin(websocket):
             log.info("refused a web chat connection from %s: origin not allowed", client)
             await _deny(websocket, 403, "Connections from this web page's origin are not allowed.")
             return
@@ -281,7 +358,7 @@ class WebChatBridge:
         name = page.key.as_str()
         self.pages.setdefault(name, set()).add(page)
         self.open += 1
-        rate = MessageRate(self.messages_per_minute) if self.messages_per_minute else None
+        rate = Rate(self.messages_per_minute) if self.messages_per_minute else None
         try:
             while True:
                 try:
@@ -346,7 +423,11 @@ class WebChatBridge:
     async def _turn(self, page: Connection, frame: ClientFrame) -> None:
         """One message or button: one reply frame, with typing or progress if it is slow."""
         kind = TurnKind.ACTION if frame.type == "action" else TurnKind.MESSAGE
-        turn = IncomingTurn(page.key, text=frame.text, kind=kind, message_id=frame.id)
+        # The cookie decides who this is, on every turn: a session that is not identified
+        # (its greeting failed) is identified as the cookie's technician, never by text.
+        turn = IncomingTurn(
+            page.key, text=frame.text, kind=kind, message_id=frame.id, cuid=page.cuid
+        )
         slow = _Slow(page)
         timer = asyncio.get_running_loop().call_later(self.typing_after, slow.fire)
         try:
@@ -426,11 +507,37 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    host = request.headers.get("host", "")
-    return origin_of(origin) == origin_of(f"{request.url.scheme}://{host}")
+    given = origin_of(origin)
+    return given is not None and given == own_origin(
+        request.url.scheme, request.headers.get("host", "")
+    )
 
 
-def mount_chat(app: FastAPI, services: Services) -> WebChatBridge:
+class ChatSettings(Protocol):
+    """The settings the web chat reads (``bot.settings.Settings`` has them)."""
+
+    @property
+    def ws_allowed_origins(self) -> str: ...
+    @property
+    def messages_per_minute(self) -> int: ...
+    @property
+    def idle_timeout(self) -> float: ...
+    @property
+    def web_typing_after(self) -> float: ...
+
+
+class ChatServices(Protocol):
+    """What the web chat needs of the running services (``bot.wiring.Services``)."""
+
+    @property
+    def settings(self) -> ChatSettings: ...
+    @property
+    def orchestrator(self) -> Orchestrator: ...
+    @property
+    def credentials(self) -> Credentials: ...
+
+
+def mount_chat(app: FastAPI, services: ChatServices) -> WebChatBridge:
     """Add the web chat's routes to ``app``; the bridge is also ``app.state.web``.
 
     The legacy ``/start_task`` is left as it is.
@@ -504,6 +611,10 @@ def mount_chat(app: FastAPI, services: Services) -> WebChatBridge:
             secure=request.url.scheme == "https",
         )
         return response
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
 
     @app.websocket(WS_PATH)
     async def chat_socket(websocket: WebSocket) -> None:

@@ -32,6 +32,7 @@ const statusButton = document.getElementById("status-btn");
 let socket = null;
 let greeted = false; // this page has had a welcome: later connections resume quietly
 let attempts = 0;
+let stopped = false; // signed out: no more reconnecting
 let sensitive = false; // the question on screen asks for a secret
 const answered = new Set(); // acks already shown
 const shown = new Set(); // server ids already shown
@@ -233,12 +234,14 @@ composer.addEventListener("submit", (event) => {
 statusButton.addEventListener("click", () => send("action", "status"));
 
 function connect() {
-  if (socket) return;
+  if (socket || stopped) return;
   setState(body.dataset.state === "offline" ? "offline" : "connecting");
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/ws`);
   socket = ws;
+  let opened = false;
   ws.addEventListener("open", () => {
+    opened = true;
     attempts = 0;
     setState("online");
     ws.send(JSON.stringify({ type: "hello", v: 2, resume: greeted ? load(RESUME, null) : null }));
@@ -254,8 +257,32 @@ function connect() {
     }
     attempts += 1;
     const delay = Math.min(15000, 500 * 2 ** Math.min(attempts - 1, 5));
-    setTimeout(connect, delay / 2 + Math.random() * (delay / 2));
+    const retry = () => setTimeout(connect, delay / 2 + Math.random() * (delay / 2));
+    if (opened || attempts % 3 !== 2) {
+      retry();
+      return;
+    }
+    // Refused more than once: is it the network, or is the sign-in gone (revoked, expired)?
+    fetch("/", { credentials: "same-origin", cache: "no-store" })
+      .then((response) => {
+        if (response.status === 401) {
+          signedOut();
+        } else {
+          retry();
+        }
+      })
+      .catch(retry);
   });
+}
+
+function signedOut() {
+  offline.textContent = "You are signed out. Open a new sign-in link from your dispatcher.";
+  offline.hidden = false;
+  composer.querySelector("button[type=submit]").disabled = true;
+  input.disabled = true;
+  statusButton.disabled = true;
+  setChoices([]);
+  stopped = true;
 }
 
 window.addEventListener("online", () => {
