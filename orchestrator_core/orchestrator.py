@@ -53,6 +53,7 @@ from orchestrator_core.turns import (
     SessionKey,
     TurnKind,
     encodable,
+    readable,
 )
 
 log = logging.getLogger("techassist.orchestrator")
@@ -67,6 +68,8 @@ MAX_TEXT = 8192
 REMINDER_AFTER = 1800.0
 #: Sessions ``notify`` looks through for a technician's most recent one.
 NOTIFY_SCAN = 1000
+#: Notices a session keeps for a technician who does not come back; the oldest go first.
+MAX_OUTBOX = 50
 
 UNREADABLE = (
     "That message has characters that cannot be read (part of an emoji or symbol was lost "
@@ -306,15 +309,32 @@ class Orchestrator:
         the version check (once more if another writer saved meanwhile), then the
         notifier is told; a failing notifier is only logged, as the notice waits
         in the session for the next connection or turn. ``StoreError`` (or
-        ``LockError``) if it cannot be kept.
+        ``LockError``) if it cannot be kept. ``ValueError``, before anything is
+        looked up, for an empty text, one over ``MAX_TEXT`` characters, or ``data``
+        that cannot be stored as JSON.
         """
+        text = readable(text).strip()
+        if not text:
+            raise ValueError("a notice needs some text")
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"a notice is at most {MAX_TEXT} characters; this is {len(text)}")
+        notice = Notice(kind=kind, text=text, data=dict(data or {}))
+        try:
+            notice.model_dump_json()
+        except (TypeError, ValueError) as exc:  # pydantic's serialization error is a ValueError
+            raise ValueError(f"a notice's data must be JSON: {exc}") from None
         key = await self._target(target)
         if key is None:
             return None
-        notice = Notice(kind=kind, text=text, data=dict(data or {}))
+        where = key.as_str()
 
         def add(session: Session) -> bool:
             session.outbox.append(notice)
+            if len(session.outbox) > MAX_OUTBOX:
+                log.warning(
+                    "session %s holds over %d notices; the oldest is dropped", where, MAX_OUTBOX
+                )
+                del session.outbox[: len(session.outbox) - MAX_OUTBOX]
             return True
 
         if not await self._change(key, add):

@@ -69,6 +69,8 @@ MAX_ANSWER = 4000
 MAX_REASON = 500
 MAX_NAME = 64
 MAX_ID = 64
+ACCOUNT_CHECK = 5.0
+"""Seconds an operator's account is known to exist; a removed one is signed out within it."""
 
 WRONG = "Wrong name or password."
 TOO_MANY = "Too many failed sign-ins for this name from here; wait a few minutes and try again."
@@ -117,6 +119,8 @@ class ConsoleDispatch(Protocol):
 
 class ConsoleOperators(Protocol):
     async def verify(self, name: str, password: str) -> bool: ...
+
+    async def exists(self, name: str) -> bool: ...
 
 
 def refusal_types() -> tuple[type[BaseException], ...]:
@@ -484,9 +488,34 @@ def mount_console(app: FastAPI, services: Any) -> None:
 
     feed = Feed(poll)
     app.state.console_feed = feed
+    accounts: dict[str, float] = {}  # operator -> when their account was last seen
 
-    def signed_in(request: Request) -> OperatorSession | None:
-        return keys.read(request.cookies.get(COOKIE))
+    async def still_there(operator: str) -> bool:
+        """Whether the operator's account still exists (``techassist operators remove``
+        signs them out); remembered for ``ACCOUNT_CHECK`` seconds, and a database that
+        does not answer leaves a known operator in."""
+        now = time.monotonic()
+        seen = accounts.get(operator)
+        if seen is not None and now - seen < ACCOUNT_CHECK:
+            return True
+        try:
+            there = await operators().exists(operator)
+        except Exception:
+            log.warning("checking that operator %s still exists failed", operator)
+            return seen is not None
+        if there:
+            if len(accounts) > LOGIN_TRACKED:
+                accounts.clear()
+            accounts[operator] = now
+        else:
+            accounts.pop(operator, None)
+        return there
+
+    async def signed_in(request: Request) -> OperatorSession | None:
+        session = keys.read(request.cookies.get(COOKIE))
+        if session is None or not await still_there(session.operator):
+            return None
+        return session
 
     def csrf_ok(request: Request, session: OperatorSession, given: str | None = None) -> bool:
         token = request.headers.get("x-csrf-token") or given
@@ -514,7 +543,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
 
     @app.get("/ops/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
-        if signed_in(request) is not None:
+        if await signed_in(request) is not None:
             return RedirectResponse("/ops", status_code=303)
         nonce, _ = login_nonce(request)
         return with_nonce(_page(login_page(keys.csrf("login", nonce))), request, nonce)
@@ -570,7 +599,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
 
     @app.post("/ops/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
-        session = signed_in(request)
+        session = await signed_in(request)
         if session is None:
             return RedirectResponse("/ops/login", status_code=303)
         form = await _form(request)
@@ -582,7 +611,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
 
     @app.get("/ops", include_in_schema=False)
     async def console(request: Request) -> Response:
-        session = signed_in(request)
+        session = await signed_in(request)
         if session is None:
             return RedirectResponse("/ops/login", status_code=303)
         return _page(console_page(session.operator, keys.csrf("session", session.sid)))
@@ -606,7 +635,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
     async def guarded(
         request: Request, act: Callable[[OperatorSession], Awaitable[Any]], *, post: bool = False
     ) -> Response:
-        session = signed_in(request)
+        session = await signed_in(request)
         if session is None:
             return _error(401, SIGNED_OUT)
         if post and not csrf_ok(request, session):
@@ -733,7 +762,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
 
     @app.get("/ops/events", include_in_schema=False)
     async def events(request: Request) -> Response:
-        session = signed_in(request)
+        session = await signed_in(request)
         if session is None:
             return _error(401, SIGNED_OUT)
 
@@ -749,7 +778,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
                 while not stopping():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(subscriber.ready.wait(), 1.0)
-                    if keys.read(request.cookies.get(COOKIE)) is None:
+                    if await signed_in(request) is None:
                         yield f"event: signout\ndata: {_dumps({'error': SIGNED_OUT})}\n\n"
                         return
                     pending = subscriber.take()

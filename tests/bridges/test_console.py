@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,9 +19,7 @@ from websockets.asyncio.client import connect
 from bridges.web.console import COOKIE, encode_cookie
 from orchestrator_core.secrets import FernetSecrets
 from tests.bot.live import techassist
-from tests.bridges.server import Server, running
-
-pytest.importorskip("orchestrator_core.dispatch", reason="the console needs the dispatch core")
+from tests.bridges.server import Server, running, start
 
 KEY = FernetSecrets.new_key()
 OTHER_KEY = FernetSecrets.new_key()
@@ -256,7 +255,7 @@ async def test_the_event_stream_shows_a_new_session(
                 "sessions", lambda d: any(s["cuid"] == "CD5678" for s in d["sessions"])
             )
     row = next(s for s in shown["sessions"] if s["cuid"] == "CD5678")
-    assert row["bridge"] == "ws" and row["order_id"] is None
+    assert row["bridge"] == "websocket" and row["name"] == "Carlos Diaz"
 
 
 class Technician:
@@ -347,3 +346,102 @@ async def test_an_answer_reaches_a_legacy_technician_in_the_next_reply(
         assert any(entry["tool"] == "escalate" for entry in audit["entries"])
     unknown = await browser.post("/ops/api/escalations/ESC-9999/take", json={}, headers=csrf)
     assert unknown.status_code == 404 and unknown.json()["error"]
+
+
+async def test_a_hand_back_resumes_the_order_at_its_step_for_a_legacy_technician(
+    server: Server, browser: httpx.AsyncClient
+) -> None:
+    await sign_in(browser)
+    csrf = {"X-CSRF-Token": await page_csrf(browser)}
+    async with Technician(server, "AB1234") as technician:
+        escalation = await technician.escalate()
+        path = f"/ops/api/escalations/{escalation}"
+        early = await browser.post(f"{path}/handback", json={}, headers=csrf)
+        assert early.status_code == 409 and early.json()["error"]  # not taken yet
+        assert (await browser.post(f"{path}/take", json={}, headers=csrf)).status_code == 200
+        back = await browser.post(f"{path}/handback", json={}, headers=csrf)
+        assert back.status_code == 200, back.text
+        assert back.json()["status"] == "closed" and back.json()["outcome"] == "handed_back"
+        frame = await technician.say("status")
+        assert "ORD-1003 is back with you from the dispatcher (ana)" in frame["message"], frame
+        assert frame["choices"][:2] == ["yes", "no"], frame
+        resumed = await technician.say("yes")
+        assert "Resuming ORD-1003 at step 2 of 7" in resumed["message"], resumed
+        assert resumed["data_needed"] == "fsan"
+
+
+async def test_one_escalation_is_taken_by_one_operator_and_a_cancel_needs_a_reason(
+    tmp_path: Path,
+) -> None:
+    add_operator(tmp_path)
+    add_operator(tmp_path, "bo", "another long password")
+    with serve(tmp_path) as server:
+        async with (
+            Technician(server, "AB1234") as technician,
+            client(server) as ana,
+            client(server) as bo,
+        ):
+            escalation = await technician.escalate()
+            await sign_in(ana)
+            await sign_in(bo, "bo", "another long password")
+            as_ana = {"X-CSRF-Token": await page_csrf(ana)}
+            as_bo = {"X-CSRF-Token": await page_csrf(bo)}
+            path = f"/ops/api/escalations/{escalation}"
+            assert (await ana.post(f"{path}/take", json={}, headers=as_ana)).status_code == 200
+            lost = await bo.post(f"{path}/take", json={}, headers=as_bo)
+            assert lost.status_code == 409 and "ana" in lost.json()["error"]
+            for body in ({}, {"reason": " "}, {"reason": 5}):
+                refused = await ana.post(f"{path}/cancel", json=body, headers=as_ana)
+                assert refused.status_code == 400 and "reason" in refused.json()["error"]
+            garbled = await ana.post(
+                f"{path}/cancel",
+                content=b"{not json",
+                headers={**as_ana, "Content-Type": "application/json"},
+            )
+            assert garbled.status_code == 400
+            assert (await ana.get(path)).json()["status"] == "taken"
+            cancelled = await ana.post(
+                f"{path}/cancel", json={"reason": "Customer moved out."}, headers=as_ana
+            )
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json()["outcome"] == "cancelled"
+            frame = await technician.say("status")
+            assert "ORD-1003" in frame["message"] and "Customer moved out." in frame["message"]
+
+
+def test_the_server_stops_cleanly_while_a_console_watches(tmp_path: Path) -> None:
+    add_operator(tmp_path)
+    server = start(tmp_path, TECHASSIST_SECRET_KEY=KEY)
+    try:
+        with httpx.Client(base_url=server.http, timeout=WAIT, trust_env=False) as http:
+            form = http.get("/ops/login")
+            found = CSRF_FIELD.search(form.text)
+            assert found is not None
+            data = {"name": OPERATOR, "password": PASSWORD, "csrf": found.group(1)}
+            assert http.post("/ops/login", data=data).status_code == 303
+            with http.stream("GET", "/ops/events") as response:
+                lines = response.iter_lines()
+                assert next(lines).startswith("retry:")
+                server.process.terminate()
+                # It shuts down on its own (uvicorn re-raises the SIGTERM it handled), not
+                # held open by the stream until it is killed.
+                assert server.process.wait(timeout=WAIT) in (0, -signal.SIGTERM)
+                server.reader.join(timeout=WAIT)
+                assert any("Finished server process" in line for line in server.output)
+    finally:
+        server.stop()
+
+
+async def test_removing_an_operator_signs_them_out(
+    tmp_path: Path, server: Server, browser: httpx.AsyncClient
+) -> None:
+    await sign_in(browser)
+    assert (await browser.get("/ops/api/me")).status_code == 200
+    removed = techassist(tmp_path, "operators", "remove", OPERATOR)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    deadline = time.monotonic() + WAIT
+    while (answer := await browser.get("/ops/api/me")).status_code == 200:
+        assert time.monotonic() < deadline, "the removed operator is still signed in"
+        await asyncio.sleep(0.2)
+    assert answer.status_code == 401
+    assert (await browser.get("/ops")).status_code == 303

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from bot.wiring import Services
 from bridges.memory import MemoryBridge
 from orchestrator_core.notices import LocalNotifier, Notice, Notifier
+from orchestrator_core.orchestrator import MAX_OUTBOX
 from orchestrator_core.pg.notices import PostgresNotifier
 from orchestrator_core.pg.sessions import PostgresPool
 from orchestrator_core.stores.redis import RedisKeys, RedisNotifier, connect
@@ -34,17 +35,27 @@ LATER = 10 * 86_400.0
 Instance = Callable[[], Awaitable[Services]]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 async def instance(
     request: pytest.FixtureRequest, make_services: ServicesFactory, tmp_path: Path
 ) -> AsyncIterator[Instance]:
-    """Builds instances on one store: the same SQLite file, or the same Redis prefix."""
+    """Builds instances on one store: the same SQLite file, Redis prefix or PostgreSQL database."""
     if request.param == "sqlite":
 
         async def on_sqlite() -> Services:
             return await make_services(tmp_path)
 
         yield on_sqlite
+        return
+    if request.param == "postgres":
+        async with empty_pool():
+            pass  # no session left by another test
+        pg_key = Fernet.generate_key().decode()
+
+        async def on_postgres() -> Services:
+            return await make_services(tmp_path, store=sessions_url(), secret_key=pg_key)
+
+        yield on_postgres
         return
     url, prefix = redis_url(), new_prefix()
     key = Fernet.generate_key().decode()
@@ -131,6 +142,44 @@ async def test_a_notice_to_a_cuid_without_a_session_goes_nowhere(services: Servi
     assert await orchestrator.take_notices(SessionKey("web", "", "", "ZZ9999")) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "data", "problem"),
+    [
+        ("   ", None, "needs some text"),
+        ("x" * 9000, None, "at most 8192 characters"),
+        ("ok", {"when": object()}, "must be JSON"),
+    ],
+)
+async def test_a_notice_that_cannot_be_kept_is_refused_and_changes_nothing(
+    services: Services, text: str, data: dict[str, Any] | None, problem: str
+) -> None:
+    chat = await start_top_installation(services)
+    before = await services.store.load(chat.key.as_str())
+    with pytest.raises(ValueError, match=problem):
+        await services.orchestrator.notify(chat.key, text, data=data)
+    assert await services.store.load(chat.key.as_str()) == before
+
+
+async def test_unreadable_characters_in_a_notice_are_replaced_not_stored(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    await services.orchestrator.notify(chat.key, "half an emoji: \ud83d")
+    replies = await chat.say("status")
+    assert replies[0].text == "half an emoji: \ufffd"
+
+
+async def test_a_technician_who_never_comes_back_keeps_only_the_latest_notices(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    for n in range(MAX_OUTBOX + 5):
+        await services.orchestrator.notify(chat.key, f"notice {n}")
+    taken = await services.orchestrator.take_notices(chat.key)
+    assert len(taken) == MAX_OUTBOX
+    assert taken[0].text == "notice 5" and taken[-1].text == f"notice {MAX_OUTBOX + 4}"
+
+
 async def test_two_takers_at_once_share_no_notice(instance: Instance) -> None:
     one, two = await instance(), await instance()
     chat = await start_top_installation(one)
@@ -212,6 +261,17 @@ async def test_two_instances_on_one_redis_remind_once(
         assert [n.kind for n in reminders] == ["reminder"]
     finally:
         delete_prefix(url, prefix)
+
+
+async def test_two_instances_on_one_store_remind_once(instance: Instance) -> None:
+    one, two = await instance(), await instance()
+    chat = await start_top_installation(one)
+    now = time.time() + LATER
+    fired = await asyncio.gather(
+        one.orchestrator.fire_reminders(now), two.orchestrator.fire_reminders(now)
+    )
+    assert sum(fired) == 1
+    assert [n.kind for n in await one.orchestrator.take_notices(chat.key)] == ["reminder"]
 
 
 async def test_a_reminder_due_survives_a_restart_on_the_same_file(
