@@ -379,6 +379,7 @@ class Orchestrator:
             log.warning("cannot list the sessions due a reminder: %s", exc)
             return 0
         fired = 0
+        reminded: list[bool] = []
         for text in keys:
             try:
                 key = SessionKey.from_str(text)
@@ -387,11 +388,13 @@ class Orchestrator:
                 continue
 
             def remind(session: Session) -> bool:
+                reminded[:] = [False]
                 if session.remind_at is None or session.remind_at > now:
                     return False
                 session.remind_at = None
                 if session.order is None or session.phase is Phase.ENDED:
-                    return True  # no longer mid-order: nothing to remind of
+                    return True  # no longer mid-order: nothing to remind of, only to clear
+                reminded[:] = [True]
                 order_id = session.order.order_id
                 session.outbox.append(
                     Notice(
@@ -401,7 +404,7 @@ class Orchestrator:
                 return True
 
             try:
-                if not await self._change(key, remind):
+                if not await self._change(key, remind) or not reminded[0]:
                     continue
             except (StoreError, LockError) as exc:
                 log.warning("cannot remind %s: %s", key.as_str(), exc)
@@ -420,7 +423,10 @@ class Orchestrator:
                 return None
         # A CUID: the session its technician last spoke in.
         best: tuple[float, str] | None = None
+        mark = json.dumps(target, ensure_ascii=False)  # cheaper than parsing every session
         for summary in await self.sessions.store.scan(limit=NOTIFY_SCAN):
+            if mark not in summary.data:
+                continue
             try:
                 stored = json.loads(summary.data)
             except ValueError:
@@ -442,11 +448,14 @@ class Orchestrator:
         """Load ``key`` under its lock, apply ``change`` and save if it says so.
 
         False if there is no session or ``change`` changed nothing. A save that
-        lost to another writer is tried once more on what that writer stored.
+        lost to another writer is tried again on what that writer stored, up to
+        ``MAX_RACES`` times.
         """
-        for attempt in range(2):
+        for attempt in range(1 + MAX_RACES):
+            held = False
             try:
                 async with self.sessions.lock(key) as lease:
+                    held = True
                     session = await self.sessions.get_session_data(key, lease)
                     if session is None or not change(session):
                         return False
@@ -454,10 +463,11 @@ class Orchestrator:
                     await self.sessions.update_session_data(session, lease=lease)
                     return True
             except (StaleVersionError, LockError):
-                if attempt == 1:
+                # Not held at all (another turn kept it past the lock's wait): no retry.
+                if attempt == MAX_RACES or not held:
                     raise
                 log.info("a notice for %s raced another writer; trying again", key.as_str())
-        return False  # not reached: the second attempt returns or raises
+        return False  # not reached: the last attempt returns or raises
 
     async def _publish(self, key: SessionKey) -> None:
         try:
