@@ -44,6 +44,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator_core.dedupe import MemorySeen, Seen
+from orchestrator_core.dispatch import Dispatch, DispatchError, Escalation
 from orchestrator_core.errors import BridgeError, StoreError, TechAssistError, Unavailable
 from orchestrator_core.orchestrator import UNAVAILABLE, Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
@@ -230,26 +231,24 @@ def _shown(value: Any) -> str | None:
     return str(value)
 
 
-def escalation_summary(escalation: Any) -> tuple[str, list[dict[str, Any]]]:
+def escalation_summary(escalation: Escalation) -> tuple[str, list[dict[str, Any]]]:
     """An escalation as the dispatch channel shows it: a headline and its fields.
 
     The parameters come from the dispatch desk with sensitive values already masked.
     """
-    ident = str(escalation.id)
-    order = getattr(escalation, "order_id", None)
-    cuid = getattr(escalation, "cuid", None)
-    headline = f"Escalation {ident}: {cuid or 'a technician'}" + (
-        f" on {order}" if order else " needs help"
-    )
-    step, of = getattr(escalation, "step", None), getattr(escalation, "of", None)
-    where = f"{step} of {of}" if step not in (None, "") and of not in (None, "") else step
+    ident, order, cuid = escalation.id, escalation.order_id, escalation.cuid
+    headline = f"Escalation {ident}: {cuid}" + (f" on {order}" if order else " needs help")
+    step, of = escalation.step, escalation.of
+    where = f"{step} of {of}" if step is not None and of is not None else None
+    if where is not None and escalation.step_id:
+        where = f"{where} ({escalation.step_id})"
     fields = {
         "Technician": cuid,
         "Order": order,
-        "Kind": getattr(escalation, "kind", None),
+        "Kind": escalation.kind,
         "Step": where,
-        "Their words": getattr(escalation, "words", None),
-        "Parameters so far": getattr(escalation, "params", None),
+        "Their words": escalation.words,
+        "Parameters so far": escalation.params,
     }
     shown = [
         {"type": "mrkdwn", "text": f"*{name}*\n{escape(text)[:1900]}"}
@@ -268,10 +267,12 @@ def escalation_summary(escalation: Any) -> tuple[str, list[dict[str, Any]]]:
     return headline, blocks
 
 
-def escalation_post(escalation: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+def escalation_post(
+    escalation: Escalation,
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
     """A new escalation's post: text, blocks with a Take button, and the metadata naming it."""
     headline, blocks = escalation_summary(escalation)
-    ident = str(escalation.id)
+    ident = escalation.id
     blocks.append(
         {
             "type": "actions",
@@ -297,7 +298,7 @@ def escalation_post(escalation: Any) -> tuple[str, list[dict[str, Any]], dict[st
     return f"{headline} (take it, then reply in this thread)", blocks, metadata
 
 
-def escalation_taken(escalation: Any, operator: str) -> tuple[str, list[dict[str, Any]]]:
+def escalation_taken(escalation: Escalation, operator: str) -> tuple[str, list[dict[str, Any]]]:
     """The post once taken: no Take button, and who took it."""
     headline, blocks = escalation_summary(escalation)
     note = f"Taken by {escape(operator)}. A reply in this thread reaches the technician."
@@ -405,7 +406,7 @@ class SlackBridge:
         config: SlackConfig,
         redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
         seen: Seen | None = None,
-        dispatch: Any | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None.
 
@@ -657,7 +658,7 @@ class SlackBridge:
 
     # -- the dispatch channel: new escalations, Take, answers in threads
 
-    async def _on_escalation(self, escalation: Any) -> None:
+    async def _on_escalation(self, escalation: Escalation) -> None:
         """A new escalation: post it in the dispatch channel, in the background.
 
         It is called from the technician's turn, which must not wait for Slack.
@@ -666,7 +667,7 @@ class SlackBridge:
         self._posting.add(task)
         task.add_done_callback(self._posting.discard)
 
-    async def _post_escalation(self, escalation: Any) -> None:
+    async def _post_escalation(self, escalation: Escalation) -> None:
         channel = self.config.dispatch_channel
         if channel is None:
             return
@@ -688,7 +689,7 @@ class SlackBridge:
                 )
                 await asyncio.sleep(self.config.post_backoff * 2**attempt)
                 continue
-            self._escalations[(channel, str(response.get("ts") or ""))] = str(escalation.id)
+            self._escalations[(channel, str(response.get("ts") or ""))] = escalation.id
             log.info("posted escalation %s to the dispatch channel", escalation.id)
             return
         log.error("escalation %s could not be posted to the dispatch channel", escalation.id)
@@ -745,7 +746,7 @@ class SlackBridge:
             except Exception as exc:
                 await self._refused(lane, channel, thread_ts, ident, exc)
                 return
-            who = getattr(escalation, "cuid", None) or "the technician"
+            who = escalation.cuid
             await self._send(lane, channel, thread_ts, f"Sent to {who}.", None, None)
             log.info("escalation %s answered in Slack by %s", ident, operator)
 
@@ -755,7 +756,7 @@ class SlackBridge:
         self, lane: SessionKey, channel: str, thread_ts: str, ident: str, exc: Exception
     ) -> None:
         """Tell the dispatch channel, in the escalation's thread, why an action did nothing."""
-        if type(exc).__name__ == "DispatchError" or isinstance(exc, TechAssistError):
+        if isinstance(exc, DispatchError | TechAssistError):
             reason = str(exc)
             log.info("a Slack action on escalation %s was refused: %s", ident, reason)
         else:
