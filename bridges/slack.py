@@ -449,6 +449,8 @@ class SlackBridge:
             raise BridgeError(f"cannot connect to Slack: {_describe(exc)}") from exc
         self._watchdog = asyncio.create_task(self._watch())
         log.info("connected to Slack over Socket Mode as %s", self.bot_user)
+        if self.dispatch is not None:
+            log.info("new escalations go to Slack channel %s", self.config.dispatch_channel)
 
     async def stop(self) -> None:
         if self._watchdog is not None:
@@ -590,6 +592,8 @@ class SlackBridge:
         if action.get("action_id") == TAKE:
             self._queue_take(body, channel, message_ts, user, value)
             return
+        if self.dispatch is not None and channel == self.config.dispatch_channel:
+            return  # no technician converses in the dispatch channel
         click = f"click:{channel}:{message_ts}"
         team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
         key = session_key(team, channel, user)
