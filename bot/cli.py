@@ -202,6 +202,40 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("--cuid", required=True, help="the technician's CUID, e.g. AB1234")
     code.set_defaults(run=_tokens_code)
 
+    operators = command(
+        commands,
+        "operators",
+        "manage the dispatcher console's operator accounts",
+        "Add, list and remove the operators who sign in to the dispatcher console (/ops). "
+        "Passwords are stored as argon2 hashes in the work-order database.",
+    )
+    operator_commands = operators.add_subparsers(required=True, metavar="ACTION")
+    op_add = command(
+        operator_commands,
+        "add",
+        "add an operator, or set a new password",
+        "Add an operator with a password typed twice at a prompt that does not echo it "
+        "(or read from standard input with --password-stdin). An existing operator gets "
+        "the new password.",
+    )
+    op_add.add_argument("name", help="the operator's name, e.g. ana")
+    op_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    op_add.set_defaults(run=_operators_add)
+    op_list = command(operator_commands, "list", "list the operators", "List the operators' names.")
+    op_list.set_defaults(run=_operators_list)
+    op_remove = command(
+        operator_commands,
+        "remove",
+        "remove an operator",
+        "Remove an operator: they can no longer sign in to the console.",
+    )
+    op_remove.add_argument("name", help="the operator's name")
+    op_remove.set_defaults(run=_operators_remove)
+
     orders = command(
         commands,
         "orders",
@@ -367,6 +401,67 @@ def _tokens_code(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(issued.secret)
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    """The new password, from standard input or typed twice; None (after saying why) if not."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.removesuffix("\n").removesuffix("\r")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        print("error: the two passwords differ; nothing was changed", file=sys.stderr)
+        return None
+    return first
+
+
+def _operators_add(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestrator_core.operators import OperatorError, Operators, check_name, check_password
+
+    try:
+        name = check_name(args.name)
+    except OperatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    password = _read_password(args.password_stdin)
+    if password is None:
+        return 1
+    try:
+        check_password(password)
+    except OperatorError as exc:
+        print(f"error: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+
+    async def add(db: WorkOrders) -> bool:
+        operators = Operators(db)
+        existed = await operators.exists(name)
+        await operators.add(name, password)
+        return existed
+
+    existed = asyncio.run(_with_workorders(settings, add))
+    print(f"Set a new password for operator {name}." if existed else f"Added operator {name}.")
+    return 0
+
+
+def _operators_list(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestrator_core.operators import Operators
+
+    names = asyncio.run(_with_workorders(settings, lambda db: Operators(db).names()))
+    for name in names:
+        print(name)
+    if not names:
+        print("No operators yet: add one with techassist operators add NAME.", file=sys.stderr)
+    return 0
+
+
+def _operators_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestrator_core.operators import Operators
+
+    if not asyncio.run(_with_workorders(settings, lambda db: Operators(db).remove(args.name))):
+        print(f"error: no operator {args.name.strip()!r}", file=sys.stderr)
+        return 1
+    print(f"Removed operator {args.name.strip()}.")
     return 0
 
 

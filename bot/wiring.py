@@ -14,11 +14,13 @@ from bot.settings import Settings, StartupError, source
 from orchestrator_core.audit import AuditLog
 from orchestrator_core.credentials import Credentials
 from orchestrator_core.dedupe import MemorySeen, Seen
+from orchestrator_core.dispatch import Dispatch
 from orchestrator_core.errors import ToolsFileError
 from orchestrator_core.importer import seed_demo
 from orchestrator_core.inner_agent import InnerAgent
 from orchestrator_core.locks import LocalLock, SessionLock
 from orchestrator_core.notices import LocalNotifier, Notifier
+from orchestrator_core.operators import Operators
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.owners import LocalOwners, Owners
 from orchestrator_core.plans import PlanLibrary, load_plans
@@ -57,6 +59,10 @@ class Services:
     agent: InnerAgent
     orchestrator: Orchestrator
     credentials: Credentials
+    dispatch: Dispatch
+    """The escalations queue, live sessions and audit, for the console and Slack's channel."""
+    operators: Operators
+    """The console's operator accounts."""
     seen: Seen = field(default_factory=MemorySeen)
     """Processed ids (Slack events, messages, clicks), shared as the store is."""
     owners: Owners = field(default_factory=LocalOwners)
@@ -346,6 +352,13 @@ async def build(settings: Settings) -> Services:
     store, locks, seen, owners = build_store(settings)
     sessions = SessionManager(store, locks, secrets=secrets, retention=retention(settings))
     notifier = build_notifier(settings, store)
+    orchestrator = Orchestrator(
+        sessions,
+        plans,
+        agent,
+        notifier=notifier,
+        reminder_after=settings.reminder_after,
+    )
     return Services(
         settings=settings,
         store=store,
@@ -355,14 +368,11 @@ async def build(settings: Settings) -> Services:
         registry=registry,
         plans=plans,
         agent=agent,
-        orchestrator=Orchestrator(
-            sessions,
-            plans,
-            agent,
-            notifier=notifier,
-            reminder_after=settings.reminder_after,
-        ),
+        orchestrator=orchestrator,
         credentials=Credentials(workorders),
+        # It listens on the orchestrator's escalation hook: the core imports no bridge.
+        dispatch=Dispatch(orchestrator, workorders, audit),
+        operators=Operators(workorders),
         seen=seen,
         owners=owners,
         notifier=notifier,
