@@ -4,6 +4,7 @@ the bridge) with the real slack-bolt client against the fake Slack."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from fastapi import FastAPI
 
 from bot.app import create_app
 from bot.wiring import Services
-from bridges.slack import SlackBridge, session_key
+from bridges.slack import TAKE, SlackBridge, session_key
+from tests.bridges.test_slack import buttons
 from tests.conftest import ServicesFactory
-from tests.fake_slack import FakeSlack, app_mention, message_im
+from tests.fake_slack import FakeSlack, app_mention, message, message_im
 
 ALICE = "U0ALICE"  # AB1234 in the demo directory
 
@@ -28,6 +30,10 @@ class Served:
     fake: FakeSlack
     app: FastAPI
     services: Services
+    stack: AsyncExitStack
+
+    async def stop(self) -> None:
+        await self.stack.aclose()
 
     @property
     def bridge(self) -> SlackBridge:
@@ -51,22 +57,30 @@ class Served:
 async def serve(
     fake_slack: FakeSlack, make_services: ServicesFactory
 ) -> AsyncIterator[Callable[..., Any]]:
-    async with AsyncExitStack() as stack:
+    """Start TechAssist with Slack on (again, on the same data directory, after a stop)."""
+    stacks: list[AsyncExitStack] = []
 
-        async def start(**overrides: Any) -> Served:
-            services = await make_services(
-                slack_bot_token=fake_slack.bot_token,
-                slack_app_token=fake_slack.app_token,
-                slack_api_url=fake_slack.api_url,
-                slack_ping_interval=0.5,
-                **overrides,
-            )
-            app = create_app(services)
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            await fake_slack.wait_connected()
-            return Served(fake_slack, app, services)
+    async def start(**overrides: Any) -> Served:
+        services = await make_services(
+            slack_bot_token=fake_slack.bot_token,
+            slack_app_token=fake_slack.app_token,
+            slack_api_url=fake_slack.api_url,
+            slack_ping_interval=0.5,
+            **overrides,
+        )
+        app = create_app(services)
+        stack = AsyncExitStack()
+        stacks.append(stack)
+        opened = fake_slack.connections_opened
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        await fake_slack.wait_connected(count=opened + 1)
+        return Served(fake_slack, app, services, stack)
 
+    try:
         yield start
+    finally:
+        for stack in reversed(stacks):
+            await stack.aclose()
 
 
 @pytest.fixture
@@ -151,3 +165,142 @@ async def test_a_reminder_reaches_a_slack_technician_once(served: Served) -> Non
     reply = await served.say(ALICE, "status")
     assert "Still on" not in reply["text"]
     assert sum("Still on ORD-1003?" in t for t in texts(served.posts_to("D1"))) == 1
+
+
+# ---------------------------------------------------------------------- the dispatch channel
+
+DISPATCH = "C0DISPATCH"
+ANA, BEN = "UANA", "UBEN"
+
+
+@pytest.fixture
+async def desk(serve: Callable[..., Any]) -> Served:
+    """TechAssist with the dispatch channel on, two operators in Slack's directory."""
+    started: Served = await serve(slack_dispatch_channel=DISPATCH)
+    started.fake.add_user(ANA, name="Ana")
+    started.fake.add_user(BEN, name="Ben")
+    return started
+
+
+async def escalated(served: Served) -> tuple[str, dict[str, Any]]:
+    """Alice escalates ORD-1003 at its second step; the escalation id and its post."""
+    await served.say(ALICE, "hi")
+    await served.say(ALICE, "yes")
+    await served.say(ALICE, "ALCL90ABCDEF")
+    said = await served.say(ALICE, "escalate")
+    (ident,) = re.findall(r"ESC-\d+", said["text"]) or ["?"]
+    post = await served.fake.wait_for(
+        lambda: next((p for p in served.posts_to(DISPATCH) if ident in p["text"]), None),
+        what="the escalation's post in the dispatch channel",
+    )
+    return ident, post
+
+
+async def reply_in_thread(served: Served, user: str, post: dict[str, Any], text: str) -> None:
+    event = message(user, text, channel=DISPATCH, channel_type="channel", thread_ts=post["ts"])
+    await served.fake.send_event(event)
+
+
+async def test_a_new_escalation_is_posted_with_a_take_button_and_take_marks_it_taken(
+    desk: Served,
+) -> None:
+    ident, post = await escalated(desk)
+    shown = str(post["blocks"])
+    assert "AB1234" in post["text"] and "ORD-1003" in post["text"]
+    assert "ALCL90ABCDEF" in shown and "2 of 7" in shown, shown
+    assert buttons(post) == [ident]
+    assert post["metadata"]["event_payload"]["escalation_id"] == ident
+    await desk.fake.send_action(ANA, ident, channel=DISPATCH, message_ts=post["ts"])
+    await desk.fake.wait_for(
+        lambda: any(u["ts"] == post["ts"] for u in desk.fake.updates), what="the post updated"
+    )
+    updated = desk.fake.messages[(DISPATCH, post["ts"])]
+    assert not buttons(updated) and "Taken by Ana" in str(updated["blocks"])
+    escalation = await desk.services.dispatch.get(ident)
+    assert escalation.status == "taken" and escalation.operator == "Ana"
+
+
+async def test_a_second_take_is_refused_in_the_thread(desk: Served) -> None:
+    ident, post = await escalated(desk)
+    await desk.fake.send_action(ANA, ident, channel=DISPATCH, message_ts=post["ts"])
+    await desk.fake.wait_for(lambda: desk.fake.updates, what="the first take")
+    # Ben's Slack still showed the button when he clicked it.
+    await desk.fake.send_action(
+        BEN, ident, channel=DISPATCH, message_ts=post["ts"], action_id=TAKE, block_id="take"
+    )
+    refusal = await desk.fake.wait_for(
+        lambda: next((p for p in desk.posts_to(DISPATCH) if p.get("thread_ts")), None),
+        what="the refusal in the thread",
+    )
+    assert refusal["thread_ts"] == post["ts"] and "already taken by Ana" in refusal["text"]
+    assert (await desk.services.dispatch.get(ident)).operator == "Ana"
+
+
+async def test_a_thread_reply_reaches_the_technician(desk: Served) -> None:
+    ident, post = await escalated(desk)
+    before = len(desk.posts_to("D1"))
+    await desk.fake.send_action(ANA, ident, channel=DISPATCH, message_ts=post["ts"])
+    await desk.fake.wait_for(lambda: desk.fake.updates, what="the take")
+    await reply_in_thread(desk, ANA, post, "The FSAN is on the sticker under the ONT.")
+    answer = await desk.fake.wait_for(
+        lambda: next((p for p in desk.posts_to("D1")[before:] if "sticker" in p["text"]), None),
+        what="the answer in the technician's DM",
+    )
+    assert "Message from dispatch · Ana · " + ident in str(answer["blocks"])
+    sent = await desk.fake.wait_for(
+        lambda: next((p for p in desk.posts_to(DISPATCH) if p.get("thread_ts")), None),
+        what="the confirmation in the thread",
+    )
+    assert sent["text"] == "Sent to AB1234."
+    escalation = await desk.services.dispatch.get(ident)
+    assert escalation.status == "answered" and escalation.answer is not None
+
+
+async def test_a_reply_to_an_open_escalation_takes_it_and_answers(desk: Served) -> None:
+    ident, post = await escalated(desk)
+    await reply_in_thread(desk, BEN, post, "Try port 2.")
+    await desk.fake.wait_for(
+        lambda: any(p["text"] == "Try port 2." for p in desk.posts_to("D1")), what="the answer"
+    )
+    escalation = await desk.services.dispatch.get(ident)
+    assert escalation.status == "answered" and escalation.operator == "Ben"
+
+
+async def test_a_thread_reply_is_understood_after_a_restart(
+    desk: Served, serve: Callable[..., Any]
+) -> None:
+    ident, post = await escalated(desk)
+    await desk.stop()
+    again: Served = await serve(slack_dispatch_channel=DISPATCH)
+    await reply_in_thread(again, ANA, post, "Use the spare ONT in the van.")
+    await again.fake.wait_for(
+        lambda: any("spare ONT" in p["text"] for p in again.posts_to("D1")), what="the answer"
+    )
+    assert again.fake.calls_to("conversations.history")
+    assert (await again.services.dispatch.get(ident)).status == "answered"
+
+
+async def test_a_handed_back_order_is_finished_in_slack(desk: Served) -> None:
+    ident, post = await escalated(desk)
+    await desk.fake.send_action(ANA, ident, channel=DISPATCH, message_ts=post["ts"])
+    await desk.fake.wait_for(lambda: desk.fake.updates, what="the take")
+    await desk.services.dispatch.hand_back(ident, "Ana")  # as the console does
+    notice = await desk.fake.wait_for(
+        lambda: next(
+            (p for p in desk.posts_to("D1") if "back with you" in p["text"]),
+            None,
+        ),
+        what="the hand-back in the technician's DM",
+    )
+    assert "Handed back by dispatch · Ana" in str(notice["blocks"])
+    offer = await desk.say(ALICE, "hi")
+    assert "ORD-1003" in offer["text"] and "resume" in offer["text"], offer["text"]
+    resumed = await desk.say(ALICE, "yes")
+    assert "Resuming ORD-1003 at step 2" in resumed["text"], resumed["text"]
+    step = await desk.say(ALICE, "{'ethernet_port': 2, 'model': 'G-240W-F'}")
+    assert "Wi-Fi" in step["text"], step["text"]
+    await desk.say(ALICE, "skip")
+    done = await desk.say(ALICE, "yes")
+    assert "Order ORD-1003 is closed" in done["text"], done["text"]
+    order = await desk.services.workorders.get_order("ORD-1003")
+    assert order is not None and order.status == "completed"
