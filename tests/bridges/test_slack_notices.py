@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from fastapi import FastAPI
 from bot.app import create_app
 from bot.wiring import Services
 from bridges.slack import TAKE, SlackBridge, session_key
+from tests.bot.live import techassist
+from tests.bridges.server import start
 from tests.bridges.test_slack import buttons
 from tests.conftest import ServicesFactory
 from tests.fake_slack import FakeSlack, app_mention, message, message_im
@@ -24,21 +27,10 @@ ALICE = "U0ALICE"  # AB1234 in the demo directory
 
 
 @dataclass
-class Served:
-    """TechAssist's app running its lifespan (Slack on), its services and the fake Slack."""
+class Slack:
+    """The fake Slack as its people use it: DMs to the bot, and what the bot posted."""
 
     fake: FakeSlack
-    app: FastAPI
-    services: Services
-    stack: AsyncExitStack
-
-    async def stop(self) -> None:
-        await self.stack.aclose()
-
-    @property
-    def bridge(self) -> SlackBridge:
-        bridge: SlackBridge = self.app.state.slack
-        return bridge
 
     def posts_to(self, channel: str) -> list[dict[str, Any]]:
         return [p for p in self.fake.posts if p["channel"] == channel]
@@ -51,6 +43,23 @@ class Served:
             lambda: len(self.posts_to(channel)) > before, what=f"reply to {text!r}"
         )
         return self.posts_to(channel)[before]
+
+
+@dataclass
+class Served(Slack):
+    """TechAssist's app running its lifespan (Slack on), and its services."""
+
+    app: FastAPI
+    services: Services
+    stack: AsyncExitStack
+
+    async def stop(self) -> None:
+        await self.stack.aclose()
+
+    @property
+    def bridge(self) -> SlackBridge:
+        bridge: SlackBridge = self.app.state.slack
+        return bridge
 
 
 @pytest.fixture
@@ -196,7 +205,7 @@ async def escalated(served: Served) -> tuple[str, dict[str, Any]]:
     return ident, post
 
 
-async def reply_in_thread(served: Served, user: str, post: dict[str, Any], text: str) -> None:
+async def reply_in_thread(served: Slack, user: str, post: dict[str, Any], text: str) -> None:
     event = message(user, text, channel=DISPATCH, channel_type="channel", thread_ts=post["ts"])
     await served.fake.send_event(event)
 
@@ -304,3 +313,51 @@ async def test_a_handed_back_order_is_finished_in_slack(desk: Served) -> None:
     assert "Order ORD-1003 is closed" in done["text"], done["text"]
     order = await desk.services.workorders.get_order("ORD-1003")
     assert order is not None and order.status == "completed"
+
+
+# ---------------------------------------------------------------------- the real server
+
+
+async def test_serve_posts_escalations_to_the_dispatch_channel_and_answers_reach_slack(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    server = await asyncio.to_thread(
+        start,
+        tmp_path,
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_APP_TOKEN=fake_slack.app_token,
+        TECHASSIST_SLACK_API_URL=fake_slack.api_url,
+        TECHASSIST_SLACK_PING_INTERVAL="0.5",
+        TECHASSIST_SLACK_DISPATCH_CHANNEL=f" {DISPATCH} ",
+    )
+    try:
+        await fake_slack.wait_connected()
+        fake_slack.add_user(ANA, name="Ana")
+        served = Slack(fake_slack)
+        await served.say(ALICE, "hi")
+        await served.say(ALICE, "yes")
+        said = await served.say(ALICE, "escalate")
+        (ident,) = re.findall(r"ESC-\d+", said["text"])
+        post = await fake_slack.wait_for(
+            lambda: next((p for p in served.posts_to(DISPATCH) if ident in p["text"]), None),
+            what="the escalation's post",
+        )
+        await fake_slack.send_action(ANA, ident, channel=DISPATCH, message_ts=post["ts"])
+        await fake_slack.wait_for(lambda: fake_slack.updates, what="the take")
+        await reply_in_thread(served, ANA, post, "Swap the patch cord first.")
+        await fake_slack.wait_for(
+            lambda: any("Swap the patch cord" in p["text"] for p in served.posts_to("D1")),
+            what="the answer in the technician's DM",
+        )
+    finally:
+        await asyncio.to_thread(server.stop)
+    output = "".join(server.output)
+    assert "Traceback" not in output and "Swap the patch cord" not in output
+    assert f"new escalations go to Slack channel {DISPATCH}" in output
+
+
+def test_a_channel_name_instead_of_an_id_is_refused_at_start(tmp_path: Path) -> None:
+    done = techassist(tmp_path, "serve", TECHASSIST_SLACK_DISPATCH_CHANNEL="#dispatch")
+    assert done.returncode != 0
+    assert "TECHASSIST_SLACK_DISPATCH_CHANNEL='#dispatch'" in done.stderr
+    assert "must be a Slack channel id such as C0123ABCD" in done.stderr
