@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from bot.app import create_app
@@ -22,6 +23,7 @@ from tests.bridges.server import start
 from tests.bridges.test_slack import buttons
 from tests.conftest import ServicesFactory
 from tests.fake_slack import FakeSlack, app_mention, message, message_im
+from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 ALICE = "U0ALICE"  # AB1234 in the demo directory
 
@@ -69,8 +71,9 @@ async def serve(
     """Start TechAssist with Slack on (again, on the same data directory, after a stop)."""
     stacks: list[AsyncExitStack] = []
 
-    async def start(**overrides: Any) -> Served:
+    async def start(data_dir: Path | None = None, **overrides: Any) -> Served:
         services = await make_services(
+            data_dir,
             slack_bot_token=fake_slack.bot_token,
             slack_app_token=fake_slack.app_token,
             slack_api_url=fake_slack.api_url,
@@ -361,3 +364,39 @@ def test_a_channel_name_instead_of_an_id_is_refused_at_start(tmp_path: Path) -> 
     assert done.returncode != 0
     assert "TECHASSIST_SLACK_DISPATCH_CHANNEL='#dispatch'" in done.stderr
     assert "must be a Slack channel id such as C0123ABCD" in done.stderr
+
+
+async def test_two_instances_on_redis_post_a_notice_and_an_escalation_once(
+    tmp_path: Path, serve: Callable[..., Any]
+) -> None:
+    url, prefix = redis_url(), new_prefix()
+    shared: dict[str, Any] = dict(
+        store=url,
+        redis_prefix=prefix,
+        secret_key=Fernet.generate_key().decode(),
+        slack_dispatch_channel=DISPATCH,
+    )
+    try:
+        instances: list[Served] = []
+        for name in ("one", "two"):
+            (tmp_path / name).mkdir()
+            instances.append(await serve(data_dir=tmp_path / name, **shared))
+        one, two = instances
+        await one.say(ALICE, "hi")
+        await one.say(ALICE, "yes")
+        # Told on one instance, heard by both through Redis: each one's bridge delivers.
+        key = await two.services.orchestrator.notify("AB1234", "Ladder in the van", kind="answer")
+        assert key is not None
+        await one.fake.wait_for(
+            lambda: any("Ladder" in p["text"] for p in one.posts_to("D1")), what="the notice"
+        )
+        said = await one.say(ALICE, "escalate")
+        (ident,) = re.findall(r"ESC-\d+", said["text"])
+        await one.fake.wait_for(
+            lambda: any(ident in p["text"] for p in one.posts_to(DISPATCH)), what="the post"
+        )
+        await one.say(ALICE, "status")  # a later turn: a doubled post had its time to show
+        assert sum("Ladder" in p["text"] for p in one.posts_to("D1")) == 1
+        assert sum(ident in p["text"] for p in one.posts_to(DISPATCH)) == 1
+    finally:
+        delete_prefix(url, prefix)
