@@ -47,6 +47,7 @@ from orchestrator_core.turns import (
     SessionKey,
     TurnKind,
     encodable,
+    readable,
 )
 
 log = logging.getLogger("techassist.orchestrator")
@@ -61,6 +62,8 @@ MAX_TEXT = 8192
 REMINDER_AFTER = 1800.0
 #: Sessions ``notify`` looks through for a technician's most recent one.
 NOTIFY_SCAN = 1000
+#: Notices a session keeps for a technician who does not come back; the oldest go first.
+MAX_OUTBOX = 50
 
 UNREADABLE = (
     "That message has characters that cannot be read (part of an emoji or symbol was lost "
@@ -298,15 +301,32 @@ class Orchestrator:
         the version check (once more if another writer saved meanwhile), then the
         notifier is told; a failing notifier is only logged, as the notice waits
         in the session for the next connection or turn. ``StoreError`` (or
-        ``LockError``) if it cannot be kept.
+        ``LockError``) if it cannot be kept. ``ValueError``, before anything is
+        looked up, for an empty text, one over ``MAX_TEXT`` characters, or ``data``
+        that cannot be stored as JSON.
         """
+        text = readable(text).strip()
+        if not text:
+            raise ValueError("a notice needs some text")
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"a notice is at most {MAX_TEXT} characters; this is {len(text)}")
+        notice = Notice(kind=kind, text=text, data=dict(data or {}))
+        try:
+            notice.model_dump_json()
+        except (TypeError, ValueError) as exc:  # pydantic's serialization error is a ValueError
+            raise ValueError(f"a notice's data must be JSON: {exc}") from None
         key = await self._target(target)
         if key is None:
             return None
-        notice = Notice(kind=kind, text=text, data=dict(data or {}))
+        where = key.as_str()
 
         def add(session: Session) -> bool:
             session.outbox.append(notice)
+            if len(session.outbox) > MAX_OUTBOX:
+                log.warning(
+                    "session %s holds over %d notices; the oldest is dropped", where, MAX_OUTBOX
+                )
+                del session.outbox[: len(session.outbox) - MAX_OUTBOX]
             return True
 
         if not await self._change(key, add):
@@ -351,6 +371,7 @@ class Orchestrator:
             log.warning("cannot list the sessions due a reminder: %s", exc)
             return 0
         fired = 0
+        reminded: list[bool] = []
         for text in keys:
             try:
                 key = SessionKey.from_str(text)
@@ -359,11 +380,13 @@ class Orchestrator:
                 continue
 
             def remind(session: Session) -> bool:
+                reminded[:] = [False]
                 if session.remind_at is None or session.remind_at > now:
                     return False
                 session.remind_at = None
                 if session.order is None or session.phase is Phase.ENDED:
-                    return True  # no longer mid-order: nothing to remind of
+                    return True  # no longer mid-order: nothing to remind of, only to clear
+                reminded[:] = [True]
                 order_id = session.order.order_id
                 session.outbox.append(
                     Notice(
@@ -373,7 +396,7 @@ class Orchestrator:
                 return True
 
             try:
-                if not await self._change(key, remind):
+                if not await self._change(key, remind) or not reminded[0]:
                     continue
             except (StoreError, LockError) as exc:
                 log.warning("cannot remind %s: %s", key.as_str(), exc)
@@ -392,7 +415,10 @@ class Orchestrator:
                 return None
         # A CUID: the session its technician last spoke in.
         best: tuple[float, str] | None = None
+        mark = json.dumps(target, ensure_ascii=False)  # cheaper than parsing every session
         for summary in await self.sessions.store.scan(limit=NOTIFY_SCAN):
+            if mark not in summary.data:
+                continue
             try:
                 stored = json.loads(summary.data)
             except ValueError:
@@ -414,11 +440,14 @@ class Orchestrator:
         """Load ``key`` under its lock, apply ``change`` and save if it says so.
 
         False if there is no session or ``change`` changed nothing. A save that
-        lost to another writer is tried once more on what that writer stored.
+        lost to another writer is tried again on what that writer stored, up to
+        ``MAX_RACES`` times.
         """
-        for attempt in range(2):
+        for attempt in range(1 + MAX_RACES):
+            held = False
             try:
                 async with self.sessions.lock(key) as lease:
+                    held = True
                     session = await self.sessions.get_session_data(key, lease)
                     if session is None or not change(session):
                         return False
@@ -426,10 +455,11 @@ class Orchestrator:
                     await self.sessions.update_session_data(session, lease=lease)
                     return True
             except (StaleVersionError, LockError):
-                if attempt == 1:
+                # Not held at all (another turn kept it past the lock's wait): no retry.
+                if attempt == MAX_RACES or not held:
                     raise
                 log.info("a notice for %s raced another writer; trying again", key.as_str())
-        return False  # not reached: the second attempt returns or raises
+        return False  # not reached: the last attempt returns or raises
 
     async def _publish(self, key: SessionKey) -> None:
         try:
