@@ -451,6 +451,9 @@ class SlackBridge:
         log.info("connected to Slack over Socket Mode as %s", self.bot_user)
         if self.dispatch is not None:
             log.info("new escalations go to Slack channel %s", self.config.dispatch_channel)
+        pending = asyncio.create_task(self._deliver_pending())
+        self._posting.add(pending)
+        pending.add_done_callback(self._posting.discard)
 
     async def stop(self) -> None:
         if self._watchdog is not None:
@@ -635,6 +638,21 @@ class SlackBridge:
             return
         task = self._lanes.submit(key, lambda: self._deliver_now(key))
         await asyncio.wait([task])
+
+    async def _deliver_pending(self, limit: int = 1000) -> None:
+        """At start, post the notices that waited while no instance was connected to Slack.
+
+        Their hint may have gone to no one. Every instance that starts looks; each
+        notice is still handed out once.
+        """
+        try:
+            sessions = await self.orchestrator.sessions.summaries(limit)
+        except TechAssistError as exc:
+            log.warning("cannot look for notices waiting for Slack: %s", exc)
+            return
+        for session in sessions:
+            if session.key.bridge == BRIDGE and session.outbox:
+                await self.deliver(session.key)
 
     async def _deliver_now(self, key: SessionKey) -> None:
         try:

@@ -162,6 +162,21 @@ async def test_a_notice_that_cannot_be_posted_comes_first_on_the_next_message(
     assert sum("Bring a longer cable" in t for t in texts(served.posts_to("D1"))) == 1
 
 
+async def test_a_notice_told_while_slack_was_down_is_posted_when_it_connects(
+    served: Served, serve: Callable[..., Any]
+) -> None:
+    await served.say(ALICE, "hi")
+    await served.stop()
+    key = await served.services.orchestrator.notify("AB1234", "Gate code is 4711", kind="answer")
+    assert key is not None
+    again: Served = await serve()
+    await again.fake.wait_for(
+        lambda: any("Gate code" in p["text"] for p in again.posts_to("D1")), what="the notice"
+    )
+    reply = await again.say(ALICE, "yes")
+    assert "Gate code" not in reply["text"] and "FSAN" in reply["text"]
+
+
 async def test_a_reminder_reaches_a_slack_technician_once(served: Served) -> None:
     await served.say(ALICE, "hi")
     await served.say(ALICE, "yes")
