@@ -320,6 +320,16 @@ def escalation_named(message: dict[str, Any]) -> str | None:
     return None
 
 
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
+
+
+def plain(text: str) -> str:
+    """A person's Slack message as they typed it: mentions dropped, links and escapes undone."""
+    text = _MENTION.sub("", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+
 def is_technician_message(event: dict[str, Any], bot_user: str | None) -> bool:
     """Whether an event is a person typing to us: not a bot, not an edit or deletion."""
     if event.get("subtype") is not None or event.get("bot_id"):
@@ -750,7 +760,7 @@ class SlackBridge:
             ids.append(f"event:{body['event_id']}")
         team = str(body.get("team_id") or event.get("team") or "")
         user = str(event["user"])
-        text = _MENTION.sub("", str(event.get("text", ""))).strip()
+        text = plain(str(event.get("text", "")))
         lane = SessionKey(BRIDGE, team, channel, thread_ts)
 
         async def job() -> None:

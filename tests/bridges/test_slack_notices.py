@@ -415,3 +415,25 @@ async def test_two_instances_on_redis_post_a_notice_and_an_escalation_once(
         assert sum(ident in p["text"] for p in one.posts_to(DISPATCH)) == 1
     finally:
         delete_prefix(url, prefix)
+
+
+async def test_only_the_taker_answers_and_the_others_are_told_why(desk: Served) -> None:
+    ident, post = await escalated(desk)
+    await desk.fake.send_action(ANA, ident, channel=DISPATCH, message_ts=post["ts"])
+    await desk.fake.wait_for(lambda: desk.fake.updates, what="the take")
+    before = len(desk.posts_to("D1"))
+    await reply_in_thread(desk, BEN, post, "Try port 3.")
+    refusal = await desk.fake.wait_for(
+        lambda: next((p for p in desk.posts_to(DISPATCH) if p.get("thread_ts")), None),
+        what="the refusal in the thread",
+    )
+    assert refusal["text"] == f"{ident}: {ident} was taken by Ana; only they can answer it."
+    # Slack escapes <, > and & and wraps links; the technician reads what Ana typed.
+    text = "Use port &lt;2&gt; &amp; see <https://example.com/ont|the manual>"
+    await reply_in_thread(desk, ANA, post, text)
+    answer = await desk.fake.wait_for(
+        lambda: next((p for p in desk.posts_to("D1")[before:] if "port" in p["text"]), None),
+        what="Ana's answer",
+    )
+    assert answer["text"] == "Use port <2> & see the manual (https://example.com/ont)"
+    assert "Try port 3" not in str(desk.posts_to("D1"))
