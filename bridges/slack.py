@@ -69,6 +69,8 @@ MAX_SECTION = 3000
 MAX_FIELDS = 10
 MAX_BUTTONS = 25
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+#: How many threads, dispatch-channel posts and operator names an instance remembers.
+REMEMBERED = 10_000
 
 
 class _SameToken(logging.Filter):
@@ -563,6 +565,13 @@ class SlackBridge:
             return  # a mention in the dispatch channel is an operator's, taken as a message
         self._queue_message(event, body, thread_ts=event.get("thread_ts") or event.get("ts"))
 
+    def _thread(self, key: SessionKey, thread_ts: str) -> None:
+        """Remember where a channel conversation speaks, for its notices."""
+        self._threads.pop(key, None)
+        self._threads[key] = thread_ts  # the most recent last
+        while len(self._threads) > REMEMBERED:
+            del self._threads[next(iter(self._threads))]
+
     def _in_dispatch_channel(self, event: dict[str, Any]) -> bool:
         channel = self.config.dispatch_channel
         return self.dispatch is not None and bool(channel) and event.get("channel") == channel
@@ -580,7 +589,7 @@ class SlackBridge:
         key = session_key(team, channel, user)
         turn_id = f"{channel}:{ts}"
         if thread_ts:
-            self._threads[key] = str(thread_ts)
+            self._thread(key, str(thread_ts))
 
         async def job() -> None:
             # Checked in the session's lane, so the turns keep their arrival order.
@@ -612,7 +621,7 @@ class SlackBridge:
         key = session_key(team, channel, user)
         thread_ts = message.get("thread_ts")
         if thread_ts:
-            self._threads[key] = str(thread_ts)
+            self._thread(key, str(thread_ts))
 
         async def job() -> None:
             if not await self._first([click]):
@@ -721,7 +730,7 @@ class SlackBridge:
                 )
                 await asyncio.sleep(self.config.post_backoff * 2**attempt)
                 continue
-            self._escalations[(channel, str(response.get("ts") or ""))] = escalation.id
+            self._remember_post(channel, str(response.get("ts") or ""), escalation.id)
             log.info("posted escalation %s to the dispatch channel", escalation.id)
             return
         log.error("escalation %s could not be posted to the dispatch channel", escalation.id)
@@ -743,7 +752,7 @@ class SlackBridge:
             except Exception as exc:
                 await self._refused(lane, channel, message_ts, ident, exc)
                 return
-            self._escalations[(channel, message_ts)] = ident
+            self._remember_post(channel, message_ts, ident)
             text, blocks = escalation_taken(escalation, operator)
             await self._send(lane, channel, None, text, blocks, message_ts)
             log.info("escalation %s taken in Slack by %s", ident, operator)
@@ -788,9 +797,12 @@ class SlackBridge:
         self, lane: SessionKey, channel: str, thread_ts: str, ident: str, exc: Exception
     ) -> None:
         """Tell the dispatch channel, in the escalation's thread, why an action did nothing."""
-        if isinstance(exc, DispatchError | TechAssistError):
+        if isinstance(exc, DispatchError):
             reason = str(exc)
             log.info("a Slack action on escalation %s was refused: %s", ident, reason)
+        elif isinstance(exc, TechAssistError):
+            log.warning("a Slack action on escalation %s failed: %s", ident, exc)
+            reason = "The escalations cannot be reached right now; try again in a moment."
         else:
             log.exception("a Slack action on escalation %s failed", ident)
             reason = "That did not go through; try again in a moment."
@@ -813,9 +825,14 @@ class SlackBridge:
             return None
         for message in response.get("messages") or []:
             if str(message.get("ts")) == ts and (ident := escalation_named(message)):
-                self._escalations[(channel, ts)] = ident
+                self._remember_post(channel, ts, ident)
                 return ident
         return None
+
+    def _remember_post(self, channel: str, ts: str, ident: str) -> None:
+        if len(self._escalations) >= REMEMBERED:
+            self._escalations.clear()  # only a shortcut: Slack still has the metadata
+        self._escalations[(channel, ts)] = ident
 
     async def _operator(self, user: str) -> str:
         """An operator's name as Slack shows it (display name, else real name), else the id."""
@@ -841,6 +858,8 @@ class SlackBridge:
             except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("users.info failed for %s: %s", user, _describe(exc))
                 return user  # not remembered: the name may be readable next time
+        if len(self._names) >= REMEMBERED:
+            self._names.clear()
         self._names[user] = name
         return name
 
