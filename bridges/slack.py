@@ -68,6 +68,7 @@ _SIGN_IN = re.compile(r"\s*([A-Za-z0-9]{2,16})\s+(\d{6})\s*")
 MAX_SECTION = 3000
 MAX_FIELDS = 10
 MAX_BUTTONS = 25
+MAX_BLOCKS = 50
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 #: How many threads, dispatch-channel posts and operator names an instance remembers.
 REMEMBERED = 10_000
@@ -162,6 +163,13 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
             card = data.get(name)
             if isinstance(card, dict) and (fields := _fields(card)):
                 blocks.append({"type": "section", "fields": fields})
+    if len(blocks) >= MAX_BLOCKS:
+        # Many notices at once: their texts as plain sections, as many as fit.
+        whole = escape("\n".join(r.text for r in replies))
+        blocks = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": whole[i : i + MAX_SECTION]}}
+            for i in range(0, len(whole), MAX_SECTION)
+        ][: MAX_BLOCKS - 1]
     choices = replies[-1].choices if replies else []
     if choices:
         blocks.append(

@@ -177,6 +177,22 @@ async def test_a_notice_told_while_slack_was_down_is_posted_when_it_connects(
     assert "Gate code" not in reply["text"] and "FSAN" in reply["text"]
 
 
+async def test_many_notices_at_once_arrive_in_one_message(
+    served: Served, serve: Callable[..., Any]
+) -> None:
+    await served.say(ALICE, "hi")
+    await served.stop()
+    for n in range(1, 31):
+        await served.services.orchestrator.notify("AB1234", f"Note {n} of 30", kind="answer")
+    again: Served = await serve()
+    post = await again.fake.wait_for(
+        lambda: next((p for p in again.posts_to("D1") if "Note 1 of 30" in p["text"]), None),
+        what="the notices",
+    )
+    assert post["text"].splitlines()[-1] == "Note 30 of 30"
+    assert "Note 30 of 30" in str(post["blocks"]) and len(post["blocks"]) < 50
+
+
 async def test_a_reminder_reaches_a_slack_technician_once(served: Served) -> None:
     await served.say(ALICE, "hi")
     await served.say(ALICE, "yes")
