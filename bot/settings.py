@@ -333,6 +333,11 @@ def unknown_variables(
 def slack_warning(settings: Settings) -> str | None:
     """Why Slack stays off although one of its two tokens is set; never shows a token."""
     bot, app = settings.slack_bot_token, settings.slack_app_token
+    if bot is None and app is None and settings.slack_dispatch_channel is not None:
+        return (
+            "TECHASSIST_SLACK_DISPATCH_CHANNEL is set but Slack is off, so escalations are "
+            "posted nowhere: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN to connect to Slack"
+        )
     if (bot is None) == (app is None):
         return None
     given, missing = (

@@ -44,6 +44,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator_core.dedupe import MemorySeen, Seen
+from orchestrator_core.dispatch import Dispatch, DispatchError, Escalation
 from orchestrator_core.errors import BridgeError, StoreError, TechAssistError, Unavailable
 from orchestrator_core.orchestrator import UNAVAILABLE, Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
@@ -67,7 +68,10 @@ _SIGN_IN = re.compile(r"\s*([A-Za-z0-9]{2,16})\s+(\d{6})\s*")
 MAX_SECTION = 3000
 MAX_FIELDS = 10
 MAX_BUTTONS = 25
+MAX_BLOCKS = 50
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+#: How many threads, dispatch-channel posts and operator names an instance remembers.
+REMEMBERED = 10_000
 
 
 class _SameToken(logging.Filter):
@@ -159,6 +163,13 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
             card = data.get(name)
             if isinstance(card, dict) and (fields := _fields(card)):
                 blocks.append({"type": "section", "fields": fields})
+    if len(blocks) >= MAX_BLOCKS:
+        # Many notices at once: their texts as plain sections, as many as fit.
+        whole = escape("\n".join(r.text for r in replies))
+        blocks = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": whole[i : i + MAX_SECTION]}}
+            for i in range(0, len(whole), MAX_SECTION)
+        ][: MAX_BLOCKS - 1]
     choices = replies[-1].choices if replies else []
     if choices:
         blocks.append(
@@ -230,26 +241,24 @@ def _shown(value: Any) -> str | None:
     return str(value)
 
 
-def escalation_summary(escalation: Any) -> tuple[str, list[dict[str, Any]]]:
+def escalation_summary(escalation: Escalation) -> tuple[str, list[dict[str, Any]]]:
     """An escalation as the dispatch channel shows it: a headline and its fields.
 
     The parameters come from the dispatch desk with sensitive values already masked.
     """
-    ident = str(escalation.id)
-    order = getattr(escalation, "order_id", None)
-    cuid = getattr(escalation, "cuid", None)
-    headline = f"Escalation {ident}: {cuid or 'a technician'}" + (
-        f" on {order}" if order else " needs help"
-    )
-    step, of = getattr(escalation, "step", None), getattr(escalation, "of", None)
-    where = f"{step} of {of}" if step not in (None, "") and of not in (None, "") else step
+    ident, order, cuid = escalation.id, escalation.order_id, escalation.cuid
+    headline = f"Escalation {ident}: {cuid}" + (f" on {order}" if order else " needs help")
+    step, of = escalation.step, escalation.of
+    where = f"{step} of {of}" if step is not None and of is not None else None
+    if where is not None and escalation.step_id:
+        where = f"{where} ({escalation.step_id})"
     fields = {
         "Technician": cuid,
         "Order": order,
-        "Kind": getattr(escalation, "kind", None),
+        "Kind": escalation.kind,
         "Step": where,
-        "Their words": getattr(escalation, "words", None),
-        "Parameters so far": getattr(escalation, "params", None),
+        "Their words": escalation.words,
+        "Parameters so far": escalation.params,
     }
     shown = [
         {"type": "mrkdwn", "text": f"*{name}*\n{escape(text)[:1900]}"}
@@ -268,10 +277,12 @@ def escalation_summary(escalation: Any) -> tuple[str, list[dict[str, Any]]]:
     return headline, blocks
 
 
-def escalation_post(escalation: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+def escalation_post(
+    escalation: Escalation,
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
     """A new escalation's post: text, blocks with a Take button, and the metadata naming it."""
     headline, blocks = escalation_summary(escalation)
-    ident = str(escalation.id)
+    ident = escalation.id
     blocks.append(
         {
             "type": "actions",
@@ -297,7 +308,7 @@ def escalation_post(escalation: Any) -> tuple[str, list[dict[str, Any]], dict[st
     return f"{headline} (take it, then reply in this thread)", blocks, metadata
 
 
-def escalation_taken(escalation: Any, operator: str) -> tuple[str, list[dict[str, Any]]]:
+def escalation_taken(escalation: Escalation, operator: str) -> tuple[str, list[dict[str, Any]]]:
     """The post once taken: no Take button, and who took it."""
     headline, blocks = escalation_summary(escalation)
     note = f"Taken by {escape(operator)}. A reply in this thread reaches the technician."
@@ -317,6 +328,16 @@ def escalation_named(message: dict[str, Any]) -> str | None:
         if isinstance(block_id, str) and block_id.startswith(ESCALATION_BLOCK):
             return block_id.removeprefix(ESCALATION_BLOCK) or None
     return None
+
+
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
+
+
+def plain(text: str) -> str:
+    """A person's Slack message as they typed it: mentions dropped, links and escapes undone."""
+    text = _MENTION.sub("", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 
 def is_technician_message(event: dict[str, Any], bot_user: str | None) -> bool:
@@ -405,7 +426,7 @@ class SlackBridge:
         config: SlackConfig,
         redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
         seen: Seen | None = None,
-        dispatch: Any | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None.
 
@@ -448,6 +469,11 @@ class SlackBridge:
             raise BridgeError(f"cannot connect to Slack: {_describe(exc)}") from exc
         self._watchdog = asyncio.create_task(self._watch())
         log.info("connected to Slack over Socket Mode as %s", self.bot_user)
+        if self.dispatch is not None:
+            log.info("new escalations go to Slack channel %s", self.config.dispatch_channel)
+        pending = asyncio.create_task(self._deliver_pending())
+        self._posting.add(pending)
+        pending.add_done_callback(self._posting.discard)
 
     async def stop(self) -> None:
         if self._watchdog is not None:
@@ -547,6 +573,13 @@ class SlackBridge:
             return  # a mention in the dispatch channel is an operator's, taken as a message
         self._queue_message(event, body, thread_ts=event.get("thread_ts") or event.get("ts"))
 
+    def _thread(self, key: SessionKey, thread_ts: str) -> None:
+        """Remember where a channel conversation speaks, for its notices."""
+        self._threads.pop(key, None)
+        self._threads[key] = thread_ts  # the most recent last
+        while len(self._threads) > REMEMBERED:
+            del self._threads[next(iter(self._threads))]
+
     def _in_dispatch_channel(self, event: dict[str, Any]) -> bool:
         channel = self.config.dispatch_channel
         return self.dispatch is not None and bool(channel) and event.get("channel") == channel
@@ -564,7 +597,7 @@ class SlackBridge:
         key = session_key(team, channel, user)
         turn_id = f"{channel}:{ts}"
         if thread_ts:
-            self._threads[key] = str(thread_ts)
+            self._thread(key, str(thread_ts))
 
         async def job() -> None:
             # Checked in the session's lane, so the turns keep their arrival order.
@@ -589,12 +622,14 @@ class SlackBridge:
         if action.get("action_id") == TAKE:
             self._queue_take(body, channel, message_ts, user, value)
             return
+        if self.dispatch is not None and channel == self.config.dispatch_channel:
+            return  # no technician converses in the dispatch channel
         click = f"click:{channel}:{message_ts}"
         team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
         key = session_key(team, channel, user)
         thread_ts = message.get("thread_ts")
         if thread_ts:
-            self._threads[key] = str(thread_ts)
+            self._thread(key, str(thread_ts))
 
         async def job() -> None:
             if not await self._first([click]):
@@ -631,6 +666,21 @@ class SlackBridge:
         task = self._lanes.submit(key, lambda: self._deliver_now(key))
         await asyncio.wait([task])
 
+    async def _deliver_pending(self, limit: int = 1000) -> None:
+        """At start, post the notices that waited while no instance was connected to Slack.
+
+        Their hint may have gone to no one. Every instance that starts looks; each
+        notice is still handed out once.
+        """
+        try:
+            sessions = await self.orchestrator.sessions.summaries(limit)
+        except TechAssistError as exc:
+            log.warning("cannot look for notices waiting for Slack: %s", exc)
+            return
+        for session in sessions:
+            if session.key.bridge == BRIDGE and session.outbox:
+                await self.deliver(session.key)
+
     async def _deliver_now(self, key: SessionKey) -> None:
         try:
             notices = await self.orchestrator.take_notices(key)
@@ -657,7 +707,7 @@ class SlackBridge:
 
     # -- the dispatch channel: new escalations, Take, answers in threads
 
-    async def _on_escalation(self, escalation: Any) -> None:
+    async def _on_escalation(self, escalation: Escalation) -> None:
         """A new escalation: post it in the dispatch channel, in the background.
 
         It is called from the technician's turn, which must not wait for Slack.
@@ -666,7 +716,7 @@ class SlackBridge:
         self._posting.add(task)
         task.add_done_callback(self._posting.discard)
 
-    async def _post_escalation(self, escalation: Any) -> None:
+    async def _post_escalation(self, escalation: Escalation) -> None:
         channel = self.config.dispatch_channel
         if channel is None:
             return
@@ -688,7 +738,7 @@ class SlackBridge:
                 )
                 await asyncio.sleep(self.config.post_backoff * 2**attempt)
                 continue
-            self._escalations[(channel, str(response.get("ts") or ""))] = str(escalation.id)
+            self._remember_post(channel, str(response.get("ts") or ""), escalation.id)
             log.info("posted escalation %s to the dispatch channel", escalation.id)
             return
         log.error("escalation %s could not be posted to the dispatch channel", escalation.id)
@@ -710,7 +760,7 @@ class SlackBridge:
             except Exception as exc:
                 await self._refused(lane, channel, message_ts, ident, exc)
                 return
-            self._escalations[(channel, message_ts)] = ident
+            self._remember_post(channel, message_ts, ident)
             text, blocks = escalation_taken(escalation, operator)
             await self._send(lane, channel, None, text, blocks, message_ts)
             log.info("escalation %s taken in Slack by %s", ident, operator)
@@ -727,7 +777,7 @@ class SlackBridge:
             ids.append(f"event:{body['event_id']}")
         team = str(body.get("team_id") or event.get("team") or "")
         user = str(event["user"])
-        text = _MENTION.sub("", str(event.get("text", ""))).strip()
+        text = plain(str(event.get("text", "")))
         lane = SessionKey(BRIDGE, team, channel, thread_ts)
 
         async def job() -> None:
@@ -745,7 +795,7 @@ class SlackBridge:
             except Exception as exc:
                 await self._refused(lane, channel, thread_ts, ident, exc)
                 return
-            who = getattr(escalation, "cuid", None) or "the technician"
+            who = escalation.cuid
             await self._send(lane, channel, thread_ts, f"Sent to {who}.", None, None)
             log.info("escalation %s answered in Slack by %s", ident, operator)
 
@@ -755,9 +805,12 @@ class SlackBridge:
         self, lane: SessionKey, channel: str, thread_ts: str, ident: str, exc: Exception
     ) -> None:
         """Tell the dispatch channel, in the escalation's thread, why an action did nothing."""
-        if type(exc).__name__ == "DispatchError" or isinstance(exc, TechAssistError):
+        if isinstance(exc, DispatchError):
             reason = str(exc)
             log.info("a Slack action on escalation %s was refused: %s", ident, reason)
+        elif isinstance(exc, TechAssistError):
+            log.warning("a Slack action on escalation %s failed: %s", ident, exc)
+            reason = "The escalations cannot be reached right now; try again in a moment."
         else:
             log.exception("a Slack action on escalation %s failed", ident)
             reason = "That did not go through; try again in a moment."
@@ -780,9 +833,14 @@ class SlackBridge:
             return None
         for message in response.get("messages") or []:
             if str(message.get("ts")) == ts and (ident := escalation_named(message)):
-                self._escalations[(channel, ts)] = ident
+                self._remember_post(channel, ts, ident)
                 return ident
         return None
+
+    def _remember_post(self, channel: str, ts: str, ident: str) -> None:
+        if len(self._escalations) >= REMEMBERED:
+            self._escalations.clear()  # only a shortcut: Slack still has the metadata
+        self._escalations[(channel, ts)] = ident
 
     async def _operator(self, user: str) -> str:
         """An operator's name as Slack shows it (display name, else real name), else the id."""
@@ -808,6 +866,8 @@ class SlackBridge:
             except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("users.info failed for %s: %s", user, _describe(exc))
                 return user  # not remembered: the name may be readable next time
+        if len(self._names) >= REMEMBERED:
+            self._names.clear()
         self._names[user] = name
         return name
 
