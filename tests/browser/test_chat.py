@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.rig import (
+    PHONE,
     Site,
     at_step,
     audit_count,
     eventually,
+    new_context,
     offline,
     online,
     say,
@@ -66,6 +68,9 @@ def test_a_technician_signs_in_by_link_and_completes_an_installation_on_a_phone(
 
     sees(page, "Speed test passed")
     at_step(page, 6, 7)
+    page.locator("#status-btn").click()  # the values so far: the password stays masked
+    sees(page, "ssid=Lovelace")
+    assert PASSWORD not in transcript(page).inner_text()
     tap(page, "yes")
     sees(page, "Order ORD-1003 is closed")
     tap(page, "end")
@@ -137,3 +142,45 @@ def test_a_value_whose_reply_was_lost_is_resent_and_answered_without_running_aga
     sees(page, "What should the Wi-Fi network be called")
     assert audit_count(web.data_dir, "activate_ont", "ORD-1003") == 1
     expect(page.locator("#transcript .msg", has_text="is active as")).to_have_count(1)
+
+
+def test_a_sign_in_link_works_once_and_nothing_else_signs_in(
+    web: Site, phone: BrowserContext, browser: Browser
+) -> None:
+    link = web.signin_url("AB1234")
+    page = phone.new_page()
+    page.goto(link)
+    page.wait_for_url(f"{web.url}/")
+    online(page)
+
+    other = new_context(browser, PHONE, phone=True)
+    try:
+        stranger = other.new_page()
+        stranger.goto(link)  # the same link, on another phone
+        expect(stranger.locator("body")).to_contain_text("cannot be used")
+        stranger.goto(f"{web.url}/")  # no cookie: no chat, whatever the CUID
+        expect(stranger.locator("body")).to_contain_text("You are not signed in")
+        expect(stranger.locator("#transcript")).to_have_count(0)
+    finally:
+        other.close()
+    # The first phone's conversation goes on.
+    sees(page, "Shall we start it?")
+
+
+def test_the_conversation_works_from_the_keyboard(web: Site, phone: BrowserContext) -> None:
+    page = sign_in(phone, web, "AB1234")
+    sees(page, "Shall we start it?")
+    yes = page.locator("#choices button", has_text="yes").first
+    expect(yes).to_be_visible()
+    for _ in range(20):  # Tab through the page until the choice has focus
+        if yes.evaluate("(b) => b === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    else:
+        raise AssertionError("Tab never reached the 'yes' button")
+    page.keyboard.press("Enter")
+    sees(page, "ONT serial number")
+    page.locator("#composer input[name=text]").focus()
+    page.keyboard.type(SERIAL)
+    page.keyboard.press("Enter")
+    sees(page, "Which ONT model")
