@@ -50,6 +50,8 @@ def test_a_technician_signs_in_by_link_and_completes_an_installation_on_a_phone(
     for button in page.locator("#choices button").all():  # large enough for a thumb
         size = button.bounding_box()
         assert size is not None and size["height"] >= 44 and size["width"] >= 44
+    # Nothing sticks out sideways on a 360 px screen.
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
     tap(page, "G-240W-F")
     sees(page, "Which Ethernet port")
     say(page, "2")
