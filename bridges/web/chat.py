@@ -326,18 +326,13 @@ class WebChatBridge:
         except Exception:  # the core's failure must not close a page
             log.exception("cannot take the notices of %s", key.as_str())
             return
-        for notice in notices:
+        for i, notice in enumerate(notices):
             frame = notice_frame(notice)
             sent = [await page.send(frame) for page in pages]
             if not any(sent):
-                await self._keep(key, notice)
-
-    async def _keep(self, key: SessionKey, notice: Notice) -> None:
-        """A notice no page took: back into the outbox, for the next page or turn."""
-        try:
-            await self.orchestrator.notify(key, notice.text, kind=notice.kind, data=notice.data)
-        except Exception:
-            log.exception("cannot keep an undelivered notice for %s", key.as_str())
+                # No page took it: back in the outbox, first, for the next page or turn.
+                await self.orchestrator.keep_notices(key, notices[i:])
+                return
 
     # -- the socket
 
