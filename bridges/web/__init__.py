@@ -1,5 +1,4 @@
-"""The web bridges: the technicians' browser chat (``chat.py``), its static page, and the
-dispatcher console (``console.py``).
+"""The web bridges: the technicians' browser chat (``chat.py``) and its static page.
 
 Importing this package is cheap: names and paths only. ``chat.py`` holds the
 routes and the ``/ws`` protocol (v2, see ``docs/protocol.md``).

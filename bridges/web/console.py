@@ -342,13 +342,20 @@ class Feed:
                 await task
 
     async def run(self) -> None:
+        failing = False
         while True:
             try:
                 await self.refresh()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reading the live sessions and the queue for the console failed")
+            except Exception as exc:  # logged once per outage, tried again every interval
+                if not failing:
+                    log.warning("the console cannot read the sessions and the queue: %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("the console reads the sessions and the queue again")
+                failing = False
             await asyncio.sleep(self.interval)
 
     async def refresh(self) -> None:
@@ -388,6 +395,7 @@ def login_page(csrf: str, message: str = "", name: str = "") -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · TechAssist dispatch</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ops/ops.css">
 </head>
 <body class="login">
@@ -731,7 +739,7 @@ def mount_console(app: FastAPI, services: Any) -> None:
                 return f"Write {what} first."
             if len(value) > limit:
                 return f"{what[0].upper()}{what[1:]} is too long: at most {limit} characters."
-            if not value.isprintable() and not all(c.isprintable() or c in "\n\t" for c in value):
+            if not all(c.isprintable() or c in "\n\t" for c in value):
                 return f"{what[0].upper()}{what[1:]} holds characters that cannot be sent."
             return None
 

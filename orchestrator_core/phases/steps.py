@@ -34,6 +34,10 @@ from orchestrator_core.turns import Reply
 #: Bad values in a row before escalation is offered.
 MAX_BAD_ATTEMPTS = 3
 
+#: The arguments every ``escalate`` tool takes; the others (the dispatcher's context) only
+#: go to one that accepts them.
+ESCALATE_BASICS = frozenset({"cuid", "order_id", "reason", "kind"})
+
 ESCALATION = words(try_again=["retry", "again", "try"], escalate=["human", "escalate it"])
 
 
@@ -486,6 +490,9 @@ async def escalate(
         args["step_of"] = len(plan.steps)
         if step is not None:
             args["step"] = step.id
+    spec = services.agent.registry.get("escalate")
+    if spec is not None:  # an escalate declared in a tools file may take only the basics
+        args = {k: v for k, v in args.items() if k in spec.accepted or k in ESCALATE_BASICS}
     result = await services.tool(session, "escalate", args, step_id=kind, order_id=order_id)
     if result.ok and result.outputs.get("escalation_id"):
         await services.escalated(str(result.outputs["escalation_id"]))

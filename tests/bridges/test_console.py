@@ -196,9 +196,9 @@ async def test_another_instance_with_the_same_secret_key_accepts_the_cookie(
     tmp_path: Path,
 ) -> None:
     first, second, third = (tmp_path / n for n in ("first", "second", "third"))
-    for data_dir in (first, second, third):
+    for data_dir in (first, second, third):  # each its own work orders, the same operator
         data_dir.mkdir()
-    add_operator(first)
+        add_operator(data_dir)
     with serve(first) as one, serve(second) as two, serve(third, OTHER_KEY) as three:
         async with client(one) as http:
             assert (await sign_in(http)).status_code == 303
@@ -393,6 +393,10 @@ async def test_one_escalation_is_taken_by_one_operator_and_a_cancel_needs_a_reas
             for body in ({}, {"reason": " "}, {"reason": 5}):
                 refused = await ana.post(f"{path}/cancel", json=body, headers=as_ana)
                 assert refused.status_code == 400 and "reason" in refused.json()["error"]
+            control = await ana.post(f"{path}/answer", json={"text": "a\x00b"}, headers=as_ana)
+            assert control.status_code == 400 and "cannot be sent" in control.json()["error"]
+            long = await ana.post(f"{path}/answer", json={"text": "x" * 4001}, headers=as_ana)
+            assert long.status_code == 400 and "too long" in long.json()["error"]
             garbled = await ana.post(
                 f"{path}/cancel",
                 content=b"{not json",

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 from bridges.web.console import Feed, Keys, LoginLimiter, decode_cookie, encode_cookie
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_failures_are_counted_per_name_and_address_within_the_window() -> None:
@@ -71,3 +77,16 @@ async def test_the_feed_sends_each_kind_only_when_it_changed() -> None:
     feed.unsubscribe(late)
     assert feed.task is None
     await asyncio.sleep(0)
+
+
+def test_the_wheel_carries_the_console_page(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
+        + ["--wheel-dir", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (wheel,) = tmp_path.glob("techassist-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"bridges/web/static/ops.{ext}" for ext in ("html", "js", "css")} <= names
