@@ -152,8 +152,10 @@ class Dispatch:
             raise DispatchError(
                 f"Unknown status {status!r}; expected one of {', '.join(ESCALATION_STATUSES)}."
             )
-        rows = await self._db(self.workorders.escalations(status=status, limit=100_000))
-        return [_escalation(row) for row in reversed(rows[-limit:])]
+        rows = await self._db(
+            self.workorders.escalations(status=status, limit=limit, newest_first=True)
+        )
+        return [_escalation(row) for row in rows]
 
     async def get(self, escalation_id: str) -> Escalation:
         """One escalation; ``DispatchError`` if there is none by that id."""

@@ -420,12 +420,14 @@ async def skip_step(services: Services, session: Session) -> Next:
     return (await execute_plan_steps(services, session)).after(said)
 
 
-async def escalate_order(services: Services, session: Session, reason: str) -> Next:
+async def escalate_order(
+    services: Services, session: Session, reason: str, *, words: str | None = None
+) -> Next:
     """Hand the current order to a human; it is parked at its step, and the technician
     moves on. A dispatcher may hand it back (``phases/handback.py``)."""
     assert session.order is not None and session.cuid is not None
     order_id = session.order.order_id
-    result = await escalate(services, session, reason, kind="order", order_id=order_id)
+    result = await escalate(services, session, reason, kind="order", order_id=order_id, words=words)
     if not result.ok:
         said = (
             f"I couldn't escalate just now: {result.message} Please try again."
@@ -466,7 +468,13 @@ def park(session: Session, escalation_id: str | None) -> None:
 
 
 async def escalate(
-    services: Services, session: Session, reason: str, *, kind: str, order_id: str | None
+    services: Services,
+    session: Session,
+    reason: str,
+    *,
+    kind: str,
+    order_id: str | None,
+    words: str | None = None,
 ) -> ToolResult:
     """Record an escalation for a human: an order handed over, or a request for help.
 
@@ -480,7 +488,7 @@ async def escalate(
         "reason": reason,
         "kind": kind,
         "session_key": session.key.as_str(),
-        "words": reason,
+        "words": words or reason,
     }
     plan = session.plan
     step = current_step(session)

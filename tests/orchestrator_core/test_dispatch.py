@@ -161,6 +161,19 @@ async def test_a_hand_back_mid_another_order_is_offered_when_that_order_ends(
     assert question(resumed).needs == "ssid"
 
 
+async def test_a_technician_who_comes_back_is_offered_the_handed_back_order_at_once(
+    services: Services,
+) -> None:
+    chat, escalation = await escalated_at_wifi(services)
+    await chat.say("quit")
+    await services.dispatch.take(escalation.id, "ana")
+    await services.dispatch.hand_back(escalation.id, "ana")
+    again = MemoryBridge(services.orchestrator, "AB1234")
+    opened = await again.start()  # a new connection, before a word is typed
+    assert question(opened).text.startswith(f"{ORDER} is back with you from the dispatcher")
+    assert question(await again.say("yes")).needs == "ssid"
+
+
 async def test_declining_a_hand_back_keeps_the_order_to_pick_later_at_its_step(
     services: Services,
 ) -> None:
@@ -248,6 +261,17 @@ async def test_closing_lets_the_parked_order_and_its_password_go(services: Servi
     assert json.loads(stored_session(services, chat))["parked"] == {}
     assert [e.id for e in await dispatch.queue("closed")] == [escalation.id]
     assert await dispatch.queue("open") == []
+
+
+async def test_words_said_with_escalate_reach_the_dispatcher(services: Services) -> None:
+    chat = MemoryBridge(services.orchestrator, "AB1234")
+    await chat.start()
+    await chat.say("AB1234")
+    await chat.say("yes")
+    gone = await chat.say("escalate  the cabinet   is locked")
+    assert f"I've escalated {ORDER}" in said(gone)
+    [escalation] = await services.dispatch.queue()
+    assert escalation.words == "the cabinet is locked" and escalation.step == 2
 
 
 async def test_a_help_request_is_queued_with_the_technicians_words(services: Services) -> None:

@@ -242,6 +242,8 @@ async def test_escalations_count_up_and_are_counted_per_technician(db: Handle) -
     ]
     assert datetime.fromisoformat(listed[0]["created_at"]).tzinfo is not None
     assert len(await db.orders.escalations()) == 3
+    newest = await db.orders.escalations(newest_first=True, limit=2)
+    assert [e["escalation_id"] for e in newest] == ["ESC-0003", "ESC-0002"]
 
 
 async def test_an_escalation_keeps_its_context_and_moves_only_as_allowed(db: Handle) -> None:
