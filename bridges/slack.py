@@ -660,11 +660,13 @@ class SlackBridge:
         it once. A direct message gets a message, a channel conversation a reply in
         the thread it last spoke in (or, from another instance, a message that
         mentions the technician).
+
+        It returns once the delivery is queued: the notifier hands every bridge its
+        keys one after another, so it must not wait behind a slow Slack turn.
         """
         if key.bridge != BRIDGE:
             return
-        task = self._lanes.submit(key, lambda: self._deliver_now(key))
-        await asyncio.wait([task])
+        self._lanes.submit(key, lambda: self._deliver_now(key))
 
     async def _deliver_pending(self, limit: int = 1000) -> None:
         """At start, post the notices that waited while no instance was connected to Slack.
