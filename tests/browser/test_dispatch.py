@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.rig import (
+    PHONE,
     WAIT_MS,
     Site,
     at_step,
+    new_context,
     notices,
     ops_sign_in,
     say,
@@ -81,3 +83,21 @@ def test_a_dispatcher_answers_and_hands_back_and_the_technician_finishes_the_ord
     ops.locator("#audit-order").fill("ORD-1003")
     ops.locator("#audit-form button[type=submit]").click()
     expect(ops.locator("#audit-entries tbody tr", has_text="close_order")).to_have_count(1)
+
+
+def test_the_console_fits_a_phone(
+    web: Site, operator: tuple[str, str], phone: BrowserContext, browser: Browser
+) -> None:
+    tech = sign_in(phone, web, "AB1234")
+    start_order(tech)
+    say(tech, "escalate")
+    sees(tech, "I've escalated ORD-1003")
+    pocket = new_context(browser, PHONE, phone=True)
+    try:
+        ops = ops_sign_in(pocket, web, *operator)
+        escalation(ops, "AB1234")
+        expect(ops.locator("#escalation button[name=take]")).to_be_visible()
+        # Wide tables scroll in their own box; the page itself does not scroll sideways.
+        assert ops.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        pocket.close()
