@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run run-http test test-scale test-browser screenshots lint typecheck chat bench clean
+.PHONY: run run-http test test-scale test-browser screenshots bench-dispatch lint typecheck chat bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: TechAssist needs Python 3.11 or newer;" \
@@ -87,6 +87,10 @@ bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.security
 	$(BIN)/python -m bench.http_tools
 	$(BIN)/python -m bench.webchat
+
+# A dispatcher's answer to the technician's page, in headless Chromium (the test tools).
+bench-dispatch: $(TEST_STAMP)
+	$(BIN)/python -m bench.dispatch_latency
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
