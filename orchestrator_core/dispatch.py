@@ -26,13 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator_core.audit import AuditLog
-from orchestrator_core.errors import (
-    LockError,
-    StaleVersionError,
-    StoreError,
-    Unavailable,
-    WorkOrderError,
-)
+from orchestrator_core.errors import StaleVersionError, TechAssistError
 from orchestrator_core.notices import NoticeKind
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.orders import as_utc
@@ -169,7 +163,7 @@ class Dispatch:
         now = time.time()
         try:
             sessions = await self.orchestrator.sessions.summaries(limit)
-        except StoreError as exc:
+        except TechAssistError as exc:
             raise DispatchError(f"The sessions cannot be read just now: {exc}") from exc
         plans: dict[str, Plan | None] = {}
         for session in sessions:
@@ -177,7 +171,7 @@ class Dispatch:
             if digest is not None and digest not in plans:
                 try:
                     plans[digest] = await self.orchestrator.sessions.plan_by_digest(digest)
-                except StoreError:
+                except TechAssistError:
                     plans[digest] = None
         return [_live(session, plans.get(session.plan_digest or ""), now) for session in sessions]
 
@@ -236,7 +230,9 @@ class Dispatch:
         text = _text(text, "answer")
         current = await self._theirs(escalation_id, operator, "answer")
         data = {"escalation_id": current.id, "order_id": current.order_id, "operator": operator}
-        sent = await self._notify(current, text, "answer", data, prefer_session=False)
+        about = current.order_id or f"your request {current.id}"
+        told = f"From the dispatcher ({operator}) about {about}: {text}"
+        sent = await self._notify(current, told, "answer", data, prefer_session=False)
         if sent is None:
             raise DispatchError(
                 f"{current.cuid} has no conversation to send the answer to; nothing was sent."
@@ -283,7 +279,7 @@ class Dispatch:
         at = f" at step {current.step}" if current.step else ""
         text = (
             f"{order_id} is back with you from the dispatcher ({operator}): "
-            f"you can resume it{at} where you left off."
+            f"you can resume it{at} where you left off, with the values you gave."
         )
         data = {"escalation_id": current.id, "order_id": order_id, "operator": operator}
         await self._notify(current, text, "handback", data, prefer_session=True)
@@ -298,14 +294,15 @@ class Dispatch:
         if order_id is None:
             raise DispatchError(f"{current.id} has no order to cancel.")
         order = await self._db(self.workorders.get_order(order_id))
-        if order is None or order.status in ("completed", "cancelled"):
+        if order is None or order.status == "completed":
             status = order.status if order is not None else "gone"
-            raise DispatchError(f"{order_id} is already {status}.")
-        await self._db(
-            self.workorders.set_order_status(
-                order_id, "cancelled", f"{current.id}: cancelled by {operator}: {reason}"
+            raise DispatchError(f"{order_id} is already {status}; it cannot be cancelled.")
+        if order.status != "cancelled":  # else an earlier try got this far: carry on
+            await self._db(
+                self.workorders.set_order_status(
+                    order_id, "cancelled", f"{current.id}: cancelled by {operator}: {reason}"
+                )
             )
-        )
         if current.session_key:
             await self._edit(current.session_key, lambda s: _unpark(s, order_id))
         text = f"{order_id} was cancelled by the dispatcher ({operator}): {reason}"
@@ -404,7 +401,7 @@ class Dispatch:
                 target = current.cuid
         try:
             return await self.orchestrator.notify(target, text, kind=kind, data=data)
-        except (StoreError, LockError) as exc:
+        except TechAssistError as exc:
             raise DispatchError(
                 f"The message could not reach {current.cuid} just now ({exc}); try again."
             ) from exc
@@ -427,7 +424,7 @@ class Dispatch:
                     return True
             except StaleVersionError:
                 continue
-            except (StoreError, LockError) as exc:
+            except TechAssistError as exc:
                 raise DispatchError(f"The conversation cannot be changed just now: {exc}") from exc
         raise DispatchError("The conversation kept changing; try again.")
 
@@ -435,7 +432,7 @@ class Dispatch:
     async def _db(call: Awaitable[Any]) -> Any:
         try:
             return await call
-        except (WorkOrderError, Unavailable) as exc:
+        except TechAssistError as exc:
             raise DispatchError(f"The work-order database failed: {exc}") from exc
 
 

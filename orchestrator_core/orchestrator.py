@@ -40,7 +40,7 @@ from orchestrator_core.phases.commands import (
     run_command,
     where_you_stand,
 )
-from orchestrator_core.phases.handback import offered
+from orchestrator_core.phases.handback import offered, take_offer
 from orchestrator_core.phases.orders import identify
 from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
@@ -527,6 +527,7 @@ class Orchestrator:
         return [*said, *await self._answer(session, text)]
 
     async def _answer(self, session: Session, text: str) -> list[Reply]:
+        take_offer(session, text)  # a yes or no to a hand-back notice answers its offer
         asked = self._question(session)
         command = COMMANDS.match(text)
         words = escalation_words(session, text)
