@@ -657,6 +657,9 @@ def where(session: Session) -> dict[str, Any]:
         "step": step,
         "of": of,
         "task": task,
+        # The names (never the values) of the plan's sensitive parameters: a bridge masks
+        # them in what it echoes of the technician's own messages.
+        "sensitive": sorted(plan.sensitive_names()) if order is not None and plan else [],
     }
 
 

@@ -7,9 +7,11 @@ Every frame the server sends in these tests is checked against
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +220,9 @@ async def test_a_whole_installation_over_v2_with_one_frame_per_turn(
     assert (started["where"]["step"], started["where"]["of"]) == (2, 7)
     assert started["replies"][-1]["needs"] == "fsan"
     assert started["replies"][-1]["sensitive"] is False
+    # The names of the plan's secrets, so the page masks them wherever they are typed.
+    assert "wifi_password" in started["where"]["sensitive"]
+    assert greeting["where"]["sensitive"] == []
 
     ont = await page.say('{"fsan": "ALCL90ABCDEF", "model": "G-240W-F", "ethernet_port": 2}')
     assert "ALCL90ABCDEF" in texts(ont)
@@ -427,3 +432,28 @@ async def test_a_page_sending_too_fast_is_told_to_slow_down(tmp_path: Path, open
         await page.send({"type": "action", "id": "c-fast", "value": "yes"})
         refused = await page.recv()
         assert refused["type"] == "error" and "more than 3 a minute" in refused["message"]
+
+
+def _at(when: datetime) -> datetime:
+    return when
+
+
+async def test_a_sign_in_link_lasts_fifteen_minutes(server: Server, tmp_path: Path) -> None:
+    """Links issued 14 and 16 minutes ago (the credentials' clock set back): one works."""
+    from orchestrator_core.credentials import Credentials
+    from orchestrator_core.sqlite_workorders import SqliteWorkOrders
+
+    db = SqliteWorkOrders(tmp_path / "workorders.db")
+    try:
+        issued: dict[int, str] = {}
+        for minutes in (14, 16):
+            then = datetime.now(UTC) - timedelta(minutes=minutes)
+            credentials = Credentials(db, clock=functools.partial(_at, then))
+            issued[minutes] = (await credentials.issue_link("CD5678")).secret
+    finally:
+        db.close()
+    with http(server) as client:
+        stale = client.post("/api/signin", data={"t": issued[16]})
+        assert stale.status_code == 400 and "expired" in stale.text
+        fresh = client.post("/api/signin", data={"t": issued[14]})
+        assert fresh.status_code == 303 and fresh.cookies.get("techassist_web")

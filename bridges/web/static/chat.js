@@ -34,6 +34,7 @@ let greeted = false; // this page has had a welcome: later connections resume qu
 let attempts = 0;
 let stopped = false; // signed out: no more reconnecting
 let sensitive = false; // the question on screen asks for a secret
+let secretNames = []; // the plan's sensitive parameters: masked wherever they are typed
 const answered = new Set(); // acks already shown
 const shown = new Set(); // server ids already shown
 
@@ -86,8 +87,26 @@ function setState(state) {
   offline.hidden = state !== "offline";
 }
 
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function masked(text) {
+  // name=value, name: value, "name": "value" or 'name': 'value' of a sensitive parameter.
+  for (const name of secretNames) {
+    const key = escapeRegExp(name);
+    const pattern = new RegExp(
+      `(?<![\\w])((["']?)${key}\\2\\s*[=:]\\s*)("[^"]*"|'[^']*'|[^\\s,}]+)`,
+      "g",
+    );
+    text = text.replace(pattern, `$1${MASK}`);
+  }
+  return text;
+}
+
 function setWhere(info) {
   if (!info) return;
+  secretNames = Array.isArray(info.sensitive) ? info.sensitive : [];
   if (info.order_id) {
     order.textContent = `Order ${info.order_id}` + (info.order_type ? ` · ${info.order_type}` : "");
   } else {
@@ -218,7 +237,7 @@ function send(type, text) {
   const message = { id: newId(), type, text };
   outbox.push(message);
   save(OUTBOX, outbox);
-  const div = addMessage("me", sensitive && type === "message" ? MASK : text, message.id);
+  const div = addMessage("me", sensitive && type === "message" ? MASK : masked(text), message.id);
   if (body.dataset.state !== "online" || !transmit(message)) div.classList.add("pending");
   setChoices([]);
 }
