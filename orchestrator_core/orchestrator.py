@@ -357,6 +357,26 @@ class Orchestrator:
             return []
         return taken
 
+    async def keep_notices(self, key: SessionKey, notices: list[Notice]) -> None:
+        """Put back notices a bridge took but could not deliver (the connection dropped):
+        they come first again, at the next connection or turn. Nothing is announced.
+
+        A failing store is logged: those notices are then lost, as a reply the
+        technician's connection dropped would be.
+        """
+        if not notices:
+            return
+        known = {n.id for n in notices}
+
+        def put_back(session: Session) -> bool:
+            session.outbox = notices + [n for n in session.outbox if n.id not in known]
+            return True
+
+        try:
+            await self._change(key, put_back)
+        except (StoreError, LockError) as exc:
+            log.warning("cannot keep the undelivered notices of %s: %s", key.as_str(), exc)
+
     async def fire_reminders(self, now: float | None = None) -> int:
         """Put a reminder in the outbox of each session due one at ``now``; how many fired.
 

@@ -19,6 +19,12 @@ still load it. ``sweep`` applies a retention at a given time on top of that,
 through small indexes (sorted sets of save times by state, and of snapshot
 deadlines), and removes index entries Redis already expired.
 
+The same save script keeps two more sorted sets: every session by the time of
+its save (``recent``, for ``scan``) and the sessions due a reminder by when
+(``due``); reading either drops the entries of sessions Redis already expired,
+and ``sweep`` and ``delete`` take their keys off both. ``RedisNotifier`` tells
+every instance which sessions have notices, on the ``notices`` channel.
+
 Keys all come from ``RedisKeys``; several stores (or tests) share one server
 under different prefixes. The scripts touch several keys, so the store wants
 one Redis server (or a primary with replicas), not a Redis Cluster.

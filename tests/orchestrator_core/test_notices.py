@@ -180,6 +180,21 @@ async def test_a_technician_who_never_comes_back_keeps_only_the_latest_notices(
     assert taken[0].text == "notice 5" and taken[-1].text == f"notice {MAX_OUTBOX + 4}"
 
 
+async def test_notices_a_bridge_could_not_deliver_come_first_next_time(
+    services: Services,
+) -> None:
+    chat = await start_top_installation(services)
+    orchestrator = services.orchestrator
+    await orchestrator.notify(chat.key, "first")
+    taken = await orchestrator.take_notices(chat.key)
+    await orchestrator.notify(chat.key, "second")
+    await orchestrator.keep_notices(chat.key, taken)  # the socket closed before they went out
+    await orchestrator.keep_notices(chat.key, taken)  # kept once, however often put back
+    replies = await chat.say("status")
+    assert [r.text for r in replies[:2]] == ["first", "second"]
+    assert "first" not in [r.text for r in replies[2:]]
+
+
 async def test_two_takers_at_once_share_no_notice(instance: Instance) -> None:
     one, two = await instance(), await instance()
     chat = await start_top_installation(one)
