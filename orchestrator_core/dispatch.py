@@ -26,13 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator_core.audit import AuditLog
-from orchestrator_core.errors import (
-    LockError,
-    StaleVersionError,
-    StoreError,
-    Unavailable,
-    WorkOrderError,
-)
+from orchestrator_core.errors import StaleVersionError, TechAssistError
 from orchestrator_core.notices import NoticeKind
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.orders import as_utc
@@ -152,8 +146,10 @@ class Dispatch:
             raise DispatchError(
                 f"Unknown status {status!r}; expected one of {', '.join(ESCALATION_STATUSES)}."
             )
-        rows = await self._db(self.workorders.escalations(status=status, limit=100_000))
-        return [_escalation(row) for row in reversed(rows[-limit:])]
+        rows = await self._db(
+            self.workorders.escalations(status=status, limit=limit, newest_first=True)
+        )
+        return [_escalation(row) for row in rows]
 
     async def get(self, escalation_id: str) -> Escalation:
         """One escalation; ``DispatchError`` if there is none by that id."""
@@ -167,7 +163,7 @@ class Dispatch:
         now = time.time()
         try:
             sessions = await self.orchestrator.sessions.summaries(limit)
-        except StoreError as exc:
+        except TechAssistError as exc:
             raise DispatchError(f"The sessions cannot be read just now: {exc}") from exc
         plans: dict[str, Plan | None] = {}
         for session in sessions:
@@ -175,7 +171,7 @@ class Dispatch:
             if digest is not None and digest not in plans:
                 try:
                     plans[digest] = await self.orchestrator.sessions.plan_by_digest(digest)
-                except StoreError:
+                except TechAssistError:
                     plans[digest] = None
         return [_live(session, plans.get(session.plan_digest or ""), now) for session in sessions]
 
@@ -281,7 +277,7 @@ class Dispatch:
         at = f" at step {current.step}" if current.step else ""
         text = (
             f"{order_id} is back with you from the dispatcher ({operator}): "
-            f"you can resume it{at} where you left off."
+            f"you can resume it{at} where you left off, with the values you gave."
         )
         data = {"escalation_id": current.id, "order_id": order_id, "operator": operator}
         await self._notify(current, text, "handback", data, prefer_session=True)
@@ -402,7 +398,7 @@ class Dispatch:
                 target = current.cuid
         try:
             return await self.orchestrator.notify(target, text, kind=kind, data=data)
-        except (StoreError, LockError) as exc:
+        except TechAssistError as exc:
             raise DispatchError(
                 f"The message could not reach {current.cuid} just now ({exc}); try again."
             ) from exc
@@ -425,7 +421,7 @@ class Dispatch:
                     return True
             except StaleVersionError:
                 continue
-            except (StoreError, LockError) as exc:
+            except TechAssistError as exc:
                 raise DispatchError(f"The conversation cannot be changed just now: {exc}") from exc
         raise DispatchError("The conversation kept changing; try again.")
 
@@ -433,7 +429,7 @@ class Dispatch:
     async def _db(call: Awaitable[Any]) -> Any:
         try:
             return await call
-        except (WorkOrderError, Unavailable) as exc:
+        except TechAssistError as exc:
             raise DispatchError(f"The work-order database failed: {exc}") from exc
 
 

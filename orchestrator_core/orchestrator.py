@@ -32,8 +32,13 @@ from orchestrator_core.phases import (
     post_task_interaction,
     run_task,
 )
-from orchestrator_core.phases.commands import COMMANDS, run_command, where_you_stand
-from orchestrator_core.phases.handback import offered
+from orchestrator_core.phases.commands import (
+    COMMANDS,
+    escalation_words,
+    run_command,
+    where_you_stand,
+)
+from orchestrator_core.phases.handback import offered, take_offer
 from orchestrator_core.phases.orders import identify
 from orchestrator_core.plans import Plan, PlanLibrary
 from orchestrator_core.session import Phase, Session
@@ -512,12 +517,20 @@ class Orchestrator:
             if not fresh:
                 said.append(where_you_stand(session))
             if turn.kind is TurnKind.START or not text:
+                # An order a dispatcher handed back is offered as soon as the technician is back.
+                session.phase = offered(session, Next(session.phase)).phase
                 return [*said, self._question(session)]
         return [*said, *await self._answer(session, text)]
 
     async def _answer(self, session: Session, text: str) -> list[Reply]:
+        take_offer(session, text)  # a yes or no to a hand-back notice answers its offer
         asked = self._question(session)
         command = COMMANDS.match(text)
+        words = escalation_words(session, text)
+        if words is not None and "escalate" not in (c.lower() for c in asked.choices):
+            # "escalate the cabinet is locked": the words go to the dispatcher.
+            outcome = await run_command(self, session, "escalate", asked, words=words)
+            return self._close(session, outcome, False)
         if command is not None and command not in (c.lower() for c in asked.choices):
             # A command answers nothing, so it does not count towards a repeated question.
             return self._close(session, await run_command(self, session, command, asked), False)

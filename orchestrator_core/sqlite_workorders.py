@@ -515,12 +515,17 @@ class SqliteWorkOrders:
         return item
 
     async def escalations(
-        self, cuid: str | None = None, *, status: str | None = None, limit: int = 1000
+        self,
+        cuid: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Escalations, oldest first, optionally of one technician or in one status."""
         rows = self._query(
             "SELECT * FROM escalations WHERE (? IS NULL OR cuid = ?) AND (? IS NULL OR status = ?)"
-            " ORDER BY id LIMIT ?",
+            f" ORDER BY id{' DESC' if newest_first else ''} LIMIT ?",
             (cuid, cuid, status, status, limit),
         )
         return [self._escalation(row) for row in rows]

@@ -164,9 +164,15 @@ class WorkOrders(Protocol):
         """How many escalations ``cuid`` recorded in the last ``within`` seconds."""
 
     async def escalations(
-        self, cuid: str | None = None, *, status: str | None = None, limit: int = 1000
+        self,
+        cuid: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Escalations, oldest first, optionally of one technician or in one status.
+        """Escalations, oldest first (or newest), optionally of one technician or in one
+        status; at most ``limit``.
 
         Each is a dict of the table's columns, with ``escalation_id`` (ESC-0001),
         ``params`` decoded, and times as ISO 8601 UTC text.

@@ -450,11 +450,17 @@ class PostgresWorkOrders:
         }
 
     async def escalations(
-        self, cuid: str | None = None, *, status: str | None = None, limit: int = 1000
+        self,
+        cuid: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         rows = await self._rows(
             self._ESCALATION + " WHERE (%s::text IS NULL OR cuid_key = %s)"
-            " AND (%s::text IS NULL OR status = %s) ORDER BY id LIMIT %s",
+            " AND (%s::text IS NULL OR status = %s)"
+            + (" ORDER BY id DESC LIMIT %s" if newest_first else " ORDER BY id LIMIT %s"),
             (
                 _key(cuid) if cuid else None,
                 _key(cuid) if cuid else None,

@@ -50,7 +50,8 @@ def help_text(session: Session, asked: Reply) -> str:
         lines[2:2] = [
             "• skip: skip the current step, if it may be skipped",
             "• cancel: leave this order; it goes back to your queue",
-            "• escalate: hand this order to a human",
+            "• escalate: hand this order to a human; add what is wrong for the dispatcher"
+            " (escalate the cabinet is locked)",
         ]
     if asked.choices:
         lines.append("Answers accepted right now: " + ", ".join(asked.choices) + ".")
@@ -112,8 +113,25 @@ def where_you_stand(session: Session) -> Reply:
     )
 
 
-async def run_command(services: Services, session: Session, command: str, asked: Reply) -> Next:
-    """Carry out a command; ``asked`` is the question the conversation was waiting on."""
+def escalation_words(session: Session, text: str) -> str | None:
+    """The words after ``escalate`` in "escalate the cabinet is locked", said at a step of
+    an order, for the dispatcher; ``None`` when the message is not that (elsewhere, as in a
+    request for help, the words are the message itself)."""
+    if session.phase not in IN_PLAN or session.order is None:
+        return None
+    head, _, rest = text.strip().partition(" ")
+    if head.lower().rstrip(":,") != "escalate" or not rest.strip():
+        return None
+    return " ".join(rest.split())
+
+
+async def run_command(
+    services: Services, session: Session, command: str, asked: Reply, *, words: str | None = None
+) -> Next:
+    """Carry out a command; ``asked`` is the question the conversation was waiting on.
+
+    ``words``: what the technician said with ``escalate``, passed on to the dispatcher.
+    """
     here = session.phase
     if command == "quit":
         session.paused = True
@@ -133,7 +151,7 @@ async def run_command(services: Services, session: Session, command: str, asked:
         reason = f"The technician asked for a human at {current_task(session).lower()}."
         if session.failure is not None:
             reason = session.failure.message
-        return await escalate_order(services, session, reason)
+        return await escalate_order(services, session, reason, words=words)
     # cancel
     if session.order is None or here is Phase.CANCEL_REASON:
         return Next(here, [Reply.display("There is no order in progress to cancel.")])

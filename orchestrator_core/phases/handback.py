@@ -29,6 +29,24 @@ def offered(session: Session, outcome: Next) -> Next:
     return Next(Phase.OFFER_HANDBACK, outcome.said)
 
 
+#: Phases whose own answers are not yes or no: there, a yes or no after the hand-back
+#: notice answers the offer straight away.
+_ANSWERED_IN = frozenset({Phase.IDLE, Phase.POST_TASK})
+
+
+def take_offer(session: Session, text: str) -> bool:
+    """Whether ``text`` answers the offer of a handed-back order the technician was told of,
+    though the question on screen was another (they answered the notice); the session is
+    then put on the offer, to be answered by this turn."""
+    if session.phase not in _ANSWERED_IN or HANDBACK.match(text) is None:
+        return False
+    if _waiting(session) is None:
+        return False
+    session.return_phase = session.phase
+    session.phase = Phase.OFFER_HANDBACK
+    return True
+
+
 def _waiting(session: Session) -> str | None:
     """The first handed-back order still parked; stale entries are dropped."""
     session.handed_back = [o for o in session.handed_back if o in session.parked]

@@ -34,6 +34,10 @@ from orchestrator_core.turns import Reply
 #: Bad values in a row before escalation is offered.
 MAX_BAD_ATTEMPTS = 3
 
+#: The arguments every ``escalate`` tool takes; the others (the dispatcher's context) only
+#: go to one that accepts them.
+ESCALATE_BASICS = frozenset({"cuid", "order_id", "reason", "kind"})
+
 ESCALATION = words(try_again=["retry", "again", "try"], escalate=["human", "escalate it"])
 
 
@@ -416,12 +420,14 @@ async def skip_step(services: Services, session: Session) -> Next:
     return (await execute_plan_steps(services, session)).after(said)
 
 
-async def escalate_order(services: Services, session: Session, reason: str) -> Next:
+async def escalate_order(
+    services: Services, session: Session, reason: str, *, words: str | None = None
+) -> Next:
     """Hand the current order to a human; it is parked at its step, and the technician
     moves on. A dispatcher may hand it back (``phases/handback.py``)."""
     assert session.order is not None and session.cuid is not None
     order_id = session.order.order_id
-    result = await escalate(services, session, reason, kind="order", order_id=order_id)
+    result = await escalate(services, session, reason, kind="order", order_id=order_id, words=words)
     if not result.ok:
         said = (
             f"I couldn't escalate just now: {result.message} Please try again."
@@ -462,7 +468,13 @@ def park(session: Session, escalation_id: str | None) -> None:
 
 
 async def escalate(
-    services: Services, session: Session, reason: str, *, kind: str, order_id: str | None
+    services: Services,
+    session: Session,
+    reason: str,
+    *,
+    kind: str,
+    order_id: str | None,
+    words: str | None = None,
 ) -> ToolResult:
     """Record an escalation for a human: an order handed over, or a request for help.
 
@@ -476,7 +488,7 @@ async def escalate(
         "reason": reason,
         "kind": kind,
         "session_key": session.key.as_str(),
-        "words": reason,
+        "words": words or reason,
     }
     plan = session.plan
     step = current_step(session)
@@ -486,6 +498,9 @@ async def escalate(
         args["step_of"] = len(plan.steps)
         if step is not None:
             args["step"] = step.id
+    spec = services.agent.registry.get("escalate")
+    if spec is not None:  # an escalate declared in a tools file may take only the basics
+        args = {k: v for k, v in args.items() if k in spec.accepted or k in ESCALATE_BASICS}
     result = await services.tool(session, "escalate", args, step_id=kind, order_id=order_id)
     if result.ok and result.outputs.get("escalation_id"):
         await services.escalated(str(result.outputs["escalation_id"]))

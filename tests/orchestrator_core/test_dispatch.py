@@ -24,9 +24,12 @@ from tests.orchestrator_core.workorders.backends import (
     _create_database,
     _drop_database,
     admin_url,
+    empty_postgres_url,
     unavailable,
 )
 from tests.scenarios.helpers import question, said
+
+__all__ = ["empty_postgres_url"]
 
 PASSWORD = "harbour-lantern-42"
 ORDER = "ORD-1003"
@@ -161,6 +164,29 @@ async def test_a_hand_back_mid_another_order_is_offered_when_that_order_ends(
     assert question(resumed).needs == "ssid"
 
 
+async def test_a_technician_who_comes_back_is_offered_the_handed_back_order_at_once(
+    services: Services,
+) -> None:
+    chat, escalation = await escalated_at_wifi(services)
+    await chat.say("quit")
+    await services.dispatch.take(escalation.id, "ana")
+    await services.dispatch.hand_back(escalation.id, "ana")
+    again = MemoryBridge(services.orchestrator, "AB1234")
+    opened = await again.start()  # a new connection, before a word is typed
+    assert question(opened).text.startswith(f"{ORDER} is back with you from the dispatcher")
+    assert question(await again.say("yes")).needs == "ssid"
+
+
+async def test_a_yes_to_the_hand_back_notice_resumes_at_once(services: Services) -> None:
+    chat, escalation = await escalated_at_wifi(services)
+    await services.dispatch.take(escalation.id, "ana")
+    await services.dispatch.hand_back(escalation.id, "ana")
+    resumed = await chat.say("yes")  # the technician answers the notice, on the menu
+    assert f"{ORDER} is back with you from the dispatcher (ana)" in said(resumed)
+    assert f"Resuming {ORDER} at step 4 of 7" in said(resumed)
+    assert question(resumed).needs == "ssid"
+
+
 async def test_declining_a_hand_back_keeps_the_order_to_pick_later_at_its_step(
     services: Services,
 ) -> None:
@@ -250,6 +276,17 @@ async def test_closing_lets_the_parked_order_and_its_password_go(services: Servi
     assert await dispatch.queue("open") == []
 
 
+async def test_words_said_with_escalate_reach_the_dispatcher(services: Services) -> None:
+    chat = MemoryBridge(services.orchestrator, "AB1234")
+    await chat.start()
+    await chat.say("AB1234")
+    await chat.say("yes")
+    gone = await chat.say("escalate  the cabinet   is locked")
+    assert f"I've escalated {ORDER}" in said(gone)
+    [escalation] = await services.dispatch.queue()
+    assert escalation.words == "the cabinet is locked" and escalation.step == 2
+
+
 async def test_a_help_request_is_queued_with_the_technicians_words(services: Services) -> None:
     chat = MemoryBridge(services.orchestrator, "AB1234")
     await chat.start()
@@ -331,3 +368,97 @@ async def test_an_escalations_table_from_before_is_upgraded_and_its_rows_stay_re
     [old] = await services.dispatch.queue()
     assert (old.id, old.status, old.words, old.params) == ("ESC-0001", "open", "old one", {})
     assert (await services.dispatch.take("ESC-0001", "ana")).status == "taken"
+
+
+RENAMED_SECRET = {
+    "id": "renamed-secret",
+    "title": "Installation with the Wi-Fi key under another name",
+    "order_types": ["installation"],
+    "parameters": {
+        "fsan": {"prompt": "Serial?", "pattern": "^[A-Z]{4}[0-9A-F]{8}$", "normalize": "upper"},
+        "model": {"prompt": "Model?", "type": "choice", "choices": ["G-240W-F", "G-010G-P"]},
+        "ethernet_port": {"prompt": "Port?", "type": "integer", "min": 1, "max": 4},
+        "ssid": {"prompt": "Network name?"},
+        "network_key": {"prompt": "Network key?", "min": 8, "sensitive": True},
+    },
+    "steps": [
+        {
+            "id": "activate",
+            "task": "Activate the ONT",
+            "parameters": ["fsan", "model", "ethernet_port"],
+            "tool": "activate_ont",
+            "inputs": {"order_id": "order.order_id"},
+        },
+        {
+            "id": "wifi",
+            "task": "Set up the Wi-Fi",
+            "parameters": ["ssid", "network_key"],
+            "tool": "configure_wifi",
+            "inputs": {"fsan": "fsan", "wifi_password": "network_key"},
+        },
+    ],
+}
+
+
+async def test_a_sensitive_value_is_masked_in_the_audit_under_any_argument_name(
+    make_services: ServicesFactory, tmp_path: Path
+) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "plan.json").write_text(json.dumps(RENAMED_SECRET))
+    services = await make_services(plans_dir=plans)
+    chat = MemoryBridge(services.orchestrator, "AB1234")
+    await chat.start("AB1234")
+    await chat.say("yes")
+    await chat.say("fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+    await chat.say("ssid=Home")
+    done = await chat.say(PASSWORD)
+    assert f"Order {ORDER} is closed" in said(done), said(done)
+    assert PASSWORD not in str(await services.audit.audit_rows())
+    trail = await services.dispatch.audit(ORDER)
+    wifi = next(entry for entry in trail if entry.tool == "configure_wifi")
+    assert wifi.ok and wifi.args["wifi_password"] != PASSWORD
+
+
+async def test_a_postgres_database_from_before_keeps_its_escalations_readable(
+    empty_postgres_url: str,
+) -> None:
+    import psycopg
+
+    from orchestrator_core.operators import Operators
+    from orchestrator_core.pg.migrate import migrations, upgrade
+    from orchestrator_core.pg.workorders import PostgresWorkOrders
+
+    url = empty_postgres_url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for migration in migrations():
+            if migration.version < 4:  # the schema as the version before the queue left it
+                await conn.execute(migration.sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        await conn.execute(
+            "INSERT INTO escalations (cuid_key, cuid, order_id, kind, reason, created_at)"
+            " VALUES ('ab1234', 'AB1234', 'ORD-1007', 'order', 'old one', now())"
+        )
+    applied = await upgrade(url)
+    assert "004_dispatch" in applied
+    db = await PostgresWorkOrders.open(url, min_size=1, max_size=2)
+    try:
+        [old] = await db.escalations()
+        assert (old["escalation_id"], old["status"], old["params"]) == ("ESC-0001", "open", {})
+        taken = await db.move_escalation(
+            "ESC-0001", "taken", "ana", allowed=("open",), taker_only=False
+        )
+        assert taken is not None and taken["operator"] == "ana"
+        operators = Operators(db)
+        await operators.add("ana", "a long enough password")
+        assert await operators.verify("ANA", "a long enough password")
+        assert not await operators.verify("ana", "another password")
+    finally:
+        await db.aclose()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridges.memory import MemoryBridge
+from orchestrator_core.dispatch import Dispatch
 from orchestrator_core.phases import PHASES
 from orchestrator_core.phases.commands import COMMANDS
 from orchestrator_core.session import Phase
@@ -87,6 +88,16 @@ async def idle(chat: MemoryBridge) -> list[Reply]:
     return await chat.say("none")
 
 
+async def handed_back(chat: MemoryBridge) -> list[Reply]:
+    await post_task(chat)
+    agent = chat.orchestrator.agent
+    dispatch = Dispatch(chat.orchestrator, agent.context.db, agent.audit)
+    [escalation] = await dispatch.queue("open")
+    await dispatch.take(escalation.id, "ana")
+    await dispatch.hand_back(escalation.id, "ana")
+    return await chat.say("status")
+
+
 PATHS: dict[str, tuple[Path_, Phase]] = {
     "confirm": (confirm, Phase.CONFIRM_ORDER),
     "pick": (pick, Phase.PICK_ORDER),
@@ -97,6 +108,7 @@ PATHS: dict[str, tuple[Path_, Phase]] = {
     "offer escalation": (offer_escalation, Phase.OFFER_ESCALATION),
     "post task": (post_task, Phase.POST_TASK),
     "idle": (idle, Phase.IDLE),
+    "handed back": (handed_back, Phase.OFFER_HANDBACK),
 }
 
 

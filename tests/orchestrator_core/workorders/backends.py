@@ -31,7 +31,7 @@ from orchestrator_core.sqlite_workorders import SqliteWorkOrders
 from orchestrator_core.workorders import WorkOrders
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TABLES = "technicians, orders, inventory, escalations, audit, tokens"
+TABLES = "technicians, orders, inventory, escalations, audit, tokens, operators"
 
 
 def admin_url() -> str:

@@ -242,6 +242,99 @@ async def test_escalations_count_up_and_are_counted_per_technician(db: Handle) -
     ]
     assert datetime.fromisoformat(listed[0]["created_at"]).tzinfo is not None
     assert len(await db.orders.escalations()) == 3
+    newest = await db.orders.escalations(newest_first=True, limit=2)
+    assert [e["escalation_id"] for e in newest] == ["ESC-0003", "ESC-0002"]
+
+
+async def test_an_escalation_keeps_its_context_and_moves_only_as_allowed(db: Handle) -> None:
+    await import_data(db.orders, {"technicians": [tech()], "orders": [order("ORD-1")]})
+    escalation_id = await db.orders.add_escalation(
+        "AB1234",
+        "ORD-1",
+        "order",
+        "no light",
+        session_key="techassist:web:::AB1234",
+        step="light_levels",
+        step_no=3,
+        step_of=7,
+        words="the fiber is dark",
+        params={"fsan": "ALCL90ABCDEF", "wifi_password": "••••"},
+    )
+    row = await db.orders.get_escalation(escalation_id.lower())
+    assert row is not None
+    assert (row["status"], row["step"], row["step_no"], row["step_of"]) == (
+        "open",
+        "light_levels",
+        3,
+        7,
+    )
+    assert row["params"] == {"fsan": "ALCL90ABCDEF", "wifi_password": "••••"}
+    assert (row["words"], row["session_key"]) == ("the fiber is dark", "techassist:web:::AB1234")
+    assert await db.orders.get_escalation("ESC-9999") is None
+    assert await db.orders.get_escalation("not an id") is None
+    move = db.orders.move_escalation
+    assert await move(escalation_id, "answered", "ana", allowed=("taken",), taker_only=True) is None
+    taken = await move(escalation_id, "taken", "ana", allowed=("open",), taker_only=False)
+    assert taken is not None and (taken["status"], taken["operator"]) == ("taken", "ana")
+    assert await move(escalation_id, "taken", "bob", allowed=("open",), taker_only=False) is None
+    assert (
+        await move(
+            escalation_id, "answered", "bob", allowed=("taken",), taker_only=True, answer="x"
+        )
+        is None
+    )
+    answered = await move(
+        escalation_id, "answered", "ANA", allowed=("taken",), taker_only=True, answer="clean it"
+    )
+    assert answered is not None and answered["answer"] == "clean it"
+    closed = await move(
+        escalation_id, "closed", "ana", allowed=("answered",), taker_only=True, outcome="closed"
+    )
+    assert closed is not None and (closed["answer"], closed["outcome"]) == ("clean it", "closed")
+    assert [e["escalation_id"] for e in await db.orders.escalations(status="closed")] == [
+        escalation_id
+    ]
+    assert await db.orders.escalations(status="open") == []
+
+
+async def test_of_two_instances_taking_one_escalation_exactly_one_succeeds(
+    opener: Opener,
+) -> None:
+    first, second = await opener(), await opener()
+    await import_data(first.orders, {"technicians": [tech()]})
+    escalation_id = await first.orders.add_escalation("AB1234", None, "help", "ladder")
+    results = await asyncio.gather(
+        *(
+            handle.orders.move_escalation(
+                escalation_id, "taken", name, allowed=("open",), taker_only=False
+            )
+            for handle, name in ((first, "ana"), (second, "bob"))
+        )
+    )
+    assert sum(result is not None for result in results) == 1
+
+
+async def test_operators_are_stored_by_name_in_any_case(db: Handle) -> None:
+    assert await db.orders.list_operators() == []
+    await db.orders.put_operator("Ana", "hash-1")
+    await db.orders.put_operator("bob", "hash-2")
+    await db.orders.put_operator("ANA", "hash-3")
+    assert await db.orders.list_operators() == ["Ana", "bob"]
+    assert await db.orders.operator_hash("ana") == "hash-3"
+    assert await db.orders.operator_hash("carol") is None
+    assert await db.orders.remove_operator("ANA")
+    assert not await db.orders.remove_operator("ana")
+    assert await db.orders.list_operators() == ["bob"]
+
+
+async def test_an_orders_audit_rows_are_found_in_any_case_of_its_id(db: Handle) -> None:
+    for order_id in ("ORD-1", "ORD-2", "ord-1"):
+        await db.audit.record_call(
+            "s", order_id, "step", 1, 1, "tool", {"a": 1}, True, None, {"ok": True}, 1.5
+        )
+    rows = await db.audit.order_rows("Ord-1")
+    assert [row["order_id"] for row in rows] == ["ORD-1", "ord-1"]
+    assert rows[0]["args"] == {"a": 1} and rows[0]["duration_ms"] == 1.5
 
 
 # -- credentials
