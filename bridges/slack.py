@@ -702,8 +702,8 @@ class SlackBridge:
                 *blocks,
             ]
         if await self._send(key, key.channel, thread, text, blocks, None) is None:
-            # Kept for the technician's next message, like a turn's lost replies.
-            await self.orchestrator.undelivered(key, replies)
+            # Put back: they come first on the technician's next message, once.
+            await self.orchestrator.keep_notices(key, notices)
         else:
             log.info("posted %d notice(s) to %s", len(notices), key.as_str())
 

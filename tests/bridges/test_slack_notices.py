@@ -155,7 +155,6 @@ async def test_a_notice_that_cannot_be_posted_comes_first_on_the_next_message(
         lambda: len([c for c in served.fake.calls_to("chat.postMessage") if not c.ok]) == 4,
         what="every try of the notice to fail",
     )
-    await served.bridge.deliver(key)  # nothing left to take: posts nothing
     reply = await served.say(ALICE, "yes")
     assert reply["text"].startswith("Bring a longer cable"), reply["text"]
     assert "FSAN" in reply["text"]
