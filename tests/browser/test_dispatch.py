@@ -12,6 +12,8 @@ from tests.browser.rig import (
     at_step,
     new_context,
     notices,
+    offline,
+    online,
     ops_sign_in,
     say,
     sees,
@@ -101,3 +103,34 @@ def test_the_console_fits_a_phone(
         assert ops.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         pocket.close()
+
+
+def test_an_answer_sent_while_the_technician_is_offline_arrives_once_on_reconnect(
+    web: Site, operator: tuple[str, str], phone: BrowserContext, desk: BrowserContext
+) -> None:
+    tech = sign_in(phone, web, "AB1234")
+    start_order(tech)
+    say(tech, "escalate")
+    sees(tech, "I've escalated ORD-1003")
+    ops = ops_sign_in(desk, web, *operator)
+    panel = escalation(ops, "AB1234").locator("#escalation")
+    panel.locator("button[name=take]").click()
+    expect(ops.locator("#queue li[data-status=taken]", has_text="AB1234")).to_be_visible()
+
+    web.proxy.down = True
+    web.proxy.cut()  # the technician's phone loses the network
+    offline(tech)
+    panel.locator("textarea[name=answer]").fill(ANSWER)
+    panel.locator("button[name=send]").click()
+    expect(ops.locator("#queue li[data-status=answered]", has_text="AB1234")).to_be_visible()
+    expect(notices(tech).filter(has_text=ANSWER)).to_have_count(0)
+
+    web.proxy.down = False
+    online(tech)
+    expect(notices(tech).filter(has_text=ANSWER)).to_have_count(1)
+    tech.wait_for_timeout(1000)
+    expect(notices(tech).filter(has_text=ANSWER)).to_have_count(1)  # once, not again
+    tech.reload()  # a new page on the same phone: it was delivered, so it is not repeated
+    online(tech)
+    sees(tech, "Alice")
+    expect(notices(tech).filter(has_text=ANSWER)).to_have_count(0)
