@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.browser.conftest import _site
 from tests.browser.rig import (
     PHONE,
     Site,
@@ -186,3 +190,23 @@ def test_the_conversation_works_from_the_keyboard(web: Site, phone: BrowserConte
     page.keyboard.type(SERIAL)
     page.keyboard.press("Enter")
     sees(page, "Which ONT model")
+
+
+@pytest.fixture
+def slow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """Every network operation of the simulator takes 1.5 s: activating the ONT is slow."""
+    yield from _site(tmp_path, request, TECHASSIST_SIM_LATENCY_MS="1500")
+
+
+def test_a_slow_step_shows_that_the_assistant_is_at_work(slow: Site, phone: BrowserContext) -> None:
+    page = sign_in(phone, slow, "AB1234")
+    start_order(page)
+    say(page, SERIAL)
+    tap(page, "G-240W-F")
+    sees(page, "Which Ethernet port")
+    working = page.locator("#typing")
+    expect(working).to_be_hidden()
+    say(page, "2")
+    expect(working).to_be_visible()  # while the tools run
+    sees(page, f"ONT {SERIAL} (G-240W-F) is active")
+    expect(working).to_be_hidden()
