@@ -30,6 +30,7 @@ const order = document.getElementById("order");
 const statusButton = document.getElementById("status-btn");
 
 let socket = null;
+let ready = false; // this connection has been welcomed: messages may go out
 let greeted = false; // this page has had a welcome: later connections resume quietly
 let attempts = 0;
 let stopped = false; // signed out: no more reconnecting
@@ -196,6 +197,7 @@ function onFrame(event) {
   switch (frame.type) {
     case "welcome":
       greeted = true;
+      ready = true;
       flush();
       break;
     case "reply":
@@ -218,7 +220,7 @@ function onFrame(event) {
 }
 
 function transmit(message) {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  if (!ready || !socket || socket.readyState !== WebSocket.OPEN) return false;
   const frame = message.type === "action"
     ? { type: "action", id: message.id, value: message.text }
     : { type: "message", id: message.id, text: message.text };
@@ -238,7 +240,7 @@ function send(type, text) {
   outbox.push(message);
   save(OUTBOX, outbox);
   const div = addMessage("me", sensitive && type === "message" ? MASK : masked(text), message.id);
-  if (body.dataset.state !== "online" || !transmit(message)) div.classList.add("pending");
+  if (!transmit(message)) div.classList.add("pending"); // sent after the next welcome
   setChoices([]);
 }
 
@@ -269,6 +271,7 @@ function connect() {
   ws.addEventListener("close", () => {
     if (socket !== ws) return;
     socket = null;
+    ready = false;
     hideTyping();
     setState("offline");
     for (const div of transcript.querySelectorAll(".msg.me")) {
