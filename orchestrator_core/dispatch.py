@@ -93,7 +93,7 @@ class LiveSession:
     of: int | None
     idle_seconds: float
     last_tool: str | None
-    """The last reply that reported a step's result, if the session still holds one."""
+    """The last tool call and how it went, e.g. "activate_ont: ok"."""
     outbox: int
     """Notices waiting for the technician."""
 
@@ -545,18 +545,9 @@ def _live(session: Session, plan: Plan | None, now: float) -> LiveSession:
         step=step,
         of=of,
         idle_seconds=round(max(0.0, now - last_at), 1) if last_at is not None else 0.0,
-        last_tool=_last_tool(session, plan),
+        last_tool=session.last_tool,
         outbox=len(session.outbox),
     )
-
-
-def _last_tool(session: Session, plan: Plan | None) -> str | None:
-    if session.failure is not None:
-        return session.failure.message
-    if plan is None or session.step_index == 0:
-        return None
-    done = plan.steps[min(session.step_index, len(plan.steps)) - 1]
-    return f"{done.id}: ok" if done.tool else None
 
 
 __all__ = [
