@@ -71,7 +71,8 @@ def desk(browser: Browser) -> Iterator[BrowserContext]:
         context.close()
 
 
-def _site(tmp_path: Path, request: pytest.FixtureRequest, **env: str) -> Iterator[Site]:
+def serve_site(tmp_path: Path, request: pytest.FixtureRequest, **env: str) -> Iterator[Site]:
+    """The real server with ``env``; its log is printed when the test failed."""
     with site(tmp_path, **env) as running:
         yield running
         report = getattr(request.node, "rep_call", None)
@@ -82,7 +83,7 @@ def _site(tmp_path: Path, request: pytest.FixtureRequest, **env: str) -> Iterato
 @pytest.fixture
 def web(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     """The real server on a fresh data directory (demo data seeded)."""
-    yield from _site(tmp_path, request)
+    yield from serve_site(tmp_path, request)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import _site
+from tests.browser.conftest import serve_site
 from tests.browser.rig import (
     PHONE,
     Site,
@@ -195,7 +195,7 @@ def test_the_conversation_works_from_the_keyboard(web: Site, phone: BrowserConte
 @pytest.fixture
 def slow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     """Every network operation of the simulator takes 1.5 s: activating the ONT is slow."""
-    yield from _site(tmp_path, request, TECHASSIST_SIM_LATENCY_MS="1500")
+    yield from serve_site(tmp_path, request, TECHASSIST_SIM_LATENCY_MS="1500")
 
 
 def test_a_slow_step_shows_that_the_assistant_is_at_work(slow: Site, phone: BrowserContext) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from tests.browser.conftest import _site
+from tests.browser.conftest import serve_site
 from tests.browser.rig import Site, notices, online, say, sees, sign_in, tap
 from tests.browser.test_chat import SERIAL, start_order
 
@@ -21,7 +21,7 @@ REMINDED = "Still on ORD-1003?"
 
 @pytest.fixture
 def quick(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
-    yield from _site(
+    yield from serve_site(
         tmp_path,
         request,
         TECHASSIST_REMINDER_AFTER=IDLE,
