@@ -93,7 +93,7 @@ class LiveSession:
     of: int | None
     idle_seconds: float
     last_tool: str | None
-    """The last reply that reported a step's result, if the session still holds one."""
+    """The last tool call and how it went, e.g. "activate_ont: ok"."""
     outbox: int
     """Notices waiting for the technician."""
 
@@ -230,7 +230,9 @@ class Dispatch:
         text = _text(text, "answer")
         current = await self._theirs(escalation_id, operator, "answer")
         data = {"escalation_id": current.id, "order_id": current.order_id, "operator": operator}
-        sent = await self._notify(current, text, "answer", data, prefer_session=False)
+        about = current.order_id or f"your request {current.id}"
+        told = f"From the dispatcher ({operator}) about {about}: {text}"
+        sent = await self._notify(current, told, "answer", data, prefer_session=False)
         if sent is None:
             raise DispatchError(
                 f"{current.cuid} has no conversation to send the answer to; nothing was sent."
@@ -292,14 +294,15 @@ class Dispatch:
         if order_id is None:
             raise DispatchError(f"{current.id} has no order to cancel.")
         order = await self._db(self.workorders.get_order(order_id))
-        if order is None or order.status in ("completed", "cancelled"):
+        if order is None or order.status == "completed":
             status = order.status if order is not None else "gone"
-            raise DispatchError(f"{order_id} is already {status}.")
-        await self._db(
-            self.workorders.set_order_status(
-                order_id, "cancelled", f"{current.id}: cancelled by {operator}: {reason}"
+            raise DispatchError(f"{order_id} is already {status}; it cannot be cancelled.")
+        if order.status != "cancelled":  # else an earlier try got this far: carry on
+            await self._db(
+                self.workorders.set_order_status(
+                    order_id, "cancelled", f"{current.id}: cancelled by {operator}: {reason}"
+                )
             )
-        )
         if current.session_key:
             await self._edit(current.session_key, lambda s: _unpark(s, order_id))
         text = f"{order_id} was cancelled by the dispatcher ({operator}): {reason}"
@@ -542,18 +545,9 @@ def _live(session: Session, plan: Plan | None, now: float) -> LiveSession:
         step=step,
         of=of,
         idle_seconds=round(max(0.0, now - last_at), 1) if last_at is not None else 0.0,
-        last_tool=_last_tool(session, plan),
+        last_tool=session.last_tool,
         outbox=len(session.outbox),
     )
-
-
-def _last_tool(session: Session, plan: Plan | None) -> str | None:
-    if session.failure is not None:
-        return session.failure.message
-    if plan is None or session.step_index == 0:
-        return None
-    done = plan.steps[min(session.step_index, len(plan.steps)) - 1]
-    return f"{done.id}: ok" if done.tool else None
 
 
 __all__ = [

@@ -606,7 +606,7 @@ class Orchestrator:
     ) -> ToolResult:
         """Run a tool through the inner agent, as the session's next numbered call."""
         session.calls += 1
-        return await self.agent.execute_task(
+        result = await self.agent.execute_task(
             tool,
             args,
             CallContext(
@@ -619,6 +619,9 @@ class Orchestrator:
                 audit=session.cuid is not None,
             ),
         )
+        # For the dispatcher's list of sessions: the kind of failure, never its message.
+        session.last_tool = f"{tool}: ok" if result.ok else f"{tool}: {result.error_kind}"
+        return result
 
 
 def _drain(session: Session) -> list[Reply]:

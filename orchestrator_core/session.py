@@ -138,6 +138,9 @@ class Session(BaseModel):
     parked: dict[str, ParkedOrder] = Field(default_factory=dict)
     """Escalated orders by id, kept at their step until a dispatcher hands them back or
     closes them."""
+    last_tool: str | None = None
+    """The last tool call and how it went ("activate_ont: ok", "check_light_levels: fault"),
+    for the dispatcher's list of sessions."""
     handed_back: list[str] = Field(default_factory=list)
     """Parked orders a dispatcher handed back, to offer when no order is at hand."""
 

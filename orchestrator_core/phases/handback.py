@@ -98,11 +98,18 @@ async def resume(services: Services, session: Session, order_id: str) -> Next:
         order_id=order_id,
     )
     if not started.ok:
+        # Not offered again (a closed order would be offered forever); while it is open,
+        # choosing it among the orders tries again.
+        session.handed_back = [o for o in session.handed_back if o != order_id]
+        if started.error_kind == "failed":
+            del session.parked[order_id]
         return Next(Phase.IDLE, [Reply.display(f"I couldn't resume {order_id}: {started.message}")])
     session.clear_order()
     fallback = services.plans.for_order_type(parked.order.order_type)
     plan = await services.resume_plan(session, parked.plan_digest, fallback)
     if plan is None:
+        del session.parked[order_id]
+        session.handed_back = [o for o in session.handed_back if o != order_id]
         return Next(
             Phase.IDLE,
             [Reply.display(f"I couldn't resume {order_id}: no plan serves its type any more.")],

@@ -19,6 +19,7 @@ from bot.wiring import Services
 from bridges.memory import MemoryBridge
 from orchestrator_core.dispatch import DispatchError, Escalation
 from orchestrator_core.params import MASK
+from orchestrator_core.secrets import FernetSecrets
 from tests.conftest import ServicesFactory
 from tests.orchestrator_core.workorders.backends import (
     _create_database,
@@ -27,6 +28,7 @@ from tests.orchestrator_core.workorders.backends import (
     empty_postgres_url,
     unavailable,
 )
+from tests.redis_server import delete_prefix, new_prefix, redis_url
 from tests.scenarios.helpers import question, said
 
 __all__ = ["empty_postgres_url"]
@@ -35,13 +37,22 @@ PASSWORD = "harbour-lantern-42"
 ORDER = "ORD-1003"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 async def backend(
     request: pytest.FixtureRequest, make_services: ServicesFactory
 ) -> AsyncIterator[Services]:
-    """TechAssist with its work orders on SQLite, or on a PostgreSQL database of its own."""
+    """TechAssist with everything on SQLite; or its work orders on a PostgreSQL database
+    of its own; or its sessions on Redis, under a key prefix of its own."""
     if request.param == "sqlite":
         yield await make_services()
+        return
+    if request.param == "redis":
+        url, prefix = redis_url(), new_prefix()
+        key = FernetSecrets.new_key()
+        try:
+            yield await make_services(store=url, redis_prefix=prefix, secret_key=key)
+        finally:
+            delete_prefix(url, prefix)
         return
     import psycopg
 
@@ -75,10 +86,11 @@ async def escalated_at_wifi(services: Services) -> tuple[MemoryBridge, Escalatio
     return chat, escalation
 
 
-def stored_session(services: Services, chat: MemoryBridge) -> str:
-    with closing(sqlite3.connect(services.settings.sessions_path)) as db:
-        row = db.execute("SELECT data FROM sessions WHERE key = ?", (chat.key.as_str(),)).fetchone()
-    return str(row[0])
+async def stored_session(services: Services, chat: MemoryBridge) -> str:
+    """The session as its store keeps it."""
+    stored = await services.store.load(chat.key.as_str())
+    assert stored is not None
+    return stored.data
 
 
 async def test_an_escalation_reaches_the_queue_with_its_step_words_and_masked_values(
@@ -95,7 +107,7 @@ async def test_an_escalation_reaches_the_queue_with_its_step_words_and_masked_va
     assert escalation.session_key == chat.key.as_str()
     assert PASSWORD not in json.dumps(escalation.as_dict())
     # The parked order keeps the password, sealed, in the stored session.
-    row = stored_session(services, chat)
+    row = await stored_session(services, chat)
     assert PASSWORD not in row
     parked = json.loads(row)["parked"][ORDER]
     assert "wifi_password" in parked["sealed"] and parked["step_index"] == 3
@@ -115,7 +127,9 @@ async def test_take_answer_and_hand_back_resume_the_order_at_the_same_step(
 
     # The answer comes first in the technician's next turn.
     menu = await chat.say("status")
-    assert menu[0].text == "The customer's router is upstairs."
+    assert menu[0].text == (
+        f"From the dispatcher (ana) about {ORDER}: The customer's router is upstairs."
+    )
     assert menu[0].data is not None and menu[0].data["notice"] == "answer"
 
     back = await dispatch.hand_back(escalation.id, "ana")
@@ -138,7 +152,7 @@ async def test_take_answer_and_hand_back_resume_the_order_at_the_same_step(
     order = await services.workorders.get_order(ORDER)
     assert order is not None and order.status == "completed"
     assert PASSWORD not in str(await services.audit.audit_rows())
-    assert ORDER not in json.loads(stored_session(services, chat))["parked"]
+    assert ORDER not in json.loads(await stored_session(services, chat))["parked"]
 
 
 async def test_a_hand_back_mid_another_order_is_offered_when_that_order_ends(
@@ -187,6 +201,19 @@ async def test_a_yes_to_the_hand_back_notice_resumes_at_once(services: Services)
     assert question(resumed).needs == "ssid"
 
 
+async def test_a_handed_back_order_closed_meanwhile_is_explained_once(
+    services: Services,
+) -> None:
+    chat, escalation = await escalated_at_wifi(services)
+    await services.dispatch.take(escalation.id, "ana")
+    await services.dispatch.hand_back(escalation.id, "ana")
+    await services.workorders.set_order_status(ORDER, "completed", "closed by the office")
+    refused = await chat.say("yes")
+    assert f"I couldn't resume {ORDER}" in said(refused)
+    assert "is back with you" not in question(refused).text
+    assert "is back with you" not in question(await chat.say("status")).text
+
+
 async def test_declining_a_hand_back_keeps_the_order_to_pick_later_at_its_step(
     services: Services,
 ) -> None:
@@ -219,7 +246,7 @@ async def test_cancel_cancels_the_order_with_the_reason_and_tells_the_technician
     assert "Customer moved out" in order.notes
     told = await chat.say("status")
     assert f"{ORDER} was cancelled by the dispatcher (ana): Customer moved out" in said(told)
-    assert json.loads(stored_session(services, chat))["parked"] == {}
+    assert json.loads(await stored_session(services, chat))["parked"] == {}
     with pytest.raises(DispatchError, match="already closed"):
         await dispatch.hand_back(escalation.id, "ana")
 
@@ -271,7 +298,7 @@ async def test_closing_lets_the_parked_order_and_its_password_go(services: Servi
     await dispatch.take(escalation.id, "ana")
     closed = await dispatch.close(escalation.id, "ana")
     assert closed.status == "closed" and closed.outcome == "closed"
-    assert json.loads(stored_session(services, chat))["parked"] == {}
+    assert json.loads(await stored_session(services, chat))["parked"] == {}
     assert [e.id for e in await dispatch.queue("closed")] == [escalation.id]
     assert await dispatch.queue("open") == []
 
@@ -348,6 +375,7 @@ async def test_live_sessions_list_the_technician_at_their_step(services: Service
     [live] = await services.dispatch.live_sessions()
     assert (live.cuid, live.name, live.bridge) == ("AB1234", "Alice Brown", "memory")
     assert (live.order_id, live.step, live.of, live.phase) == (ORDER, 2, 7, "collect")
+    assert live.last_tool == "get_order_details: ok" and live.outbox == 0
 
 
 async def test_an_escalations_table_from_before_is_upgraded_and_its_rows_stay_readable(
