@@ -209,15 +209,6 @@ def _notice(reply: Reply) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def _line(reply: Reply) -> str:
-    """A reply's text; a dispatcher's answer says whose it is, as the client shows only text."""
-    if _notice(reply) != "answer":
-        return reply.text
-    operator = (reply.data or {}).get("operator")
-    who = f"Dispatcher ({operator})" if isinstance(operator, str) and operator else "Dispatcher"
-    return f"{who}: {reply.text}"
-
-
 def render(replies: list[Reply]) -> dict[str, Any]:
     """Fold one turn's replies into the single frame the legacy client expects.
 
@@ -235,7 +226,7 @@ def render(replies: list[Reply]) -> dict[str, Any]:
     last = ordered[-1]
     frame: dict[str, Any] = {
         "type": "input" if last.kind is ReplyKind.PROMPT else "display",
-        "message": "\n".join(_line(r) for r in ordered),
+        "message": "\n".join(r.text for r in ordered),
     }
     data = next(
         (r.data for r in reversed(replies) if r.data is not None and _notice(r) is None), None

@@ -302,7 +302,8 @@ async def test_a_reply_to_an_open_escalation_takes_it_and_answers(desk: Served) 
     ident, post = await escalated(desk)
     await reply_in_thread(desk, BEN, post, "Try port 2.")
     await desk.fake.wait_for(
-        lambda: any(p["text"] == "Try port 2." for p in desk.posts_to("D1")), what="the answer"
+        lambda: any(p["text"].endswith(": Try port 2.") for p in desk.posts_to("D1")),
+        what="the answer",
     )
     escalation = await desk.services.dispatch.get(ident)
     assert escalation.status == "answered" and escalation.operator == "Ben"
@@ -453,5 +454,8 @@ async def test_only_the_taker_answers_and_the_others_are_told_why(desk: Served) 
         lambda: next((p for p in desk.posts_to("D1")[before:] if "port" in p["text"]), None),
         what="Ana's answer",
     )
-    assert answer["text"] == "Use port <2> & see the manual (https://example.com/ont)"
+    assert answer["text"] == (
+        "From the dispatcher (Ana) about ORD-1003: "
+        "Use port <2> & see the manual (https://example.com/ont)"
+    )
     assert "Try port 3" not in str(desk.posts_to("D1"))

@@ -60,7 +60,9 @@ async def test_an_answer_comes_first_in_the_next_reply_and_a_reminder_never_show
     await desk.dispatch.answer(ident, "ana", "The model is printed under the barcode.")
     frame: dict[str, Any] = await client.say("status")
     lines = frame["message"].splitlines()
-    assert lines[0] == "Dispatcher (ana): The model is printed under the barcode.", frame
+    assert lines[0] == (
+        "From the dispatcher (ana) about ORD-1003: The model is printed under the barcode."
+    ), frame
     assert len(lines) > 1 and "Still on" not in frame["message"]
     again = await client.say("status")
     assert "barcode" not in again["message"]  # delivered once
