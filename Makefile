@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run run-http test test-scale lint typecheck chat bench clean
+.PHONY: run run-http test test-scale test-browser screenshots bench-dispatch lint typecheck chat bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: TechAssist needs Python 3.11 or newer;" \
@@ -70,6 +70,15 @@ test: lint typecheck
 test-scale: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m scale
 
+# The real-browser tests (headless Debian Chromium, `apt-get install chromium`): they skip
+# without one, and fail under CI=true.
+test-browser: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m browser tests/browser
+
+# The screenshots in docs/img/, taken from a real server in headless Chromium.
+screenshots: $(TEST_STAMP)
+	$(BIN)/python -m tests.browser.screens
+
 bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.ws
@@ -78,6 +87,10 @@ bench: $(RUN_STAMP)
 	$(BIN)/python -m bench.security
 	$(BIN)/python -m bench.http_tools
 	$(BIN)/python -m bench.webchat
+
+# A dispatcher's answer to the technician's page, in headless Chromium (the test tools).
+bench-dispatch: $(TEST_STAMP)
+	$(BIN)/python -m bench.dispatch_latency
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -72,6 +72,7 @@ def create_app(services: Services) -> FastAPI:
                     config,
                     redeem=services.credentials.redeem_code,
                     seen=services.seen,
+                    dispatch=services.dispatch,
                 )
                 await app.state.slack.start()
             yield
@@ -301,6 +302,7 @@ def slack_config(settings: Settings) -> SlackConfig | None:
         ping_interval=settings.slack_ping_interval,
         rebuild_after=settings.slack_rebuild_after,
         watchdog_interval=min(5.0, settings.slack_rebuild_after / 2),
+        dispatch_channel=settings.slack_dispatch_channel,
     )
 
 

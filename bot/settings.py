@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -158,6 +159,8 @@ class Settings(BaseSettings):
     """Seconds between Socket Mode pings; a dead socket is noticed after about this long."""
     slack_rebuild_after: float = Field(default=30.0, gt=0)
     """Seconds disconnected from Slack after which the Socket Mode handler is rebuilt."""
+    slack_dispatch_channel: str | None = None
+    """The Slack channel id (C…) where new escalations are posted with a Take button."""
 
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
@@ -199,6 +202,21 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme.lower() in (*REDIS_SCHEMES, *POSTGRES_SCHEMES):
             return value
         raise ValueError("expected sqlite, memory, a redis://host:port/db or a postgresql:// URL")
+
+    @field_validator("slack_dispatch_channel", mode="before")
+    @classmethod
+    def _channel(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ValueError(
+                "must be a Slack channel id such as C0123ABCD (in Slack: the channel's name, "
+                "then the id at the bottom of the About tab), not a channel name"
+            )
+        return value
 
     @property
     def shared_store(self) -> bool:
@@ -315,6 +333,11 @@ def unknown_variables(
 def slack_warning(settings: Settings) -> str | None:
     """Why Slack stays off although one of its two tokens is set; never shows a token."""
     bot, app = settings.slack_bot_token, settings.slack_app_token
+    if bot is None and app is None and settings.slack_dispatch_channel is not None:
+        return (
+            "TECHASSIST_SLACK_DISPATCH_CHANNEL is set but Slack is off, so escalations are "
+            "posted nowhere: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN to connect to Slack"
+        )
     if (bot is None) == (app is None):
         return None
     given, missing = (

@@ -44,7 +44,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator_core.dedupe import MemorySeen, Seen
-from orchestrator_core.errors import BridgeError, StoreError, Unavailable
+from orchestrator_core.dispatch import Dispatch, DispatchError, Escalation
+from orchestrator_core.errors import BridgeError, StoreError, TechAssistError, Unavailable
 from orchestrator_core.orchestrator import UNAVAILABLE, Orchestrator
 from orchestrator_core.turns import IncomingTurn, Reply, SessionKey, TurnKind
 
@@ -67,7 +68,10 @@ _SIGN_IN = re.compile(r"\s*([A-Za-z0-9]{2,16})\s+(\d{6})\s*")
 MAX_SECTION = 3000
 MAX_FIELDS = 10
 MAX_BUTTONS = 25
+MAX_BLOCKS = 50
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+#: How many threads, dispatch-channel posts and operator names an instance remembers.
+REMEMBERED = 10_000
 
 
 class _SameToken(logging.Filter):
@@ -109,6 +113,8 @@ class SlackConfig:
     seen_ttl: float = 3600.0
     """Seconds an event id, a message or a clicked button is remembered as processed
     (Slack redelivers for about five minutes)."""
+    dispatch_channel: str | None = None
+    """The channel id where new escalations are posted with a Take button; None: nowhere."""
 
 
 # ---------------------------------------------------------------------- translation
@@ -143,6 +149,9 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
     """
     blocks: list[dict[str, Any]] = []
     for reply in replies:
+        source = notice_source(reply)
+        if source:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": source}]})
         blocks.append(
             {
                 "type": "section",
@@ -154,6 +163,13 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
             card = data.get(name)
             if isinstance(card, dict) and (fields := _fields(card)):
                 blocks.append({"type": "section", "fields": fields})
+    if len(blocks) >= MAX_BLOCKS:
+        # Many notices at once: their texts as plain sections, as many as fit.
+        whole = escape("\n".join(r.text for r in replies))
+        blocks = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": whole[i : i + MAX_SECTION]}}
+            for i in range(0, len(whole), MAX_SECTION)
+        ][: MAX_BLOCKS - 1]
     choices = replies[-1].choices if replies else []
     if choices:
         blocks.append(
@@ -175,11 +191,153 @@ def render(replies: list[Reply]) -> tuple[str, list[dict[str, Any]]]:
     return text[:40000], blocks
 
 
+NOTICE_SOURCES = {
+    "answer": "Message from dispatch",
+    "handback": "Handed back by dispatch",
+    "cancelled": "Cancelled by dispatch",
+    "reminder": "Reminder",
+    "info": "Notice",
+}
+
+
+def notice_source(reply: Reply) -> str | None:
+    """The context line above a message nobody asked for: who sent it and what about."""
+    data = reply.data or {}
+    kind = data.get("notice")
+    if not isinstance(kind, str):
+        return None
+    parts = [NOTICE_SOURCES.get(kind, "Notice")]
+    for name in ("operator", "escalation_id", "order_id"):
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            parts.append(escape(value))
+    return " · ".join(parts)
+
+
 def answered(blocks: list[dict[str, Any]], choice: str) -> list[dict[str, Any]]:
     """A clicked message's blocks without its buttons, saying what was chosen."""
     kept = [b for b in blocks if b.get("type") != "actions"]
     note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"✔ {escape(choice)}"}]}
     return [*kept, note]
+
+
+# ---------------------------------------------------------------------- the dispatch channel
+
+TAKE = "escalation_take"
+"""The action id of an escalation post's Take button; its value is the escalation id."""
+ESCALATION_EVENT = "techassist_escalation"
+"""The message metadata event type that names the escalation a dispatch-channel post is about."""
+ESCALATION_BLOCK = "escalation:"
+"""The block id prefix that names it too, for a post whose metadata was stripped."""
+
+
+def _shown(value: Any) -> str | None:
+    if value is None or value == "" or value == {} or value == []:
+        return None
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def escalation_summary(escalation: Escalation) -> tuple[str, list[dict[str, Any]]]:
+    """An escalation as the dispatch channel shows it: a headline and its fields.
+
+    The parameters come from the dispatch desk with sensitive values already masked.
+    """
+    ident, order, cuid = escalation.id, escalation.order_id, escalation.cuid
+    headline = f"Escalation {ident}: {cuid}" + (f" on {order}" if order else " needs help")
+    step, of = escalation.step, escalation.of
+    where = f"{step} of {of}" if step is not None and of is not None else None
+    if where is not None and escalation.step_id:
+        where = f"{where} ({escalation.step_id})"
+    fields = {
+        "Technician": cuid,
+        "Order": order,
+        "Kind": escalation.kind,
+        "Step": where,
+        "Their words": escalation.words,
+        "Parameters so far": escalation.params,
+    }
+    shown = [
+        {"type": "mrkdwn", "text": f"*{name}*\n{escape(text)[:1900]}"}
+        for name, value in fields.items()
+        if (text := _shown(value)) is not None
+    ]
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "block_id": f"{ESCALATION_BLOCK}{ident}"[:255],
+            "text": {"type": "mrkdwn", "text": f"*{escape(headline)}*"[:MAX_SECTION]},
+        }
+    ]
+    if shown:
+        blocks.append({"type": "section", "fields": shown[:MAX_FIELDS]})
+    return headline, blocks
+
+
+def escalation_post(
+    escalation: Escalation,
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """A new escalation's post: text, blocks with a Take button, and the metadata naming it."""
+    headline, blocks = escalation_summary(escalation)
+    ident = escalation.id
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "take",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Take"},
+                    "style": "primary",
+                    "value": ident,
+                    "action_id": TAKE,
+                }
+            ],
+        }
+    )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "Take it, then reply in this thread."}],
+        }
+    )
+    metadata = {"event_type": ESCALATION_EVENT, "event_payload": {"escalation_id": ident}}
+    return f"{headline} (take it, then reply in this thread)", blocks, metadata
+
+
+def escalation_taken(escalation: Escalation, operator: str) -> tuple[str, list[dict[str, Any]]]:
+    """The post once taken: no Take button, and who took it."""
+    headline, blocks = escalation_summary(escalation)
+    note = f"Taken by {escape(operator)}. A reply in this thread reaches the technician."
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return f"{headline} (taken by {operator})", blocks
+
+
+def escalation_named(message: dict[str, Any]) -> str | None:
+    """The escalation id a dispatch-channel post names: its metadata, else its block ids."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") == ESCALATION_EVENT:
+        ident = (metadata.get("event_payload") or {}).get("escalation_id")
+        if isinstance(ident, str) and ident:
+            return ident
+    for block in message.get("blocks") or []:
+        block_id = block.get("block_id") if isinstance(block, dict) else None
+        if isinstance(block_id, str) and block_id.startswith(ESCALATION_BLOCK):
+            return block_id.removeprefix(ESCALATION_BLOCK) or None
+    return None
+
+
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]+))?>")
+
+
+def plain(text: str) -> str:
+    """A person's Slack message as they typed it: mentions dropped, links and escapes undone."""
+    text = _MENTION.sub("", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 
 def is_technician_message(event: dict[str, Any], bot_user: str | None) -> bool:
@@ -209,7 +367,7 @@ class _Lanes:
         self._admissions: deque[asyncio.Future[None]] = deque()
         self._gate: asyncio.Task[None] | None = None
 
-    def submit(self, key: SessionKey, job: Callable[[], Awaitable[None]]) -> None:
+    def submit(self, key: SessionKey, job: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         previous = self._tails.get(key)
 
         async def run() -> None:
@@ -228,6 +386,7 @@ class _Lanes:
         self._tails[key] = task
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        return task
 
     async def _admit(self) -> None:
         """Wait until this job may start: one start per event-loop iteration."""
@@ -267,11 +426,14 @@ class SlackBridge:
         config: SlackConfig,
         redeem: Callable[[str, str], Awaitable[str | None]] | None = None,
         seen: Seen | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         """``redeem(cuid, code)`` uses a one-time code: the CUID it signs in, or None.
 
         ``seen`` holds the processed ids; pass the one built with the session
         store, so instances on a shared store share it (default: this process's).
+        ``dispatch`` is the escalations desk: with ``config.dispatch_channel`` set,
+        new escalations are posted there, Take takes one and a thread reply answers it.
         """
         self.orchestrator = orchestrator
         self.config = config
@@ -283,6 +445,15 @@ class SlackBridge:
         self._identities: dict[str, tuple[str | None, float]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._disconnected_since: float | None = None
+        self.dispatch = dispatch if config.dispatch_channel else None
+        self._threads: dict[SessionKey, str] = {}
+        """The thread each channel conversation last spoke in, for messages nobody asked for."""
+        self._escalations: dict[tuple[str, str], str] = {}
+        """Dispatch-channel posts seen here: (channel, ts) to escalation id."""
+        self._names: dict[str, str] = {}
+        self._posting: set[asyncio.Task[None]] = set()
+        if self.dispatch is not None:
+            self.dispatch.subscribe(self._on_escalation)
 
     # -- lifecycle
 
@@ -298,11 +469,18 @@ class SlackBridge:
             raise BridgeError(f"cannot connect to Slack: {_describe(exc)}") from exc
         self._watchdog = asyncio.create_task(self._watch())
         log.info("connected to Slack over Socket Mode as %s", self.bot_user)
+        if self.dispatch is not None:
+            log.info("new escalations go to Slack channel %s", self.config.dispatch_channel)
+        pending = asyncio.create_task(self._deliver_pending())
+        self._posting.add(pending)
+        pending.add_done_callback(self._posting.discard)
 
     async def stop(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
+        if self._posting:
+            await asyncio.wait(set(self._posting), timeout=5.0)
         await self._lanes.drain(timeout=5.0)
         if self.handler is not None:
             await self._close_handler(self.handler)
@@ -383,14 +561,28 @@ class SlackBridge:
         await ack()
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("channel_type") != "im" or not is_technician_message(event, self.bot_user):
-            return
-        self._queue_message(event, body, thread_ts=None)
-
-    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if not is_technician_message(event, self.bot_user):
             return
+        if self._in_dispatch_channel(event):
+            self._queue_dispatch_reply(event, body)
+        elif event.get("channel_type") == "im":
+            self._queue_message(event, body, thread_ts=None)
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if not is_technician_message(event, self.bot_user) or self._in_dispatch_channel(event):
+            return  # a mention in the dispatch channel is an operator's, taken as a message
         self._queue_message(event, body, thread_ts=event.get("thread_ts") or event.get("ts"))
+
+    def _thread(self, key: SessionKey, thread_ts: str) -> None:
+        """Remember where a channel conversation speaks, for its notices."""
+        self._threads.pop(key, None)
+        self._threads[key] = thread_ts  # the most recent last
+        while len(self._threads) > REMEMBERED:
+            del self._threads[next(iter(self._threads))]
+
+    def _in_dispatch_channel(self, event: dict[str, Any]) -> bool:
+        channel = self.config.dispatch_channel
+        return self.dispatch is not None and bool(channel) and event.get("channel") == channel
 
     def _queue_message(
         self, event: dict[str, Any], body: dict[str, Any], thread_ts: str | None
@@ -404,6 +596,8 @@ class SlackBridge:
         text = _MENTION.sub("", str(event.get("text", ""))).strip()
         key = session_key(team, channel, user)
         turn_id = f"{channel}:{ts}"
+        if thread_ts:
+            self._thread(key, str(thread_ts))
 
         async def job() -> None:
             # Checked in the session's lane, so the turns keep their arrival order.
@@ -425,10 +619,17 @@ class SlackBridge:
         value = action.get("value")
         if not (channel and message_ts and user and isinstance(value, str)):
             return
+        if action.get("action_id") == TAKE:
+            self._queue_take(body, channel, message_ts, user, value)
+            return
+        if self.dispatch is not None and channel == self.config.dispatch_channel:
+            return  # no technician converses in the dispatch channel
         click = f"click:{channel}:{message_ts}"
         team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
         key = session_key(team, channel, user)
         thread_ts = message.get("thread_ts")
+        if thread_ts:
+            self._thread(key, str(thread_ts))
 
         async def job() -> None:
             if not await self._first([click]):
@@ -447,6 +648,230 @@ class SlackBridge:
             # The turn still runs: a repeated message id is answered from the stored replies.
             log.warning("cannot check for a redelivered Slack event: %s", exc)
             return True
+
+    # -- messages nobody asked for: a dispatcher's answer, a hand-back, a reminder
+
+    async def deliver(self, key: SessionKey) -> None:
+        """Post what the core holds for ``key`` where its conversation lives, once.
+
+        Called when the notifier says a Slack conversation has notices. It runs in
+        the conversation's lane, after any turn under way (which shows them itself),
+        and ``take_notices`` hands each notice out once, so two calls that race post
+        it once. A direct message gets a message, a channel conversation a reply in
+        the thread it last spoke in (or, from another instance, a message that
+        mentions the technician).
+
+        It returns once the delivery is queued: the notifier hands every bridge its
+        keys one after another, so it must not wait behind a slow Slack turn.
+        """
+        if key.bridge != BRIDGE:
+            return
+        self._lanes.submit(key, lambda: self._deliver_now(key))
+
+    async def _deliver_pending(self, limit: int = 1000) -> None:
+        """At start, post the notices that waited while no instance was connected to Slack.
+
+        Their hint may have gone to no one. Every instance that starts looks; each
+        notice is still handed out once.
+        """
+        try:
+            sessions = await self.orchestrator.sessions.summaries(limit)
+        except TechAssistError as exc:
+            log.warning("cannot look for notices waiting for Slack: %s", exc)
+            return
+        for session in sessions:
+            if session.key.bridge == BRIDGE and session.outbox:
+                await self.deliver(session.key)
+
+    async def _deliver_now(self, key: SessionKey) -> None:
+        try:
+            notices = await self.orchestrator.take_notices(key)
+        except TechAssistError as exc:
+            log.warning("cannot take the notices for %s: %s", key.as_str(), exc)
+            return
+        if not notices:
+            return
+        replies = [notice.as_reply() for notice in notices]
+        text, blocks = render(replies)
+        thread = None if key.channel.startswith("D") else self._threads.get(key)
+        if thread is None and not key.channel.startswith("D"):
+            mention = f"<@{key.user}>"
+            text = f"{mention} {text}"
+            blocks = [
+                {"type": "section", "text": {"type": "mrkdwn", "text": mention}},
+                *blocks,
+            ]
+        if await self._send(key, key.channel, thread, text, blocks, None) is None:
+            # Put back: they come first on the technician's next message, once.
+            await self.orchestrator.keep_notices(key, notices)
+        else:
+            log.info("posted %d notice(s) to %s", len(notices), key.as_str())
+
+    # -- the dispatch channel: new escalations, Take, answers in threads
+
+    async def _on_escalation(self, escalation: Escalation) -> None:
+        """A new escalation: post it in the dispatch channel, in the background.
+
+        It is called from the technician's turn, which must not wait for Slack.
+        """
+        task = asyncio.create_task(self._post_escalation(escalation))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
+
+    async def _post_escalation(self, escalation: Escalation) -> None:
+        channel = self.config.dispatch_channel
+        if channel is None:
+            return
+        text, blocks, metadata = escalation_post(escalation)
+        for attempt in range(1 + self.config.post_retries):
+            handler = self.handler
+            if handler is None:
+                break
+            try:
+                response = await handler.app.client.chat_postMessage(
+                    channel=channel, text=text, blocks=blocks, metadata=metadata
+                )
+            except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "posting escalation %s to the dispatch channel failed (try %d): %s",
+                    escalation.id,
+                    attempt + 1,
+                    _describe(exc),
+                )
+                await asyncio.sleep(self.config.post_backoff * 2**attempt)
+                continue
+            self._remember_post(channel, str(response.get("ts") or ""), escalation.id)
+            log.info("posted escalation %s to the dispatch channel", escalation.id)
+            return
+        log.error("escalation %s could not be posted to the dispatch channel", escalation.id)
+
+    def _queue_take(
+        self, body: dict[str, Any], channel: str, message_ts: str, user: str, ident: str
+    ) -> None:
+        action = (body.get("actions") or [{}])[0]
+        click = f"take:{channel}:{message_ts}:{user}:{action.get('action_ts', '')}"
+        team = str((body.get("team") or {}).get("id") or "")
+        lane = SessionKey(BRIDGE, team, channel, message_ts)
+
+        async def job() -> None:
+            if self.dispatch is None or not await self._first([click]):
+                return
+            operator = await self._operator(user)
+            try:
+                escalation = await self.dispatch.take(ident, operator)
+            except Exception as exc:
+                await self._refused(lane, channel, message_ts, ident, exc)
+                return
+            self._remember_post(channel, message_ts, ident)
+            text, blocks = escalation_taken(escalation, operator)
+            await self._send(lane, channel, None, text, blocks, message_ts)
+            log.info("escalation %s taken in Slack by %s", ident, operator)
+
+        self._lanes.submit(lane, job)
+
+    def _queue_dispatch_reply(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        thread_ts, ts = event.get("thread_ts"), str(event.get("ts", ""))
+        if not thread_ts or thread_ts == ts:
+            return  # a top-level message in the channel: people talking, not an answer
+        channel, thread_ts = str(event.get("channel", "")), str(thread_ts)
+        ids = [f"ts:{channel}:{ts}"]
+        if body.get("event_id"):
+            ids.append(f"event:{body['event_id']}")
+        team = str(body.get("team_id") or event.get("team") or "")
+        user = str(event["user"])
+        text = plain(str(event.get("text", "")))
+        lane = SessionKey(BRIDGE, team, channel, thread_ts)
+
+        async def job() -> None:
+            if self.dispatch is None or not text or not await self._first(ids):
+                return
+            ident = await self._escalation_of(channel, thread_ts)
+            if ident is None:
+                return  # a thread under some other message
+            operator = await self._operator(user)
+            try:
+                current = await self.dispatch.get(ident)
+                if current.status == "open":
+                    await self.dispatch.take(ident, operator)
+                escalation = await self.dispatch.answer(ident, operator, text)
+            except Exception as exc:
+                await self._refused(lane, channel, thread_ts, ident, exc)
+                return
+            who = escalation.cuid
+            await self._send(lane, channel, thread_ts, f"Sent to {who}.", None, None)
+            log.info("escalation %s answered in Slack by %s", ident, operator)
+
+        self._lanes.submit(lane, job)
+
+    async def _refused(
+        self, lane: SessionKey, channel: str, thread_ts: str, ident: str, exc: Exception
+    ) -> None:
+        """Tell the dispatch channel, in the escalation's thread, why an action did nothing."""
+        if isinstance(exc, DispatchError):
+            reason = str(exc)
+            log.info("a Slack action on escalation %s was refused: %s", ident, reason)
+        elif isinstance(exc, TechAssistError):
+            log.warning("a Slack action on escalation %s failed: %s", ident, exc)
+            reason = "The escalations cannot be reached right now; try again in a moment."
+        else:
+            log.exception("a Slack action on escalation %s failed", ident)
+            reason = "That did not go through; try again in a moment."
+        await self._send(lane, channel, thread_ts, f"{ident}: {reason}", None, None)
+
+    async def _escalation_of(self, channel: str, ts: str) -> str | None:
+        """The escalation a dispatch-channel post is about: known here, else read from Slack."""
+        known = self._escalations.get((channel, ts))
+        if known is not None:
+            return known
+        handler = self.handler
+        if handler is None:
+            return None
+        try:
+            response = await handler.app.client.conversations_history(
+                channel=channel, latest=ts, inclusive=True, limit=1, include_all_metadata=True
+            )
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot read the dispatch-channel post %s: %s", ts, _describe(exc))
+            return None
+        for message in response.get("messages") or []:
+            if str(message.get("ts")) == ts and (ident := escalation_named(message)):
+                self._remember_post(channel, ts, ident)
+                return ident
+        return None
+
+    def _remember_post(self, channel: str, ts: str, ident: str) -> None:
+        if len(self._escalations) >= REMEMBERED:
+            self._escalations.clear()  # only a shortcut: Slack still has the metadata
+        self._escalations[(channel, ts)] = ident
+
+    async def _operator(self, user: str) -> str:
+        """An operator's name as Slack shows it (display name, else real name), else the id."""
+        known = self._names.get(user)
+        if known is not None:
+            return known
+        handler = self.handler
+        name = user
+        if handler is not None:
+            try:
+                info = await handler.app.client.users_info(user=user)
+                person = info.get("user") or {}
+                profile = person.get("profile") or {}
+                for candidate in (
+                    profile.get("display_name"),
+                    profile.get("real_name"),
+                    person.get("real_name"),
+                    person.get("name"),
+                ):
+                    if isinstance(candidate, str) and candidate.strip():
+                        name = candidate.strip()[:64]
+                        break
+            except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("users.info failed for %s: %s", user, _describe(exc))
+                return user  # not remembered: the name may be readable next time
+        if len(self._names) >= REMEMBERED:
+            self._names.clear()
+        self._names[user] = name
+        return name
 
     # -- a turn
 

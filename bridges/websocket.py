@@ -203,16 +203,34 @@ def _too_deep(raw: str) -> bool:
     return False
 
 
+def _notice(reply: Reply) -> str | None:
+    """The kind of message nobody asked for a reply carries (``answer``, ``reminder``…), if any."""
+    kind = (reply.data or {}).get("notice")
+    return kind if isinstance(kind, str) else None
+
+
 def render(replies: list[Reply]) -> dict[str, Any]:
-    """Fold one turn's replies into the single frame the legacy client expects."""
+    """Fold one turn's replies into the single frame the legacy client expects.
+
+    The client cannot take a frame it did not ask for, so a dispatcher's answer
+    (or a hand-back) arrives as replies the core put first in the next turn:
+    they open the frame's ``message``. A reminder is never shown here: the
+    technician who sends a frame is already back. The frame's ``data`` is the
+    turn's own, never a notice's.
+    """
+    replies = [r for r in replies if _notice(r) != "reminder"]
     if not replies:
         return {"type": "input", "message": ""}
-    last = replies[-1]
+    ordered = [r for r in replies if _notice(r) is not None]
+    ordered += [r for r in replies if _notice(r) is None]
+    last = ordered[-1]
     frame: dict[str, Any] = {
         "type": "input" if last.kind is ReplyKind.PROMPT else "display",
-        "message": "\n".join(r.text for r in replies),
+        "message": "\n".join(r.text for r in ordered),
     }
-    data = next((r.data for r in reversed(replies) if r.data is not None), None)
+    data = next(
+        (r.data for r in reversed(replies) if r.data is not None and _notice(r) is None), None
+    )
     if data is not None:
         frame["data"] = data
     if last.needs:

@@ -127,6 +127,27 @@ async def test_update_edits_a_posted_message_and_rejects_unknown_ones(
     assert missing.value.response["error"] == "message_not_found"
 
 
+async def test_history_finds_one_posted_message_and_its_metadata_on_request(
+    fake_slack: FakeSlack,
+) -> None:
+    client = web_client(fake_slack)
+    metadata = {"event_type": "thing", "event_payload": {"id": "X-1"}}
+    first = await client.chat_postMessage(channel="C1", text="one", metadata=metadata)
+    await client.chat_postMessage(channel="C1", text="in a thread", thread_ts=first["ts"])
+    second = await client.chat_postMessage(channel="C1", text="two")
+    await client.chat_postMessage(channel="C2", text="elsewhere")
+    one = await client.conversations_history(
+        channel="C1", latest=first["ts"], inclusive=True, limit=1, include_all_metadata=True
+    )
+    assert [m["text"] for m in one["messages"]] == ["one"]
+    assert one["messages"][0]["metadata"] == metadata
+    plain = await client.conversations_history(channel="C1")
+    assert [m["text"] for m in plain["messages"]] == ["two", "one"]  # newest first, no replies
+    assert "metadata" not in plain["messages"][1]
+    before = await client.conversations_history(channel="C1", latest=second["ts"])
+    assert [m["text"] for m in before["messages"]] == ["one"]  # latest is exclusive
+
+
 async def test_injected_429_is_retried_by_the_sdk_and_recorded(fake_slack: FakeSlack) -> None:
     fake_slack.rate_limit("chat.postMessage", times=1, retry_after=0)
 
@@ -156,7 +177,7 @@ async def test_tokens_are_checked_and_unknown_methods_refused(fake_slack: FakeSl
         ("wrong bot token", web_client(fake_slack, "xoxb-other"), "auth.test"),
         ("app token on a bot method", web_client(fake_slack, "xapp-test"), "auth.test"),
         ("bot token on connections.open", web_client(fake_slack), "apps.connections.open"),
-        ("unknown method", web_client(fake_slack), "conversations.history"),
+        ("unknown method", web_client(fake_slack), "conversations.list"),
     ]:
         with pytest.raises(SlackApiError) as failure:
             await client.api_call(method)

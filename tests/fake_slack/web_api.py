@@ -96,6 +96,7 @@ class WebApi:
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "users.info": self._users_info,
+            "conversations.history": self._history,
         }
 
     def _check_method_and_token(self, method: str, token: str | None) -> None:
@@ -165,6 +166,32 @@ class WebApi:
             "text": message.get("text", ""),
             "message": dict(message),
         }
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The bot's own messages in a channel, newest first, as ``conversations.history``.
+
+        ``latest``/``oldest`` bound the ``ts`` (exclusive unless ``inclusive``); thread
+        replies are left out, as Slack does; ``metadata`` only with ``include_all_metadata``.
+        """
+        channel = _required(args, "channel", "channel_not_found")
+        inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+        latest = float(args["latest"]) if args.get("latest") else float("inf")
+        oldest = float(args["oldest"]) if args.get("oldest") else 0.0
+        limit = int(args.get("limit") or 100)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+
+        def within(ts: float) -> bool:
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        found = [
+            {k: v for k, v in message.items() if with_metadata or k != "metadata"}
+            for (where, ts), message in self.messages.items()
+            if where == channel and within(float(ts)) and message.get("thread_ts") in (None, ts)
+        ]
+        found.sort(key=lambda message: float(message["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(args.get("user", "")))
