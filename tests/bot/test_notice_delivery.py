@@ -52,7 +52,7 @@ async def test_a_notice_for_a_bridge_not_running_here_waits_in_the_session(
 ) -> None:
     app = create_app(services)
     async with app.router.lifespan_context(app):
-        assert getattr(app.state, "web", None) is None and app.state.slack is None
+        assert app.state.slack is None  # Slack is not configured on this instance
         chat = MemoryBridge(services.orchestrator, "AB1234", bridge="slack")
         await chat.say("AB1234")
         await services.orchestrator.notify("AB1234", "kept for later")

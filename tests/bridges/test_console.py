@@ -337,7 +337,9 @@ async def test_an_answer_reaches_a_legacy_technician_in_the_next_reply(
         assert answered.status_code == 200, answered.text
         assert answered.json()["status"] == "answered"
         frame = await technician.say("status")
-        assert frame["message"].startswith("Use the spare ONT from the van."), frame
+        assert frame["message"].startswith(
+            f"From the dispatcher ({OPERATOR}) about ORD-1003: Use the spare ONT from the van."
+        ), frame
         again = await technician.say("status")
         assert "spare ONT" not in again["message"]  # delivered once
         closed = await browser.post(f"{path}/close", json={}, headers=csrf)
