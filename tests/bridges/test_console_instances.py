@@ -76,7 +76,9 @@ async def test_a_console_on_one_instance_reaches_a_technician_on_another(
             )
             assert answered.status_code == 200, answered.text
             frame = await technician.say("status")
-            assert frame["message"].startswith("Fiber crew is on the way."), frame
+            assert frame["message"].startswith(
+                f"From the dispatcher ({OPERATOR}) about ORD-1003: Fiber crew is on the way."
+            ), frame
             cookie = console.cookies[COOKIE]
         async with client(one) as elsewhere:  # the first instance accepts the second's cookie
             elsewhere.cookies.set(COOKIE, cookie, domain="127.0.0.1", path="/ops")
