@@ -71,7 +71,7 @@ async def serve(
     """Start TechAssist with Slack on (again, on the same data directory, after a stop)."""
     stacks: list[AsyncExitStack] = []
 
-    async def start(data_dir: Path | None = None, **overrides: Any) -> Served:
+    async def launch(data_dir: Path | None = None, **overrides: Any) -> Served:
         services = await make_services(
             data_dir,
             slack_bot_token=fake_slack.bot_token,
@@ -89,7 +89,7 @@ async def serve(
         return Served(fake_slack, app, services, stack)
 
     try:
-        yield start
+        yield launch
     finally:
         for stack in reversed(stacks):
             await stack.aclose()
