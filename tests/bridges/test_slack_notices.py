@@ -20,6 +20,9 @@ from bot.wiring import Services
 from bridges.slack import TAKE, SlackBridge, session_key
 from tests.bot.live import techassist
 from tests.bridges.server import start
+from tests.bridges.test_console import add_operator, page_csrf
+from tests.bridges.test_console import client as console_client
+from tests.bridges.test_console import sign_in as console_sign_in
 from tests.bridges.test_slack import buttons
 from tests.conftest import ServicesFactory
 from tests.fake_slack import FakeSlack, app_mention, message, message_im
@@ -459,3 +462,58 @@ async def test_only_the_taker_answers_and_the_others_are_told_why(desk: Served) 
         "Use port <2> & see the manual (https://example.com/ont)"
     )
     assert "Try port 3" not in str(desk.posts_to("D1"))
+
+
+async def test_the_console_answers_and_hands_back_to_a_slack_technician_who_finishes(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    """The real server, an operator in the console over HTTP, the technician in Slack."""
+    add_operator(tmp_path)
+    server = await asyncio.to_thread(
+        start,
+        tmp_path,
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_APP_TOKEN=fake_slack.app_token,
+        TECHASSIST_SLACK_API_URL=fake_slack.api_url,
+        TECHASSIST_SLACK_PING_INTERVAL="0.5",
+        TECHASSIST_SLACK_DISPATCH_CHANNEL=DISPATCH,
+    )
+    slack = Slack(fake_slack)
+    try:
+        await fake_slack.wait_connected()
+        await slack.say(ALICE, "hi")
+        await slack.say(ALICE, "yes")
+        said = await slack.say(ALICE, "escalate")
+        (ident,) = re.findall(r"ESC-\d+", said["text"])
+        await fake_slack.wait_for(
+            lambda: any(ident in p["text"] for p in slack.posts_to(DISPATCH)), what="the post"
+        )
+        async with console_client(server) as console:
+            await console_sign_in(console)
+            csrf = {"X-CSRF-Token": await page_csrf(console)}
+            path = f"/ops/api/escalations/{ident}"
+            for action, body in (
+                ("take", {}),
+                ("answer", {"text": "The FSAN is on the box."}),
+                ("handback", {}),
+            ):
+                done = await console.post(f"{path}/{action}", json=body, headers=csrf)
+                assert done.status_code == 200, done.text
+        await fake_slack.wait_for(
+            lambda: any("back with you" in p["text"] for p in slack.posts_to("D1")),
+            what="the hand-back in the technician's DM",
+        )
+        shown = texts(slack.posts_to("D1"))
+        answer = next(t for t in shown if "The FSAN is on the box." in t)
+        assert answer.startswith("From the dispatcher (ana) about ORD-1003")
+        assert shown.index(answer) < next(i for i, t in enumerate(shown) if "back with you" in t)
+        resumed = await slack.say(ALICE, "yes")
+        assert "Resuming ORD-1003 at step 2" in resumed["text"], resumed["text"]
+        await slack.say(ALICE, "fsan=ALCL90ABCDEF model=G-240W-F ethernet_port=2")
+        await slack.say(ALICE, "skip")
+        done_post = await slack.say(ALICE, "yes")
+        assert "Order ORD-1003 is closed" in done_post["text"], done_post["text"]
+    finally:
+        await asyncio.to_thread(server.stop)
+    output = "".join(server.output)
+    assert "Traceback" not in output and "The FSAN is on the box." not in output
