@@ -43,7 +43,7 @@ from orchestrator_core.phases.commands import (
 from orchestrator_core.phases.handback import offered, take_offer
 from orchestrator_core.phases.orders import identify
 from orchestrator_core.plans import Plan, PlanLibrary
-from orchestrator_core.session import Phase, Session
+from orchestrator_core.session import Delivered, Phase, Session
 from orchestrator_core.session_manager import SessionManager
 from orchestrator_core.turns import (
     KEY_PREFIX,
@@ -71,6 +71,8 @@ REMINDER_AFTER = 1800.0
 NOTIFY_SCAN = 1000
 #: Notices a session keeps for a technician who does not come back; the oldest go first.
 MAX_OUTBOX = 50
+#: Notices pushed to a session that it keeps, so a page that lost one gets it again.
+MAX_DELIVERED = 20
 
 UNREADABLE = (
     "That message has characters that cannot be read (part of an emoji or symbol was lost "
@@ -355,8 +357,7 @@ class Orchestrator:
         def take(session: Session) -> bool:
             if not session.outbox:
                 return False
-            taken[:] = session.outbox
-            session.outbox = []
+            taken[:] = _take_outbox(session)
             return True
 
         try:
@@ -365,6 +366,34 @@ class Orchestrator:
             log.warning("cannot take the notices of %s: %s", key.as_str(), exc)
             return []
         return taken
+
+    async def resume_notices(
+        self, key: SessionKey, seen: str | None, *, take: bool = True
+    ) -> tuple[list[Notice], list[Notice]]:
+        """What a page that (re)connects must be sent: ``(again, taken)``.
+
+        ``again``: notices already pushed that the page may have lost with its
+        connection, oldest first (see ``delivered_after``; ``seen`` is the last
+        id the page saw). ``taken``: the outbox, removed as ``take_notices`` does,
+        in the same save (only when ``take``). Both empty if the store cannot be
+        reached (logged): the outbox then waits for the next try.
+        """
+        again: list[Notice] = []
+        taken: list[Notice] = []
+
+        def resume(session: Session) -> bool:
+            again[:] = delivered_after(session, seen)
+            if not take or not session.outbox:
+                return False
+            taken[:] = _take_outbox(session)
+            return True
+
+        try:
+            await self._change(key, resume)
+        except (StoreError, LockError) as exc:
+            log.warning("cannot take the notices of %s: %s", key.as_str(), exc)
+            return [], []
+        return again, taken
 
     async def keep_notices(self, key: SessionKey, notices: list[Notice]) -> None:
         """Put back notices a bridge took but could not deliver (the connection dropped):
@@ -379,6 +408,7 @@ class Orchestrator:
 
         def put_back(session: Session) -> bool:
             session.outbox = notices + [n for n in session.outbox if n.id not in known]
+            session.delivered = [d for d in session.delivered if d.notice.id not in known]
             return True
 
         try:
@@ -673,6 +703,34 @@ def _drain(session: Session) -> list[Reply]:
         return []
     notices, session.outbox = session.outbox, []
     return [n.as_reply() for n in notices if n.kind != "reminder"]
+
+
+def _take_outbox(session: Session) -> list[Notice]:
+    """Empty the outbox for a push; its notices join the last ``MAX_DELIVERED`` delivered."""
+    taken, session.outbox = session.outbox, []
+    now = time.time()
+    known = {n.id for n in taken}
+    kept = [d for d in session.delivered if d.notice.id not in known]
+    kept += [Delivered(notice=n, at=now) for n in taken]
+    session.delivered = kept[-MAX_DELIVERED:]
+    return taken
+
+
+def delivered_after(session: Session, seen: str | None) -> list[Notice]:
+    """The pushed notices a page that last saw ``seen`` may not have, oldest first.
+
+    ``seen`` one of the last ``MAX_DELIVERED`` pushed: those pushed after it. Anything
+    else (a reply's id, an id too old or of another session, none): those pushed since
+    the technician last spoke, as a page they spoke from saw everything before. A
+    reminder pushed before they last spoke is never sent again: they are back.
+    """
+    spoke = session.last_turn_at or 0.0
+    ids = [d.notice.id for d in session.delivered]
+    if seen is not None and seen in ids:
+        later = session.delivered[ids.index(seen) + 1 :]
+    else:
+        later = [d for d in session.delivered if d.at > spoke]
+    return [d.notice for d in later if d.notice.kind != "reminder" or d.at > spoke]
 
 
 def _with_way_out(session: Session, question: Reply) -> Reply:

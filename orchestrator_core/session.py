@@ -63,6 +63,14 @@ class Failure(BaseModel):
     """Failures of this step in a row."""
 
 
+class Delivered(BaseModel):
+    """A notice a bridge took from the outbox to push, and when it took it."""
+
+    notice: Notice
+    at: float
+    """When it was taken for a push, in seconds since the epoch."""
+
+
 class ParkedOrder(BaseModel):
     """An escalated order, kept as it stood so a hand-back resumes at the same step.
 
@@ -153,6 +161,9 @@ class Session(BaseModel):
 
     outbox: list[Notice] = Field(default_factory=list)
     """Notices for the technician not delivered yet, oldest first (``Orchestrator.notify``)."""
+    delivered: list[Delivered] = Field(default_factory=list)
+    """The last notices pushed to the technician, oldest first (``Orchestrator.take_notices``):
+    a page that lost one with its connection gets it again (``Orchestrator.resume_notices``)."""
     remind_at: float | None = None
     """When the technician, idle mid-order, is reminded (seconds since the epoch); set by
     each technician turn, cleared once the reminder is in the outbox."""
