@@ -91,6 +91,8 @@ class ClientFrame:
     text: str = ""
     version: int | None = None
     resume: str | None = None
+    fresh: bool = False
+    """A hello from a page with nothing on screen yet: it is told where things stand."""
 
 
 class FrameError(ValueError):
@@ -114,7 +116,10 @@ def parse_frame(raw: str | None) -> ClientFrame:
             raise FrameError(BAD_FRAME)
         if not isinstance(resume, str) or not RESUME_ID.fullmatch(resume):
             resume = None
-        return ClientFrame("hello", version=version, resume=resume)
+        fresh = frame.get("fresh")
+        if not isinstance(fresh, bool):
+            fresh = resume is None
+        return ClientFrame("hello", version=version, resume=resume, fresh=fresh)
     if kind not in ("message", "action"):
         raise FrameError(BAD_FRAME)
     text = frame.get("text" if kind == "message" else "value")
@@ -326,6 +331,12 @@ class WebChatBridge:
         except Exception:  # the core's failure must not close a page
             log.exception("cannot take the notices of %s", key.as_str())
             return
+        await self._push_taken(key, pages, notices)
+
+    async def _push_taken(
+        self, key: SessionKey, pages: list[Connection], notices: list[Notice]
+    ) -> None:
+        """Push notices taken from the outbox; those no page took go back to it."""
         for i, notice in enumerate(notices):
             frame = notice_frame(notice)
             sent = [await page.send(frame) for page in pages]
@@ -400,20 +411,33 @@ class WebChatBridge:
                     del self.pages[name]
 
     async def _hello(self, page: Connection, frame: ClientFrame) -> None:
-        """Welcome a page; a fresh one (no resume position) is told where things stand."""
+        """Welcome a page: the notices it may have lost are sent again (``resume``), then
+        a fresh page is told where things stand, and whatever waits is pushed."""
         await page.send(
             {
                 "type": "welcome",
                 "v": PROTOCOL_VERSION,
                 "cuid": page.cuid,
-                "resumed": frame.resume is not None,
+                "resumed": not frame.fresh,
             }
         )
-        if frame.resume is None:
+        try:
+            # A fresh page's greeting turn drains the outbox itself (reminders dropped).
+            again, taken = await self.orchestrator.resume_notices(
+                page.key, frame.resume, take=not frame.fresh
+            )
+        except Exception:  # the core's failure must not close a page
+            log.exception("cannot take the notices of %s", page.key.as_str())
+            again, taken = [], []
+        for notice in again:  # delivered already: a page that misses them again just misses
+            await page.send(notice_frame(notice))
+        if frame.fresh:
             turn = IncomingTurn(page.key, kind=TurnKind.START, cuid=page.cuid)
             outcome = await self.orchestrator.handle_turn(turn)
             await page.send(reply_frame(outcome.replies, outcome.where, None))
-        await self._push_notices(page.key, [page])
+            await self._push_notices(page.key, [page])
+        else:
+            await self._push_taken(page.key, [page], taken)
 
     async def _turn(self, page: Connection, frame: ClientFrame) -> None:
         """One message or button: one reply frame, with typing or progress if it is slow."""
