@@ -4,10 +4,13 @@
 // - Messages wait in an outbox (kept in localStorage) until acknowledged; on each
 //   reconnect every one still waiting is sent once more with the same id, and the
 //   server answers a repeated id from its stored replies, never running it twice.
-// - The last server id seen is the resume position: a reconnect says it, so the
-//   server does not greet again; the credential is the HttpOnly cookie.
+// - The resume position is the last notice id seen (kept per technician in
+//   localStorage, so it outlives a reload), else the last reply id: the server sends
+//   again the notices pushed after it, which a dropped connection may have lost. Each
+//   message is shown once, by its data-id. The credential is the HttpOnly cookie.
 
-const RESUME = "techassist.resume";
+const SEEN = "techassist.seen"; // {cuid: the last notice id this browser showed them}
+const WHO = "techassist.cuid"; // the technician this browser last signed in as
 const OUTBOX = "techassist.outbox";
 const MASK = "••••••";
 const NOTICE_LABELS = {
@@ -32,6 +35,7 @@ const statusButton = document.getElementById("status-btn");
 let socket = null;
 let ready = false; // this connection has been welcomed: messages may go out
 let greeted = false; // this page has had a welcome: later connections resume quietly
+let lastReply = null; // the last reply id this page showed
 let attempts = 0;
 let stopped = false; // signed out: no more reconnecting
 let sensitive = false; // the question on screen asks for a secret
@@ -57,6 +61,17 @@ function save(name, value) {
 }
 
 let outbox = load(OUTBOX, []);
+let cuid = load(WHO, null);
+let lastNotice = seenBy(cuid);
+
+function seenBy(who) {
+  const seen = load(SEEN, {});
+  return who && typeof seen === "object" && typeof seen[who] === "string" ? seen[who] : null;
+}
+
+function onScreen(id) {
+  return shown.has(id) || transcript.querySelector(`.msg[data-id="${CSS.escape(id)}"]`) !== null;
+}
 
 function newId() {
   const bytes = new Uint8Array(8);
@@ -136,8 +151,20 @@ function setPrompt(reply) {
   setChoices(reply ? reply.choices : []);
 }
 
-function remember(id) {
-  if (id) save(RESUME, id);
+function rememberNotice(id) {
+  lastNotice = id;
+  if (!cuid) return;
+  const seen = load(SEEN, {});
+  save(SEEN, { ...(typeof seen === "object" ? seen : {}), [cuid]: id });
+}
+
+function welcomed(frame) {
+  if (frame.cuid && frame.cuid !== cuid) {
+    // Another technician on this browser: their own position from now on.
+    cuid = frame.cuid;
+    save(WHO, cuid);
+    lastNotice = seenBy(cuid);
+  }
 }
 
 function showTyping(text) {
@@ -167,7 +194,7 @@ function onReply(frame) {
     if (notice) {
       // A notice drained into this turn (it could not be pushed before).
       const id = reply.data.notice_id;
-      if (shown.has(id)) return;
+      if (onScreen(id)) return;
       shown.add(id);
       addMessage("notice", reply.text, id, NOTICE_LABELS[notice] || "Notice");
     } else {
@@ -177,14 +204,15 @@ function onReply(frame) {
   setWhere(frame.where);
   const last = frame.replies[frame.replies.length - 1];
   setPrompt(last && last.kind === "prompt" ? last : null);
-  remember(frame.id);
+  lastReply = frame.id;
 }
 
 function onNotice(frame) {
-  if (shown.has(frame.id)) return;
+  // Sent again after a reconnect (the connection may have lost it): shown once.
+  if (onScreen(frame.id)) return;
   shown.add(frame.id);
   addMessage("notice", frame.text, frame.id, NOTICE_LABELS[frame.kind] || "Notice");
-  remember(frame.id);
+  rememberNotice(frame.id);
 }
 
 function onFrame(event) {
@@ -196,6 +224,7 @@ function onFrame(event) {
   }
   switch (frame.type) {
     case "welcome":
+      welcomed(frame);
       greeted = true;
       ready = true;
       flush();
@@ -265,7 +294,9 @@ function connect() {
     opened = true;
     attempts = 0;
     setState("online");
-    ws.send(JSON.stringify({ type: "hello", v: 2, resume: greeted ? load(RESUME, null) : null }));
+    // A fresh page (nothing on screen yet) is told where things stand.
+    const resume = lastNotice ?? lastReply;
+    ws.send(JSON.stringify({ type: "hello", v: 2, resume, fresh: !greeted }));
   });
   ws.addEventListener("message", onFrame);
   ws.addEventListener("close", () => {
