@@ -34,7 +34,7 @@ const statusButton = document.getElementById("status-btn");
 
 let socket = null;
 let ready = false; // this connection has been welcomed: messages may go out
-let greeted = false; // this page has had a welcome: later connections resume quietly
+let greeted = false; // this page shows a reply: later connections resume quietly
 let lastReply = null; // the last reply id this page showed
 let attempts = 0;
 let stopped = false; // signed out: no more reconnecting
@@ -205,6 +205,7 @@ function onReply(frame) {
   const last = frame.replies[frame.replies.length - 1];
   setPrompt(last && last.kind === "prompt" ? last : null);
   lastReply = frame.id;
+  greeted = true; // a greeting lost with the connection is asked for again
 }
 
 function onNotice(frame) {
@@ -225,7 +226,6 @@ function onFrame(event) {
   switch (frame.type) {
     case "welcome":
       welcomed(frame);
-      greeted = true;
       ready = true;
       flush();
       break;
