@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.bridges.server import Server, running
 from tests.bridges.test_web_chat import QUIET, Page, open_page, sign_in
+from tests.redis_server import delete_prefix, new_prefix, redis_url
 
 __all__ = ["open_page"]  # the fixture
 
@@ -132,3 +134,25 @@ async def test_without_a_notice_it_knows_a_page_gets_those_since_the_technician_
     page = await open_page(server, cookie)
     await hello(page, "n-0000000000000000")
     assert not await sent_again(page) & {seen["id"], lost["id"]}
+
+
+@pytest.mark.scale  # two real server processes, run by `make test-scale`
+async def test_a_page_that_comes_back_on_another_instance_gets_what_it_lost(
+    tmp_path: Path, open_page: Any
+) -> None:
+    url, prefix = redis_url(), new_prefix()
+    shared = {
+        **REMINDERS,
+        "TECHASSIST_STORE": url,
+        "TECHASSIST_REDIS_PREFIX": prefix,
+        "TECHASSIST_SECRET_KEY": Fernet.generate_key().decode(),
+    }
+    try:
+        with running(tmp_path, **shared) as one, running(tmp_path, **shared) as two:
+            cookie, seen, lost = await lose_a_notice(one, tmp_path, open_page)
+            back = await open_page(two, cookie)  # the phone's next connection lands elsewhere
+            assert (await hello(back, seen["id"]))["resumed"] is True
+            assert await next_notice(back) == lost
+            assert lost["id"] not in await sent_again(back)
+    finally:
+        delete_prefix(url, prefix)
