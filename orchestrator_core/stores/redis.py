@@ -19,10 +19,13 @@ still load it. ``sweep`` applies a retention at a given time on top of that,
 through small indexes (sorted sets of save times by state, and of snapshot
 deadlines), and removes index entries Redis already expired.
 
-The same save script keeps two more sorted sets: every session by the time of
-its save (``recent``, for ``scan``) and the sessions due a reminder by when
-(``due``); reading either drops the entries of sessions Redis already expired,
-and ``sweep`` and ``delete`` take their keys off both. ``RedisNotifier`` tells
+The same save script keeps more sorted sets: every session by the time of
+its save (``recent``, for ``scan``), the sessions due a reminder by when
+(``due``), and per technician their sessions by the time of the save
+(``cuid:<cuid>``, for ``sessions_of``; a save under another CUID moves the key,
+and the set expires with its longest-lived session); reading any of them drops
+the entries of sessions Redis already expired, and ``sweep`` and ``delete`` take
+their keys off all of them. ``RedisNotifier`` tells
 every instance which sessions have notices, on the ``notices`` channel.
 
 Keys all come from ``RedisKeys``; several stores (or tests) share one server
@@ -124,6 +127,11 @@ class RedisKeys:
         """Session keys scored by when they are due a reminder, for ``due``."""
         return f"{self.prefix}due"
 
+    def technician(self, cuid: str) -> str:
+        """The keys of a technician's sessions scored by the time of their last save, for
+        ``sessions_of``."""
+        return f"{self.prefix}cuid:{cuid}"
+
     @property
     def notices(self) -> str:
         """The pub/sub channel on which sessions with notices waiting are announced."""
@@ -163,10 +171,11 @@ class RedisKeys:
 
 
 # KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
-#       snapshot deadlines, snapshot, lock, recent, due
+#       snapshot deadlines, snapshot, lock, recent, due, the technician's sessions
 # ARGV: session key, data, expected version, state, digest ('' for none), now (s),
 #       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none),
-#       snapshot data ('' for none), snapshot grace (ms), remind at (s, '' for none)
+#       snapshot data ('' for none), snapshot grace (ms), remind at (s, '' for none),
+#       cuid ('' for none), key prefix of the technicians' sessions
 # Returns {1, new version, lease released (0/1)}, {0, stored version or -1} when stale,
 # or {2, holder} when another holder has the lease.
 _SAVE = """
@@ -182,8 +191,16 @@ if actual ~= tonumber(ARGV[3]) then
 end
 local version = actual + 1
 local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local was = redis.call('HGET', KEYS[1], 'cuid')
+if was and was ~= '' and was ~= ARGV[15] then
+    redis.call('ZREM', ARGV[16] .. was, ARGV[1])
+end
 redis.call('HSET', KEYS[1], 'data', ARGV[2], 'version', version, 'state', ARGV[4],
-    'digest', ARGV[5], 'saved', ARGV[6])
+    'digest', ARGV[5], 'saved', ARGV[6], 'cuid', ARGV[15])
+if ARGV[15] ~= '' then
+    redis.call('ZADD', KEYS[12], now, ARGV[1])
+    if redis.call('PTTL', KEYS[12]) < ttl then redis.call('PEXPIRE', KEYS[12], ttl) end
+end
 redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 local index = ({unidentified = 4, active = 5, ended = 6})[ARGV[4]] or 5
@@ -232,11 +249,13 @@ redis.call('ZADD', KEYS[2], 'GT', tonumber(ARGV[3]) + grace / 1000, ARGV[1])
 """
 
 # KEYS: saved:<state>, recent, due. ARGV: cutoff (s), batch, key prefix of sessions, answers,
-# versions. Returns {entries looked at, sessions deleted}.
+# versions, technicians' sessions. Returns {entries looked at, sessions deleted}.
 _SWEEP_SESSIONS = """
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local deleted = 0
 for _, key in ipairs(members) do
+    local cuid = redis.call('HGET', ARGV[3] .. key, 'cuid')
+    if cuid and cuid ~= '' then redis.call('ZREM', ARGV[6] .. cuid, key) end
     deleted = deleted + redis.call('DEL', ARGV[3] .. key)
     redis.call('DEL', ARGV[4] .. key, ARGV[5] .. key)
     redis.call('ZREM', KEYS[1], key)
@@ -272,6 +291,42 @@ for i = 1, #members, 2 do
         table.insert(found, members[i + 1])
     else
         redis.call('ZREM', KEYS[1], members[i])
+    end
+end
+return found
+"""
+
+# KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
+#       recent, due. ARGV: session key, key prefix of the technicians' sessions.
+_DELETE = """
+local cuid = redis.call('HGET', KEYS[1], 'cuid')
+if cuid and cuid ~= '' then redis.call('ZREM', ARGV[2] .. cuid, ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+for i = 4, 8 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+"""
+
+# KEYS: the technician's sessions. ARGV: cuid, limit, session key prefix. Returns key, data,
+# version, saved time for each, newest first; entries whose session Redis already expired (or
+# that a later save gave another technician) leave the index, and the next ones are read.
+_SESSIONS_OF = """
+local limit = tonumber(ARGV[2])
+local found, kept = {}, 0
+while kept < limit do
+    local members = redis.call('ZREVRANGE', KEYS[1], kept, kept + limit - 1, 'WITHSCORES')
+    if #members == 0 then break end
+    for i = 1, #members, 2 do
+        local row = redis.call('HMGET', ARGV[3] .. members[i], 'data', 'version', 'cuid')
+        if row[1] and row[2] and row[3] == ARGV[1] then
+            if kept < limit then
+                table.insert(found, members[i])
+                table.insert(found, row[1])
+                table.insert(found, row[2])
+                table.insert(found, members[i + 1])
+            end
+            kept = kept + 1
+        else
+            redis.call('ZREM', KEYS[1], members[i])
+        end
     end
 end
 return found
@@ -357,6 +412,8 @@ class RedisStore(SessionStore):
         self._sweep_snapshots = client.register_script(_SWEEP_SNAPSHOTS)
         self._scan = client.register_script(_SCAN)
         self._due = client.register_script(_DUE)
+        self._delete = client.register_script(_DELETE)
+        self._sessions_of = client.register_script(_SESSIONS_OF)
 
     async def load(self, key: str) -> StoredSession | None:
         try:
@@ -393,6 +450,7 @@ class RedisStore(SessionStore):
                     k.lock(key),
                     k.recent,
                     k.due,
+                    k.technician(meta.cuid or ""),
                 ],
                 args=[
                     key,
@@ -409,6 +467,8 @@ class RedisStore(SessionStore):
                     snapshot or "",
                     int(SNAPSHOT_GRACE * 1000),
                     "" if meta.remind_at is None else repr(meta.remind_at),
+                    meta.cuid or "",
+                    k.technician(""),
                 ],
             )
         except RedisError as exc:
@@ -434,13 +494,17 @@ class RedisStore(SessionStore):
     async def delete(self, key: str) -> None:
         k = self.keys
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.delete(k.session(key), k.answers(key), k.answer_versions(key))
-                for state in STATES:
-                    pipe.zrem(k.saved(state), key)
-                pipe.zrem(k.recent, key)
-                pipe.zrem(k.due, key)
-                await pipe.execute()
+            await self._delete(
+                keys=[
+                    k.session(key),
+                    k.answers(key),
+                    k.answer_versions(key),
+                    *(k.saved(state) for state in STATES),
+                    k.recent,
+                    k.due,
+                ],
+                args=[key, k.technician("")],
+            )
         except RedisError as exc:
             raise store_error(f"cannot delete session {key!r}", exc) from exc
 
@@ -472,6 +536,20 @@ class RedisStore(SessionStore):
             for i in range(0, len(found), 4)
         ]
 
+    async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        if limit <= 0:
+            return []
+        try:
+            found = await self._sessions_of(
+                keys=[self.keys.technician(cuid)], args=[cuid, limit, self.keys.session("")]
+            )
+        except RedisError as exc:
+            raise store_error("cannot list the sessions of a technician", exc) from exc
+        return [
+            SessionSummary(str(found[i]), str(found[i + 1]), int(found[i + 2]), float(found[i + 3]))
+            for i in range(0, len(found), 4)
+        ]
+
     async def due(self, now: float, *, limit: int = 100) -> list[str]:
         if limit <= 0:
             return []
@@ -498,6 +576,7 @@ class RedisStore(SessionStore):
                             k.session(""),
                             k.answers(""),
                             k.answer_versions(""),
+                            k.technician(""),
                         ],
                     )
                     sessions += int(deleted)
