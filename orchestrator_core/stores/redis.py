@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -90,6 +90,11 @@ def store_error(doing: str, exc: RedisError) -> StoreError:
     return kind(f"{doing}: {exc}")
 
 
+def glob_escape(text: str) -> str:
+    """``text`` as a ``SCAN`` pattern that matches only itself."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def lock_error(doing: str, exc: RedisError) -> LockError:
     """The ``LockError`` for a failed call: ``LockUnavailable`` if Redis could not be reached."""
     kind = LockUnavailable if isinstance(exc, UNREACHABLE) else LockError
@@ -126,6 +131,11 @@ class RedisKeys:
     def due(self) -> str:
         """Session keys scored by when they are due a reminder, for ``due``."""
         return f"{self.prefix}due"
+
+    @property
+    def technicians_indexed(self) -> str:
+        """Set once the sessions saved before ``sessions_of`` existed are in its index."""
+        return f"{self.prefix}cuid-indexed"
 
     def technician(self, cuid: str) -> str:
         """The keys of a technician's sessions scored by the time of their last save, for
@@ -332,6 +342,38 @@ end
 return found
 """
 
+# KEYS: session hashes. ARGV: session key prefix, key prefix of the technicians' sessions.
+# Sessions saved before the index by technician: each gets its CUID from its data ('' if
+# none) and its key in that technician's index, scored by its save; those already with a
+# CUID field (saved since) are left as they are. Returns how many it indexed.
+_INDEX_TECHNICIANS = """
+local indexed = 0
+for _, name in ipairs(KEYS) do
+    if redis.call('TYPE', name).ok == 'hash' then
+        local row = redis.call('HMGET', name, 'data', 'cuid', 'saved')
+        if row[1] and not row[2] then
+            local ok, stored = pcall(cjson.decode, row[1])
+            local cuid = ''
+            if ok and type(stored) == 'table' and type(stored['cuid']) == 'string' then
+                cuid = stored['cuid']
+            end
+            redis.call('HSET', name, 'cuid', cuid)
+            if cuid ~= '' then
+                local index = ARGV[2] .. cuid
+                local key = string.sub(name, #ARGV[1] + 1)
+                redis.call('ZADD', index, tonumber(row[3]) or 0, key)
+                local left = redis.call('PTTL', name)
+                if left > 0 and redis.call('PTTL', index) < left then
+                    redis.call('PEXPIRE', index, left)
+                end
+                indexed = indexed + 1
+            end
+        end
+    end
+end
+return indexed
+"""
+
 # KEYS: due. ARGV: now (s), limit, session key prefix. The keys due, earliest first; entries
 # whose session Redis already expired leave the index.
 _DUE = """
@@ -414,6 +456,8 @@ class RedisStore(SessionStore):
         self._due = client.register_script(_DUE)
         self._delete = client.register_script(_DELETE)
         self._sessions_of = client.register_script(_SESSIONS_OF)
+        self._index_technicians = client.register_script(_INDEX_TECHNICIANS)
+        self._technicians_indexed = False
 
     async def load(self, key: str) -> StoredSession | None:
         try:
@@ -561,9 +605,49 @@ class RedisStore(SessionStore):
             raise store_error("cannot list the sessions due a reminder", exc) from exc
         return [str(key) for key in found]
 
+    async def index_technicians(self) -> int:
+        """Put the sessions saved before ``sessions_of`` existed in its index; how many.
+
+        Done once per installation (``RedisKeys.technicians_indexed`` records it), by the
+        first ``sweep`` of an instance: a ``SCAN`` of the session hashes, a script per
+        batch. Saves meanwhile index themselves, so nothing is missed or undone.
+        """
+        k = self.keys
+        if self._technicians_indexed:
+            return 0
+        indexed = 0
+        try:
+            if await self.client.exists(k.technicians_indexed):
+                self._technicians_indexed = True
+                return 0
+            async for batch in self._session_batches():
+                indexed += int(
+                    await self._index_technicians(
+                        keys=batch, args=[k.session(""), k.technician("")]
+                    )
+                )
+            await self.client.set(k.technicians_indexed, "1")
+        except RedisError as exc:
+            raise store_error("cannot index the sessions by technician", exc) from exc
+        self._technicians_indexed = True
+        if indexed:
+            log.info("indexed %d sessions saved before the index by technician", indexed)
+        return indexed
+
+    async def _session_batches(self) -> AsyncIterator[list[str]]:
+        cursor = 0
+        pattern = glob_escape(self.keys.session("")) + "*"
+        while True:
+            cursor, names = await self.client.scan(cursor, match=pattern, count=SWEEP_BATCH)
+            if names:
+                yield [str(name) for name in names]
+            if int(cursor) == 0:
+                return
+
     async def sweep(self, retention: Retention, now: float) -> Swept:
         k = self.keys
         sessions = snapshots = 0
+        await self.index_technicians()
         try:
             for state in STATES:
                 cutoff = repr(now - retention.ttl(state))

@@ -196,3 +196,41 @@ async def test_the_postgresql_upgrade_fills_in_the_technicians_of_sessions_saved
             )
             cur = await conn.execute("SELECT key, cuid FROM before_cuid ORDER BY key")
             assert await cur.fetchall() == [("anon", None), ("odd", None), ("old", "AB1234")]
+
+
+async def test_redis_sessions_saved_before_the_index_are_indexed_by_the_first_sweep() -> None:
+    url, keys = redis_url(), RedisKeys(new_prefix())
+    store = RedisStore(connect(url), keys=keys)
+    try:
+        saved = {
+            "first": '{"cuid": "AB1234"}',
+            "second": '{"cuid": "AB1234"}',
+            "anon": '{"cuid": null}',
+            "odd": "not json",
+        }
+        for key, data in saved.items():
+            await store.save(key, data, 0, meta=of("AB1234" if "AB1234" in data else None))
+            await asyncio.sleep(0.01)
+        # As a version before the index left them: no CUID field, no index.
+        for key in saved:
+            await store.client.hdel(keys.session(key), "cuid")
+        await store.client.delete(keys.technician("AB1234"))
+        await store.save("new", '{"cuid": "AB1234"}', 0, meta=of("AB1234"))
+        assert await keys_of(store, "AB1234") == ["new"]
+
+        await store.sweep(Retention(), time.time())
+        assert await keys_of(store, "AB1234") == ["new", "second", "first"]
+        assert await store.client.hget(keys.session("odd"), "cuid") == ""
+        assert await store.client.pttl(keys.technician("AB1234")) > 0
+
+        # Once per installation: another instance's first sweep reads the marker only.
+        await store.client.hdel(keys.session("first"), "cuid")
+        other = RedisStore(connect(url), keys=keys)
+        try:
+            assert await other.index_technicians() == 0
+        finally:
+            await other.aclose()
+        assert await store.client.hget(keys.session("first"), "cuid") is None
+    finally:
+        await store.aclose()
+        delete_prefix(url, keys.prefix)
