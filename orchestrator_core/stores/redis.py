@@ -25,7 +25,8 @@ its save (``recent``, for ``scan``), the sessions due a reminder by when
 (``cuid:<cuid>``, for ``sessions_of``; a save under another CUID moves the key,
 and the set expires with its longest-lived session); reading any of them drops
 the entries of sessions Redis already expired, and ``sweep`` and ``delete`` take
-their keys off all of them. ``RedisNotifier`` tells
+their keys off all of them. Sessions saved before the index by technician
+existed are put in it once, by ``index_technicians`` (an instance's first sweep). ``RedisNotifier`` tells
 every instance which sessions have notices, on the ``notices`` channel.
 
 Keys all come from ``RedisKeys``; several stores (or tests) share one server
