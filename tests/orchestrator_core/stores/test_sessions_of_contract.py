@@ -17,7 +17,7 @@ from orchestrator_core.errors import StaleVersionError
 from orchestrator_core.pg.migrate import MIGRATIONS
 from orchestrator_core.stores import SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention, SessionMeta
-from orchestrator_core.stores.redis import RedisKeys, RedisStore, connect
+from orchestrator_core.stores.redis import RedisKeys, RedisStore, connect, glob_escape
 from tests.orchestrator_core.stores.test_contract import BACKENDS
 from tests.pg_sessions import empty_pool
 from tests.redis_server import delete_prefix, new_prefix, redis_url
@@ -234,3 +234,23 @@ async def test_redis_sessions_saved_before_the_index_are_indexed_by_the_first_sw
     finally:
         await store.aclose()
         delete_prefix(url, keys.prefix)
+
+
+async def test_redis_indexes_only_its_own_sessions_whatever_its_prefix() -> None:
+    url, base = redis_url(), new_prefix()
+    mine, theirs = RedisKeys(base + "[a]*?:"), RedisKeys(base + "a:")
+    store = RedisStore(connect(url), keys=mine)
+    neighbour = RedisStore(connect(url), keys=theirs)
+    try:
+        for each in (store, neighbour):
+            await each.save("k", '{"cuid": "AB1234"}', 0, meta=of("AB1234"))
+            await each.client.hdel(each.keys.session("k"), "cuid")
+            await each.client.delete(each.keys.technician("AB1234"))
+        assert await store.index_technicians() == 1
+        assert await keys_of(store, "AB1234") == ["k"]
+        assert await keys_of(neighbour, "AB1234") == []  # its own first sweep does that
+    finally:
+        async for name in store.client.scan_iter(match=glob_escape(base) + "*"):
+            await store.client.delete(name)
+        await store.aclose()
+        await neighbour.aclose()
