@@ -78,7 +78,7 @@ CREATE INDEX IF NOT EXISTS sessions_cuid ON sessions (cuid, updated_at) WHERE cu
 _ADD_CUID = """
 ALTER TABLE sessions ADD COLUMN cuid TEXT;
 UPDATE sessions SET cuid = json_extract(data, '$.cuid')
-WHERE json_valid(data) AND json_type(data, '$.cuid') = 'text';
+WHERE CASE WHEN json_valid(data) THEN json_type(data, '$.cuid') = 'text' ELSE 0 END;
 """
 
 _EXPIRED = """
