@@ -11,16 +11,20 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from orchestrator_core.errors import StaleVersionError
-from orchestrator_core.pg.migrate import MIGRATIONS
+from orchestrator_core.pg.migrate import migrations, upgrade
+from orchestrator_core.pg.sessions import PostgresPool, PostgresStore
 from orchestrator_core.stores import SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention, SessionMeta
 from orchestrator_core.stores.redis import RedisKeys, RedisStore, connect, glob_escape
 from tests.orchestrator_core.stores.test_contract import BACKENDS
-from tests.pg_sessions import empty_pool
+from tests.orchestrator_core.workorders.backends import empty_postgres_url
 from tests.redis_server import delete_prefix, new_prefix, redis_url
+
+__all__ = ["empty_postgres_url"]
 
 #: More sessions than a scan of the most recent ones (1000) would look through.
 CROWD = 1200
@@ -168,34 +172,43 @@ async def test_redis_forgets_sessions_it_expired_by_itself() -> None:
         delete_prefix(url, keys.prefix)
 
 
-async def test_the_postgresql_upgrade_fills_in_the_technicians_of_sessions_saved_before() -> None:
-    sql = (MIGRATIONS / "006_session_cuid.sql").read_text()
-    rows = [("old", json.dumps({"cuid": "AB1234"})), ("anon", '{"cuid": null}'), ("odd", "?")]
-    async with empty_pool() as pool, pool.connection() as conn:
-        for key, data in rows:
+async def test_the_postgresql_upgrade_fills_in_the_technicians_of_sessions_saved_before(
+    empty_postgres_url: str,
+) -> None:
+    url = empty_postgres_url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for migration in migrations():
+            if migration.version < 6:  # the schema as the version before the index left it
+                await conn.execute(migration.sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        for key, data, saved_at in (
+            ("old", json.dumps({"cuid": "AB1234"}), 1.0),
+            ("anon", '{"cuid": null}', 2.0),
+            ("odd", "not json", 3.0),
+        ):
             await conn.execute(
                 "INSERT INTO sessions (key, data, version, state, saved_at)"
-                " VALUES (%s, %s, 1, 'active', 1.0)",
-                (key, data),
+                " VALUES (%s, %s, 1, 'active', %s)",
+                (key, data, saved_at),
             )
-        # The migration again, on a copy of the table as it was before it.
-        async with conn.transaction():
-            await conn.execute("CREATE TEMP TABLE before_cuid (LIKE sessions) ON COMMIT DROP")
-            await conn.execute("ALTER TABLE before_cuid DROP COLUMN cuid")
-            await conn.execute(
-                "INSERT INTO before_cuid SELECT key, data, version, state,"
-                " plan_digest, saved_at, remind_at FROM sessions"
-            )
-            await conn.execute(
-                sql.replace("ON sessions", "ON before_cuid")
-                .replace("TABLE sessions", "TABLE before_cuid")
-                .replace("UPDATE sessions", "UPDATE before_cuid")
-                .replace("FROM sessions", "FROM before_cuid")
-                .replace("INDEX sessions_cuid", "INDEX before_cuid_cuid")
-                .encode()
-            )
-            cur = await conn.execute("SELECT key, cuid FROM before_cuid ORDER BY key")
-            assert await cur.fetchall() == [("anon", None), ("odd", None), ("old", "AB1234")]
+    assert "006_session_cuid" in await upgrade(url)
+    pool = PostgresPool(url)
+    store = PostgresStore(pool)
+    try:
+        assert [(s.key, s.version) for s in await store.sessions_of("AB1234")] == [("old", 1)]
+        await store.save("old", "{}", 1, meta=of("CD5678"))
+        assert await keys_of(store, "AB1234") == []
+        assert await keys_of(store, "CD5678") == ["old"]
+        assert [s.key for s in await store.scan()] == ["old", "odd", "anon"]  # all kept
+    finally:
+        await store.aclose()
 
 
 async def test_redis_sessions_saved_before_the_index_are_indexed_by_the_first_sweep() -> None:
