@@ -26,8 +26,9 @@ its save (``recent``, for ``scan``), the sessions due a reminder by when
 and the set expires with its longest-lived session); reading any of them drops
 the entries of sessions Redis already expired, and ``sweep`` and ``delete`` take
 their keys off all of them. Sessions saved before the index by technician
-existed are put in it once, by ``index_technicians`` (an instance's first sweep). ``RedisNotifier`` tells
-every instance which sessions have notices, on the ``notices`` channel.
+existed are put in it once, by ``index_technicians`` (an instance's first
+sweep). ``RedisNotifier`` tells every instance which sessions have notices, on
+the ``notices`` channel.
 
 Keys all come from ``RedisKeys``; several stores (or tests) share one server
 under different prefixes. The scripts touch several keys, so the store wants
