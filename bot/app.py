@@ -24,6 +24,7 @@ from bot.settings import Settings, StartupError, slack_warning, source
 from bot.wiring import Services, build, instrument
 from bridges import websocket as ws_bridge
 from bridges.web.chat import mount_chat
+from bridges.web.console import mount_console
 from bridges.websocket import WebsocketLimits
 from orchestrator_core.errors import StoreError, WorkOrderError
 from orchestrator_core.turns import SessionKey
@@ -87,8 +88,6 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="TechAssist", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(ConnectionsPerAddress, limit=settings.max_connections_per_ip)
-    from bridges.web.console import mount_console
-
     mount_console(app, services)  # the dispatcher console: /ops, its API and event stream
 
     @app.get("/healthz")

@@ -25,18 +25,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from bridges.guards import Clock, MessageRate, origin_of, too_deep
 from orchestrator_core.errors import KeyTooLong, TechAssistError
 from orchestrator_core.orchestrator import Orchestrator
 from orchestrator_core.owners import LocalOwners, Owners
@@ -57,8 +56,6 @@ BRIDGE = "websocket"
 PATH = "/start_task"
 #: Frames larger than this are refused by the server (close code 1009).
 MAX_FRAME = 64 * 1024
-#: A JSON frame whose arrays and objects nest deeper than this is refused.
-MAX_DEPTH = 32
 
 FORMAT_HELP = (
     'I could not read that frame. Send JSON like {"type": "message", "data": "your answer"}, '
@@ -77,21 +74,6 @@ def not_yours(bound: str) -> str:
         f"This connection's token is for {bound}, so it cannot act for another technician. "
         "Send your own CUID."
     )
-
-
-def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` in lower case, the default port left out; None if unreadable."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in ("http", "https", "ws", "wss") or not host:
-        return None
-    shown = f"[{host}]" if ":" in host else host
-    default = 443 if scheme in ("https", "wss") else 80
-    return f"{scheme}://{shown}" + (f":{port}" if port is not None and port != default else "")
 
 
 @dataclass(frozen=True)
@@ -163,11 +145,11 @@ class ClientFrame:
 def parse_frame(raw: str) -> ClientFrame | None:
     """Read a client text frame; ``None`` when it cannot be taken as it is.
 
-    That is JSON of the wrong shape, JSON nested deeper than ``MAX_DEPTH``, or
+    That is JSON of the wrong shape, JSON nested deeper than ``guards.MAX_DEPTH``, or
     text that cannot be encoded (a lone surrogate, which a JSON escape such as
     ``"\\ud800"`` produces): the client is told the format and nothing changes.
     """
-    if raw.lstrip()[:1] in ("{", "[") and _too_deep(raw):
+    if raw.lstrip()[:1] in ("{", "[") and too_deep(raw):
         return None
     try:
         frame = json.loads(raw)
@@ -185,24 +167,6 @@ def parse_frame(raw: str) -> ClientFrame | None:
 
 
 # A JSON string; an unclosed one runs to the end, so that nothing backtracks.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def _too_deep(raw: str) -> bool:
-    """Whether the arrays and objects of a JSON text nest deeper than ``MAX_DEPTH``.
-
-    Read before parsing, in one linear pass: ``json.loads`` recurses, so a few
-    kilobytes of ``[`` would otherwise reach the recursion limit.
-    """
-    depth = 0
-    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", raw)):
-        depth += 1 if char in "[{" else -1
-        if depth > MAX_DEPTH:
-            return True
-    return False
-
-
 def _notice(reply: Reply) -> str | None:
     """The kind of message nobody asked for a reply carries (``answer``, ``reminder``…), if any."""
     kind = (reply.data or {}).get("notice")
@@ -557,13 +521,11 @@ async def _idle_close(websocket: WebSocket, seconds: float) -> None:
 #   across its connections; once an address reaches the limit, its attempts are
 #   refused unchecked, after a delay, until its oldest failure is a minute old.
 
-Clock = Callable[[], float]
 
 WINDOW = 60.0
 """Seconds over which failed identifications are counted."""
 MAX_ADDRESSES = 10_000
 """Addresses whose recent failures are remembered; the least recently failing are dropped."""
-REFUSED_IN_A_ROW = 10
 """Frames over the rate, one after another, after which a connection is closed (1008)."""
 
 
@@ -579,35 +541,6 @@ class WebsocketLimits:
     """Failed identifications from one client address per minute."""
     refusal_delay: float = 1.0
     """Seconds an address over its identification limit waits for each refusal."""
-
-
-class MessageRate:
-    """A token bucket of ``per_minute`` frames, refilled continuously."""
-
-    def __init__(self, per_minute: int, clock: Clock = time.monotonic) -> None:
-        self.capacity = float(per_minute)
-        self.per_second = per_minute / 60.0
-        self.tokens = self.capacity
-        self.clock = clock
-        self.at = clock()
-        self.refused_in_a_row = 0
-
-    def take(self) -> bool:
-        """Whether one more frame may be read now; counts the refusals in a row."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.per_second)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            self.refused_in_a_row = 0
-            return True
-        self.refused_in_a_row += 1
-        return False
-
-    @property
-    def abused(self) -> bool:
-        """The client kept sending after being told to slow down."""
-        return self.refused_in_a_row >= REFUSED_IN_A_ROW
 
 
 class IdentifyFailures:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +73,9 @@ class Escalation:
     outcome: str | None
     step_id: str | None = None
     reason: str = ""
+    sent_to: str | None = None
+    """Only on what ``answer`` returns: the session key of the conversation the answer went
+    to (the technician's most recently active one), for the console to show."""
 
     def as_dict(self) -> dict[str, Any]:
         """As JSON-ready data."""
@@ -244,7 +247,7 @@ class Dispatch:
         )
         if row is None:
             raise await self._refused(current.id, "answer", operator)
-        return _escalation(row)
+        return replace(_escalation(row), sent_to=sent.as_str())
 
     async def close(self, escalation_id: str, operator: str) -> Escalation:
         """Close an escalation the operator took; a parked order is let go."""

@@ -67,8 +67,6 @@ MAX_RACES = 3
 MAX_TEXT = 8192
 #: Seconds a technician idle mid-order waits for a reminder, unless told otherwise.
 REMINDER_AFTER = 1800.0
-#: Sessions ``notify`` looks through for a technician's most recent one.
-NOTIFY_SCAN = 1000
 #: Notices a session keeps for a technician who does not come back; the oldest go first.
 MAX_OUTBOX = 50
 #: Notices pushed to a session that it keeps, so a page that lost one gets it again.
@@ -472,12 +470,9 @@ class Orchestrator:
                 return SessionKey.from_str(target)
             except ValueError:
                 return None
-        # A CUID: the session its technician last spoke in.
+        # A CUID: of the technician's sessions (the store's index), the one they last spoke in.
         best: tuple[float, str] | None = None
-        mark = json.dumps(target, ensure_ascii=False)  # cheaper than parsing every session
-        for summary in await self.sessions.store.scan(limit=NOTIFY_SCAN):
-            if mark not in summary.data:
-                continue
+        for summary in await self.sessions.store.sessions_of(target):
             try:
                 stored = json.loads(summary.data)
             except ValueError:

@@ -162,6 +162,7 @@ class SessionManager:
                     state=_state(session),
                     plan_digest=session.plan_digest,
                     remind_at=session.remind_at,
+                    cuid=session.cuid,
                 ),
                 lease=lease,
                 snapshot=session.unsaved_snapshot,

@@ -13,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SLACK = {"slack_bolt", "slack_sdk"}
 WEB = {"fastapi", "starlette", "uvicorn", "websockets", "aiohttp"}
+#: Not a bridge: checks the websocket bridges share, importing neither core nor bridge.
+SHARED = "bridges.guards"
 #: The core reports to an Observer; only bot/ turns that into metrics.
 METRICS = {"prometheus_client"}
 
@@ -62,14 +64,16 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", modules("bridges"), ids=lambda p: p.name)
 def test_a_bridge_imports_neither_bot_nor_another_bridge(path: Path) -> None:
-    """bot builds the bridges; a bridge reaches only the core, its own library and, for a
-    bridge that is a package (``bridges/web/``), its own package."""
+    """bot builds the bridges; a bridge reaches only the core, its own library, the checks
+    the websocket bridges share (``bridges/guards.py``) and, for a bridge that is a package
+    (``bridges/web/``), its own package."""
     parts = path.relative_to(ROOT / "bridges").parts
     own = f"bridges.{parts[0]}" if len(parts) > 1 else None
     forbidden = {
         name
         for name in imported_modules(path)
         if name.split(".")[0] in ("bot", "bridges")
+        and name != SHARED
         and not (own is not None and (name == own or name.startswith(own + ".")))
     }
     assert not forbidden, f"{path.relative_to(ROOT)} imports {sorted(forbidden)}"
@@ -92,3 +96,8 @@ def test_plan_models_load_without_the_tool_runtime() -> None:
         "orchestrator_core.simulator",
         "sqlite3",
     }, loaded
+
+
+def test_the_shared_checks_import_no_bridge_and_no_core() -> None:
+    path = ROOT / "bridges" / "guards.py"
+    assert not imported_packages(path) & ({"bot", "bridges", "orchestrator_core"} | WEB | SLACK)

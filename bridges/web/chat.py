@@ -25,10 +25,9 @@ import json
 import logging
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -36,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from bridges.guards import MessageRate, origin_of, too_deep
 from bridges.web import COOKIE, PROTOCOL_VERSION, SIGNIN_PATH, STATIC, WS_PATH
 from orchestrator_core.credentials import DEFAULT_TOKEN_TTL, Credentials
 from orchestrator_core.errors import TechAssistError
@@ -50,8 +50,6 @@ BRIDGE = "web"
 TYPING_AFTER = 0.4
 #: The largest sign-in form body read.
 MAX_FORM = 4096
-#: A JSON frame whose arrays and objects nest deeper than this is refused unparsed.
-MAX_DEPTH = 32
 #: What a client message id looks like.
 MESSAGE_ID = re.compile(r"c-[A-Za-z0-9_-]{1,64}")
 #: What a server id a client may resume from looks like.
@@ -101,7 +99,7 @@ class FrameError(ValueError):
 
 def parse_frame(raw: str | None) -> ClientFrame:
     """Read one client frame; ``FrameError`` says what is wrong with it."""
-    if raw is None or raw.lstrip()[:1] != "{" or _too_deep(raw):
+    if raw is None or raw.lstrip()[:1] != "{" or too_deep(raw):
         raise FrameError(BAD_FRAME)
     try:
         frame = json.loads(raw)
@@ -131,66 +129,9 @@ def parse_frame(raw: str | None) -> ClientFrame:
     return ClientFrame(kind, id=message_id, text=text)
 
 
-# A JSON string; an unclosed one runs to the end, so that nothing backtracks.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def _too_deep(raw: str) -> bool:
-    """Whether a JSON text nests deeper than ``MAX_DEPTH``, read in one linear pass
-    before ``json.loads`` (which recurses) sees it."""
-    depth = 0
-    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", raw)):
-        depth += 1 if char in "[{" else -1
-        if depth > MAX_DEPTH:
-            return True
-    return False
-
-
-def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` in lower case, the default port left out; None if unreadable."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in ("http", "https", "ws", "wss") or not host:
-        return None
-    shown = f"[{host}]" if ":" in host else host
-    default = 443 if scheme in ("https", "wss") else 80
-    return f"{scheme}://{shown}" + (f":{port}" if port is not None and port != default else "")
-
-
 def own_origin(scheme: str, host: str) -> str | None:
     """This server's origin as a browser on ``host`` sees it."""
     return origin_of(f"{'https' if scheme in ('https', 'wss') else 'http'}://{host}")
-
-
-class Rate:
-    """A token bucket of ``per_minute`` frames; ``abused`` after 10 refusals in a row."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.per_second = per_minute / 60.0
-        self.tokens = self.capacity
-        self.at = time.monotonic()
-        self.refused = 0
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.per_second)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            self.refused = 0
-            return True
-        self.refused += 1
-        return False
-
-    @property
-    def abused(self) -> bool:
-        return self.refused >= 10
 
 
 async def _deny(websocket: WebSocket, status: int, text: str) -> None:
@@ -364,7 +305,7 @@ class WebChatBridge:
         name = page.key.as_str()
         self.pages.setdefault(name, set()).add(page)
         self.open += 1
-        rate = Rate(self.messages_per_minute) if self.messages_per_minute else None
+        rate = MessageRate(self.messages_per_minute) if self.messages_per_minute else None
         try:
             while True:
                 try:

@@ -10,7 +10,8 @@ overwrites an expired row, released and renewed by token; unlike
 while the turn runs. ``PostgresSeen`` records processed ids as unique rows with
 an expiry. All three share one connection pool, opened on first use.
 
-The tables come from ``migrations/002_sessions.sql`` (``techassist db upgrade``).
+The tables come from ``migrations/002_sessions.sql`` (``techassist db upgrade``), with
+the due time of ``005`` and the CUID of ``006``.
 """
 
 from __future__ import annotations
@@ -164,19 +165,20 @@ class PostgresStore(SessionStore):
             if holder is not None and holder[0] != lease.token:
                 lease.lost = True
                 raise LockError(f"the lease on {key!r} was taken over; the save was refused")
-        row = (data, meta.state, meta.plan_digest, meta.remind_at, time.time(), key)
+        row = (data, meta.state, meta.plan_digest, meta.remind_at, meta.cuid, time.time(), key)
         if expected == 0:
             cur = await conn.execute(
-                "INSERT INTO sessions (data, version, state, plan_digest, remind_at, saved_at, key)"
-                " VALUES (%s, 1, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+                "INSERT INTO sessions"
+                " (data, version, state, plan_digest, remind_at, cuid, saved_at, key)"
+                " VALUES (%s, 1, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
                 " RETURNING version",
                 row,
             )
         else:
             cur = await conn.execute(
                 "UPDATE sessions SET data = %s, version = version + 1, state = %s,"
-                " plan_digest = %s, remind_at = %s, saved_at = %s WHERE key = %s AND version = %s"
-                " RETURNING version",
+                " plan_digest = %s, remind_at = %s, cuid = %s, saved_at = %s"
+                " WHERE key = %s AND version = %s RETURNING version",
                 (*row, expected),
             )
         saved = await cur.fetchone()
@@ -252,6 +254,19 @@ class PostgresStore(SessionStore):
                 rows = await cur.fetchall()
         except DB_ERRORS as exc:
             raise store_error("cannot list the sessions", exc) from exc
+        return [SessionSummary(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+
+    async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT key, data, version, saved_at FROM sessions"
+                    " WHERE cuid = %s ORDER BY saved_at DESC LIMIT %s",
+                    (cuid, max(limit, 0)),
+                )
+                rows = await cur.fetchall()
+        except DB_ERRORS as exc:
+            raise store_error("cannot list the sessions of a technician", exc) from exc
         return [SessionSummary(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
 
     async def due(self, now: float, *, limit: int = 100) -> list[str]:

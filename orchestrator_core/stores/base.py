@@ -28,12 +28,15 @@ class SessionMeta:
     ended the conversation) or ``active`` (anything else, including paused).
     ``plan_digest``: the plan snapshot the session refers to, if any.
     ``remind_at``: when the session is due a reminder, if ever (``due``).
+    ``cuid``: the technician the session belongs to, if known (``sessions_of``).
     """
 
     state: SessionState = "active"
     plan_digest: str | None = None
     remind_at: float | None = None
     """When the session is due a reminder (seconds since the epoch), for ``due``."""
+    cuid: str | None = None
+    """The technician's CUID, for ``sessions_of``; ``None`` before they are identified."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,10 @@ class SessionStore(ABC):
     - ``due`` lists the keys whose last save carried a ``meta.remind_at`` at or before
       ``now``, earliest first; it is kept by the save itself (no extra round trip), and
       a deleted or swept session leaves both lists;
+    - ``sessions_of`` lists the sessions whose last save carried ``meta.cuid``, most
+      recently saved first, from an index the save itself keeps: however many other
+      sessions were saved since, a technician's are found; a save with another CUID
+      (or none) moves the session out, and a deleted or swept session leaves it;
     - backend errors surface as ``StoreError``.
 
     Answers and plan snapshots live beside the session rather than in it, so
@@ -183,6 +190,10 @@ class SessionStore(ABC):
     @abstractmethod
     async def due(self, now: float, *, limit: int = 100) -> list[str]:
         """The keys of sessions due a reminder at ``now``, earliest first, at most ``limit``."""
+
+    @abstractmethod
+    async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        """The sessions of the technician ``cuid``, most recently saved first, at most ``limit``."""
 
     async def ping(self) -> None:  # noqa: B027 - optional hook: a memory store is always there
         """Raise ``StoreError`` if the backend cannot be reached."""

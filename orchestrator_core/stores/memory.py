@@ -30,6 +30,8 @@ class MemoryStore(SessionStore):
         self._answers: dict[str, dict[str, tuple[int, str]]] = {}
         # Digest -> (data, when it was last put).
         self._snapshots: dict[str, tuple[str, float]] = {}
+        # CUID -> the keys whose last save carried it.
+        self._by_cuid: dict[str, set[str]] = {}
 
     async def load(self, key: str) -> StoredSession | None:
         return self._rows.get(key)
@@ -51,7 +53,10 @@ class MemoryStore(SessionStore):
             raise StaleVersionError(key, expected_version, actual if current else None)
         version = expected_version + 1
         self._rows[key] = StoredSession(data, version)
+        self._unindex(key)
         self._meta[key] = (meta, time.time())
+        if meta.cuid is not None:
+            self._by_cuid.setdefault(meta.cuid, set()).add(key)
         if snapshot is not None and meta.plan_digest is not None:
             self._put(meta.plan_digest, snapshot)
         if answer is not None:
@@ -66,7 +71,19 @@ class MemoryStore(SessionStore):
         found = self._answers.get(key, {}).get(message_id)
         return found[1] if found else None
 
+    def _unindex(self, key: str) -> None:
+        """Take ``key`` off the index of the CUID its last save carried."""
+        kept = self._meta.get(key)
+        cuid = kept[0].cuid if kept else None
+        if cuid is None:
+            return
+        keys = self._by_cuid.get(cuid, set())
+        keys.discard(key)
+        if not keys:
+            self._by_cuid.pop(cuid, None)
+
     async def delete(self, key: str) -> None:
+        self._unindex(key)
         self._rows.pop(key, None)
         self._meta.pop(key, None)
         self._answers.pop(key, None)
@@ -88,6 +105,14 @@ class MemoryStore(SessionStore):
             SessionSummary(key, self._rows[key].data, self._rows[key].version, saved)
             for key, (_, saved) in newest
         ]
+
+    async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        found = [
+            SessionSummary(key, self._rows[key].data, self._rows[key].version, self._meta[key][1])
+            for key in self._by_cuid.get(cuid, ())
+        ]
+        found.sort(key=lambda summary: summary.saved_at, reverse=True)
+        return found[: max(limit, 0)]
 
     async def due(self, now: float, *, limit: int = 100) -> list[str]:
         due = [

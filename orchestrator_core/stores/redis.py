@@ -19,11 +19,16 @@ still load it. ``sweep`` applies a retention at a given time on top of that,
 through small indexes (sorted sets of save times by state, and of snapshot
 deadlines), and removes index entries Redis already expired.
 
-The same save script keeps two more sorted sets: every session by the time of
-its save (``recent``, for ``scan``) and the sessions due a reminder by when
-(``due``); reading either drops the entries of sessions Redis already expired,
-and ``sweep`` and ``delete`` take their keys off both. ``RedisNotifier`` tells
-every instance which sessions have notices, on the ``notices`` channel.
+The same save script keeps more sorted sets: every session by the time of
+its save (``recent``, for ``scan``), the sessions due a reminder by when
+(``due``), and per technician their sessions by the time of the save
+(``cuid:<cuid>``, for ``sessions_of``; a save under another CUID moves the key,
+and the set expires with its longest-lived session); reading any of them drops
+the entries of sessions Redis already expired, and ``sweep`` and ``delete`` take
+their keys off all of them. Sessions saved before the index by technician
+existed are put in it once, by ``index_technicians`` (an instance's first
+sweep). ``RedisNotifier`` tells every instance which sessions have notices, on
+the ``notices`` channel.
 
 Keys all come from ``RedisKeys``; several stores (or tests) share one server
 under different prefixes. The scripts touch several keys, so the store wants
@@ -35,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -87,6 +92,11 @@ def store_error(doing: str, exc: RedisError) -> StoreError:
     return kind(f"{doing}: {exc}")
 
 
+def glob_escape(text: str) -> str:
+    """``text`` as a ``SCAN`` pattern that matches only itself."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def lock_error(doing: str, exc: RedisError) -> LockError:
     """The ``LockError`` for a failed call: ``LockUnavailable`` if Redis could not be reached."""
     kind = LockUnavailable if isinstance(exc, UNREACHABLE) else LockError
@@ -123,6 +133,16 @@ class RedisKeys:
     def due(self) -> str:
         """Session keys scored by when they are due a reminder, for ``due``."""
         return f"{self.prefix}due"
+
+    @property
+    def technicians_indexed(self) -> str:
+        """Set once the sessions saved before ``sessions_of`` existed are in its index."""
+        return f"{self.prefix}cuid-indexed"
+
+    def technician(self, cuid: str) -> str:
+        """The keys of a technician's sessions scored by the time of their last save, for
+        ``sessions_of``."""
+        return f"{self.prefix}cuid:{cuid}"
 
     @property
     def notices(self) -> str:
@@ -163,10 +183,11 @@ class RedisKeys:
 
 
 # KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
-#       snapshot deadlines, snapshot, lock, recent, due
+#       snapshot deadlines, snapshot, lock, recent, due, the technician's sessions
 # ARGV: session key, data, expected version, state, digest ('' for none), now (s),
 #       ttl (ms), message id ('' for none), replies, answers kept, lease token ('' for none),
-#       snapshot data ('' for none), snapshot grace (ms), remind at (s, '' for none)
+#       snapshot data ('' for none), snapshot grace (ms), remind at (s, '' for none),
+#       cuid ('' for none), key prefix of the technicians' sessions
 # Returns {1, new version, lease released (0/1)}, {0, stored version or -1} when stale,
 # or {2, holder} when another holder has the lease.
 _SAVE = """
@@ -182,8 +203,16 @@ if actual ~= tonumber(ARGV[3]) then
 end
 local version = actual + 1
 local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local was = redis.call('HGET', KEYS[1], 'cuid')
+if was and was ~= '' and was ~= ARGV[15] then
+    redis.call('ZREM', ARGV[16] .. was, ARGV[1])
+end
 redis.call('HSET', KEYS[1], 'data', ARGV[2], 'version', version, 'state', ARGV[4],
-    'digest', ARGV[5], 'saved', ARGV[6])
+    'digest', ARGV[5], 'saved', ARGV[6], 'cuid', ARGV[15])
+if ARGV[15] ~= '' then
+    redis.call('ZADD', KEYS[12], now, ARGV[1])
+    if redis.call('PTTL', KEYS[12]) < ttl then redis.call('PEXPIRE', KEYS[12], ttl) end
+end
 redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 local index = ({unidentified = 4, active = 5, ended = 6})[ARGV[4]] or 5
@@ -232,11 +261,13 @@ redis.call('ZADD', KEYS[2], 'GT', tonumber(ARGV[3]) + grace / 1000, ARGV[1])
 """
 
 # KEYS: saved:<state>, recent, due. ARGV: cutoff (s), batch, key prefix of sessions, answers,
-# versions. Returns {entries looked at, sessions deleted}.
+# versions, technicians' sessions. Returns {entries looked at, sessions deleted}.
 _SWEEP_SESSIONS = """
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local deleted = 0
 for _, key in ipairs(members) do
+    local cuid = redis.call('HGET', ARGV[3] .. key, 'cuid')
+    if cuid and cuid ~= '' then redis.call('ZREM', ARGV[6] .. cuid, key) end
     deleted = deleted + redis.call('DEL', ARGV[3] .. key)
     redis.call('DEL', ARGV[4] .. key, ARGV[5] .. key)
     redis.call('ZREM', KEYS[1], key)
@@ -275,6 +306,74 @@ for i = 1, #members, 2 do
     end
 end
 return found
+"""
+
+# KEYS: session, answers, answer versions, saved:unidentified, saved:active, saved:ended,
+#       recent, due. ARGV: session key, key prefix of the technicians' sessions.
+_DELETE = """
+local cuid = redis.call('HGET', KEYS[1], 'cuid')
+if cuid and cuid ~= '' then redis.call('ZREM', ARGV[2] .. cuid, ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+for i = 4, 8 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+"""
+
+# KEYS: the technician's sessions. ARGV: cuid, limit, session key prefix. Returns key, data,
+# version, saved time for each, newest first; entries whose session Redis already expired (or
+# that a later save gave another technician) leave the index, and the next ones are read.
+_SESSIONS_OF = """
+local limit = tonumber(ARGV[2])
+local found, kept = {}, 0
+while kept < limit do
+    local members = redis.call('ZREVRANGE', KEYS[1], kept, kept + limit - 1, 'WITHSCORES')
+    if #members == 0 then break end
+    for i = 1, #members, 2 do
+        local row = redis.call('HMGET', ARGV[3] .. members[i], 'data', 'version', 'cuid')
+        if row[1] and row[2] and row[3] == ARGV[1] then
+            if kept < limit then
+                table.insert(found, members[i])
+                table.insert(found, row[1])
+                table.insert(found, row[2])
+                table.insert(found, members[i + 1])
+            end
+            kept = kept + 1
+        else
+            redis.call('ZREM', KEYS[1], members[i])
+        end
+    end
+end
+return found
+"""
+
+# KEYS: session hashes. ARGV: session key prefix, key prefix of the technicians' sessions.
+# Sessions saved before the index by technician: each gets its CUID from its data ('' if
+# none) and its key in that technician's index, scored by its save; those already with a
+# CUID field (saved since) are left as they are. Returns how many it indexed.
+_INDEX_TECHNICIANS = """
+local indexed = 0
+for _, name in ipairs(KEYS) do
+    if redis.call('TYPE', name).ok == 'hash' then
+        local row = redis.call('HMGET', name, 'data', 'cuid', 'saved')
+        if row[1] and not row[2] then
+            local ok, stored = pcall(cjson.decode, row[1])
+            local cuid = ''
+            if ok and type(stored) == 'table' and type(stored['cuid']) == 'string' then
+                cuid = stored['cuid']
+            end
+            redis.call('HSET', name, 'cuid', cuid)
+            if cuid ~= '' then
+                local index = ARGV[2] .. cuid
+                local key = string.sub(name, #ARGV[1] + 1)
+                redis.call('ZADD', index, tonumber(row[3]) or 0, key)
+                local left = redis.call('PTTL', name)
+                if left > 0 and redis.call('PTTL', index) < left then
+                    redis.call('PEXPIRE', index, left)
+                end
+                indexed = indexed + 1
+            end
+        end
+    end
+end
+return indexed
 """
 
 # KEYS: due. ARGV: now (s), limit, session key prefix. The keys due, earliest first; entries
@@ -357,6 +456,10 @@ class RedisStore(SessionStore):
         self._sweep_snapshots = client.register_script(_SWEEP_SNAPSHOTS)
         self._scan = client.register_script(_SCAN)
         self._due = client.register_script(_DUE)
+        self._delete = client.register_script(_DELETE)
+        self._sessions_of = client.register_script(_SESSIONS_OF)
+        self._index_technicians = client.register_script(_INDEX_TECHNICIANS)
+        self._technicians_indexed = False
 
     async def load(self, key: str) -> StoredSession | None:
         try:
@@ -393,6 +496,7 @@ class RedisStore(SessionStore):
                     k.lock(key),
                     k.recent,
                     k.due,
+                    k.technician(meta.cuid or ""),
                 ],
                 args=[
                     key,
@@ -409,6 +513,8 @@ class RedisStore(SessionStore):
                     snapshot or "",
                     int(SNAPSHOT_GRACE * 1000),
                     "" if meta.remind_at is None else repr(meta.remind_at),
+                    meta.cuid or "",
+                    k.technician(""),
                 ],
             )
         except RedisError as exc:
@@ -434,13 +540,17 @@ class RedisStore(SessionStore):
     async def delete(self, key: str) -> None:
         k = self.keys
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.delete(k.session(key), k.answers(key), k.answer_versions(key))
-                for state in STATES:
-                    pipe.zrem(k.saved(state), key)
-                pipe.zrem(k.recent, key)
-                pipe.zrem(k.due, key)
-                await pipe.execute()
+            await self._delete(
+                keys=[
+                    k.session(key),
+                    k.answers(key),
+                    k.answer_versions(key),
+                    *(k.saved(state) for state in STATES),
+                    k.recent,
+                    k.due,
+                ],
+                args=[key, k.technician("")],
+            )
         except RedisError as exc:
             raise store_error(f"cannot delete session {key!r}", exc) from exc
 
@@ -472,6 +582,20 @@ class RedisStore(SessionStore):
             for i in range(0, len(found), 4)
         ]
 
+    async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        if limit <= 0:
+            return []
+        try:
+            found = await self._sessions_of(
+                keys=[self.keys.technician(cuid)], args=[cuid, limit, self.keys.session("")]
+            )
+        except RedisError as exc:
+            raise store_error("cannot list the sessions of a technician", exc) from exc
+        return [
+            SessionSummary(str(found[i]), str(found[i + 1]), int(found[i + 2]), float(found[i + 3]))
+            for i in range(0, len(found), 4)
+        ]
+
     async def due(self, now: float, *, limit: int = 100) -> list[str]:
         if limit <= 0:
             return []
@@ -483,9 +607,49 @@ class RedisStore(SessionStore):
             raise store_error("cannot list the sessions due a reminder", exc) from exc
         return [str(key) for key in found]
 
+    async def index_technicians(self) -> int:
+        """Put the sessions saved before ``sessions_of`` existed in its index; how many.
+
+        Done once per installation (``RedisKeys.technicians_indexed`` records it), by the
+        first ``sweep`` of an instance: a ``SCAN`` of the session hashes, a script per
+        batch. Saves meanwhile index themselves, so nothing is missed or undone.
+        """
+        k = self.keys
+        if self._technicians_indexed:
+            return 0
+        indexed = 0
+        try:
+            if await self.client.exists(k.technicians_indexed):
+                self._technicians_indexed = True
+                return 0
+            async for batch in self._session_batches():
+                indexed += int(
+                    await self._index_technicians(
+                        keys=batch, args=[k.session(""), k.technician("")]
+                    )
+                )
+            await self.client.set(k.technicians_indexed, "1")
+        except RedisError as exc:
+            raise store_error("cannot index the sessions by technician", exc) from exc
+        self._technicians_indexed = True
+        if indexed:
+            log.info("indexed %d sessions saved before the index by technician", indexed)
+        return indexed
+
+    async def _session_batches(self) -> AsyncIterator[list[str]]:
+        cursor = 0
+        pattern = glob_escape(self.keys.session("")) + "*"
+        while True:
+            cursor, names = await self.client.scan(cursor, match=pattern, count=SWEEP_BATCH)
+            if names:
+                yield [str(name) for name in names]
+            if int(cursor) == 0:
+                return
+
     async def sweep(self, retention: Retention, now: float) -> Swept:
         k = self.keys
         sessions = snapshots = 0
+        await self.index_technicians()
         try:
             for state in STATES:
                 cutoff = repr(now - retention.ttl(state))
@@ -498,6 +662,7 @@ class RedisStore(SessionStore):
                             k.session(""),
                             k.answers(""),
                             k.answer_versions(""),
+                            k.technician(""),
                         ],
                     )
                     sessions += int(deleted)

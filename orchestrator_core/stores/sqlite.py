@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at REAL NOT NULL,
     state      TEXT NOT NULL DEFAULT 'active',
     plan_digest TEXT,
-    remind_at  REAL
+    remind_at  REAL,
+    cuid       TEXT
 );
 CREATE TABLE IF NOT EXISTS answers (
     key        TEXT NOT NULL,
@@ -70,6 +71,14 @@ WHERE json_valid(data);
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS sessions_recent ON sessions (updated_at);
 CREATE INDEX IF NOT EXISTS sessions_due ON sessions (remind_at) WHERE remind_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sessions_cuid ON sessions (cuid, updated_at) WHERE cuid IS NOT NULL;
+"""
+
+# Sessions saved before the index by technician: the column, filled from their data.
+_ADD_CUID = """
+ALTER TABLE sessions ADD COLUMN cuid TEXT;
+UPDATE sessions SET cuid = json_extract(data, '$.cuid')
+WHERE CASE WHEN json_valid(data) THEN json_type(data, '$.cuid') = 'text' ELSE 0 END;
 """
 
 _EXPIRED = """
@@ -94,10 +103,29 @@ class SqliteStore(SessionStore):
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
             if "remind_at" not in columns:
                 self._db.execute("ALTER TABLE sessions ADD COLUMN remind_at REAL")
+            if "cuid" not in columns:
+                self._add_cuid()
             self._db.executescript(_INDEXES)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open session store {path}: {exc}") from exc
         self._checkpointer = WalCheckpointer(path)
+
+    def _add_cuid(self) -> None:
+        """Give a file from before the index by technician its column, filled in once; under
+        a write lock, so two processes opening the same old file add it once."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+            if "cuid" not in columns:
+                for statement in _ADD_CUID.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     async def load(self, key: str) -> StoredSession | None:
         try:
@@ -128,14 +156,22 @@ class SqliteStore(SessionStore):
             if expected_version == 0:
                 cur = db.execute(
                     "INSERT INTO sessions"
-                    " (key, version, data, updated_at, state, plan_digest, remind_at)"
-                    " VALUES (?, 1, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                    (key, data, time.time(), meta.state, meta.plan_digest, meta.remind_at),
+                    " (key, version, data, updated_at, state, plan_digest, remind_at, cuid)"
+                    " VALUES (?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                    (
+                        key,
+                        data,
+                        time.time(),
+                        meta.state,
+                        meta.plan_digest,
+                        meta.remind_at,
+                        meta.cuid,
+                    ),
                 )
             else:
                 cur = db.execute(
                     "UPDATE sessions SET version = ?, data = ?, updated_at = ?, state = ?,"
-                    " plan_digest = ?, remind_at = ? WHERE key = ? AND version = ?",
+                    " plan_digest = ?, remind_at = ?, cuid = ? WHERE key = ? AND version = ?",
                     (
                         new_version,
                         data,
@@ -143,6 +179,7 @@ class SqliteStore(SessionStore):
                         meta.state,
                         meta.plan_digest,
                         meta.remind_at,
+                        meta.cuid,
                         key,
                         expected_version,
                     ),
@@ -228,6 +265,17 @@ class SqliteStore(SessionStore):
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot list the sessions of {self.path}: {exc}") from exc
+        return [SessionSummary(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        try:
+            rows = self._db.execute(
+                "SELECT key, data, version, updated_at FROM sessions"
+                " WHERE cuid = ? ORDER BY updated_at DESC LIMIT ?",
+                (cuid, max(limit, 0)),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot list the sessions of a technician: {exc}") from exc
         return [SessionSummary(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def due(self, now: float, *, limit: int = 100) -> list[str]:

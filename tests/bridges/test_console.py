@@ -336,6 +336,7 @@ async def test_an_answer_reaches_a_legacy_technician_in_the_next_reply(
         )
         assert answered.status_code == 200, answered.text
         assert answered.json()["status"] == "answered"
+        assert answered.json()["sent_to"] == "techassist:websocket:::AB1234"
         frame = await technician.say("status")
         assert frame["message"].startswith(
             f"From the dispatcher ({OPERATOR}) about ORD-1003: Use the spare ONT from the van."

@@ -124,6 +124,7 @@ async def test_take_answer_and_hand_back_resume_the_order_at_the_same_step(
     assert taken.status == "taken" and taken.operator == "ana"
     answered = await dispatch.answer(escalation.id, "ana", "The customer's router is upstairs.")
     assert answered.status == "answered" and answered.answer is not None
+    assert answered.sent_to == chat.key.as_str()
 
     # The answer comes first in the technician's next turn.
     menu = await chat.say("status")
@@ -490,3 +491,21 @@ async def test_a_postgres_database_from_before_keeps_its_escalations_readable(
         assert not await operators.verify("ana", "another password")
     finally:
         await db.aclose()
+
+
+async def test_an_answer_goes_to_the_conversation_the_technician_last_used(
+    make_services: ServicesFactory,
+) -> None:
+    """The technician escalated in one conversation, then spoke in another (the web chat
+    on their phone, say): the answer reaches the latter, and the dispatcher is told which."""
+    services = await make_services()
+    chat, escalation = await escalated_at_wifi(services)
+    phone = MemoryBridge(services.orchestrator, "AB1234", bridge="web")
+    await phone.say("AB1234")
+    await services.dispatch.take(escalation.id, "ana")
+    answered = await services.dispatch.answer(escalation.id, "ana", "Use the side door.")
+    assert answered.sent_to == phone.key.as_str() != chat.key.as_str()
+    assert said(await phone.say("status")).startswith(
+        f"From the dispatcher (ana) about {ORDER}: Use the side door."
+    )
+    assert "Use the side door" not in said(await chat.say("status"))

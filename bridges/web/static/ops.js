@@ -215,13 +215,21 @@ function say(text) {
   $('#escalation-message').textContent = text;
 }
 
+// Where an answer went: the technician's most recently active conversation.
+function answerSent(e) {
+  const bridge = (e.sent_to || '').split(':')[1];
+  return bridge
+    ? `Answer sent to ${e.cuid} in their ${bridge} conversation (the one they last used).`
+    : 'Answer sent to the technician.';
+}
+
 async function act(name, body, done) {
   if (!selected) return;
   say('Working…');
   try {
     const e = await api(`/ops/api/escalations/${encodeURIComponent(selected)}/${name}`, body || {});
     replaceEscalation(e);
-    say(done);
+    say(typeof done === 'function' ? done(e) : done);
     return true;
   } catch (error) {
     say(error.message);
@@ -308,7 +316,7 @@ function start() {
       say('Write an answer first.');
       return;
     }
-    if (await act('answer', { text }, 'Answer sent to the technician.')) $('#answer').value = '';
+    if (await act('answer', { text }, answerSent)) $('#answer').value = '';
   });
   $('#cancel-form').addEventListener('submit', async (event) => {
     event.preventDefault();
