@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,18 @@ import pytest
 
 from bot.settings import Settings
 from bot.wiring import Services, build
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the commands the tests start, as it reaches them in a terminal.
+
+    A suite started in the background of a non-interactive shell (``make test &``)
+    inherits SIGINT ignored, and so would every command it starts: the tests that
+    press Ctrl-C would then wait in vain. Python's own handler is not inherited
+    across ``exec``, so the commands start with the default again.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
