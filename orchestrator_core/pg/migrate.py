@@ -56,8 +56,9 @@ async def current(conn: psycopg.AsyncConnection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-async def upgrade(conninfo: str) -> list[str]:
-    """Apply every migration the database lacks; the names of those applied."""
+async def upgrade(conninfo: str, to: int | None = None) -> list[str]:
+    """Apply every migration the database lacks, up to version ``to`` (all of them by
+    default); the names of those applied."""
     applied: list[str] = []
     try:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
@@ -72,6 +73,8 @@ async def upgrade(conninfo: str) -> list[str]:
                 for migration in migrations():
                     if migration.version <= at:
                         continue
+                    if to is not None and migration.version > to:
+                        break
                     async with conn.transaction():
                         await conn.execute(migration.sql.encode())
                         await conn.execute(

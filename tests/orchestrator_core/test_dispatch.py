@@ -455,22 +455,12 @@ async def test_a_postgres_database_from_before_keeps_its_escalations_readable(
     import psycopg
 
     from orchestrator_core.operators import Operators
-    from orchestrator_core.pg.migrate import migrations, upgrade
+    from orchestrator_core.pg.migrate import upgrade
     from orchestrator_core.pg.workorders import PostgresWorkOrders
 
     url = empty_postgres_url
+    await upgrade(url, to=3)  # the schema as the version before the queue left it
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for migration in migrations():
-            if migration.version < 4:  # the schema as the version before the queue left it
-                await conn.execute(migration.sql.encode())
-                await conn.execute(
-                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
         await conn.execute(
             "INSERT INTO escalations (cuid_key, cuid, order_id, kind, reason, created_at)"
             " VALUES ('ab1234', 'AB1234', 'ORD-1007', 'order', 'old one', now())"

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from orchestrator_core.errors import StaleVersionError
-from orchestrator_core.pg.migrate import migrations, upgrade
+from orchestrator_core.pg.migrate import upgrade
 from orchestrator_core.pg.sessions import PostgresPool, PostgresStore
 from orchestrator_core.stores import SessionStore, SqliteStore
 from orchestrator_core.stores.base import Retention, SessionMeta
@@ -176,18 +176,8 @@ async def test_the_postgresql_upgrade_fills_in_the_technicians_of_sessions_saved
     empty_postgres_url: str,
 ) -> None:
     url = empty_postgres_url
+    await upgrade(url, to=5)  # the schema as the version before the index left it
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for migration in migrations():
-            if migration.version < 6:  # the schema as the version before the index left it
-                await conn.execute(migration.sql.encode())
-                await conn.execute(
-                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
         for key, data, saved_at in (
             ("old", json.dumps({"cuid": "AB1234"}), 1.0),
             ("anon", '{"cuid": null}', 2.0),
