@@ -257,25 +257,24 @@ class SqliteStore(SessionStore):
             raise StoreError(f"cannot delete session {key!r}: {exc}") from exc
 
     async def scan(self, *, limit: int = 1000) -> list[SessionSummary]:
-        try:
-            rows = self._db.execute(
-                "SELECT key, data, version, updated_at FROM sessions"
-                " ORDER BY updated_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot list the sessions of {self.path}: {exc}") from exc
-        return [SessionSummary(row[0], row[1], row[2], row[3]) for row in rows]
+        return self._summaries("", (limit,), f"the sessions of {self.path}")
 
     async def sessions_of(self, cuid: str, *, limit: int = 50) -> list[SessionSummary]:
+        return self._summaries(
+            "WHERE cuid = ?", (cuid, max(limit, 0)), "the sessions of a technician"
+        )
+
+    def _summaries(self, where: str, params: tuple[object, ...], what: str) -> list[SessionSummary]:
+        """The sessions ``where`` selects, most recently saved first (the last parameter is
+        the limit); ``what`` names them in an error."""
         try:
             rows = self._db.execute(
                 "SELECT key, data, version, updated_at FROM sessions"
-                " WHERE cuid = ? ORDER BY updated_at DESC LIMIT ?",
-                (cuid, max(limit, 0)),
+                f" {where} ORDER BY updated_at DESC LIMIT ?",
+                params,
             ).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot list the sessions of a technician: {exc}") from exc
+            raise StoreError(f"cannot list {what}: {exc}") from exc
         return [SessionSummary(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def due(self, now: float, *, limit: int = 100) -> list[str]:
